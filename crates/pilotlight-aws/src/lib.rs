@@ -1,0 +1,25 @@
+//! Everything pilotlight says to AWS goes through this crate.
+//!
+//! - [`sdk`] builds one SDK configuration per region from [`AwsSettings`] (endpoint override for
+//!   the lab or VPC endpoints, static or default-chain credentials, retry mode, timeouts) with an
+//!   explicit rustls HTTP client.
+//! - [`call`] wraps every SDK call: waits on the [`throttle::Throttle`] first, runs the call in a
+//!   span carrying `aws.service`, `aws.operation` and `aws.region`, records [`metrics::AwsMetrics`],
+//!   and turns SDK errors into [`AwsError`]s classified by [`ErrorKind`] from the SDK's error
+//!   metadata.
+//! - [`ec2`] has the two faces of EC2: [`ec2::PrimaryEc2`] exposes only describe calls — there
+//!   is no method on it that could mutate the primary region — and [`ec2::DrEc2`] adds the
+//!   mutations the DR region needs. Deletions take an [`ec2::Owned`] id, which can only be made
+//!   from a resource carrying pilotlight's ownership tag.
+
+pub mod call;
+pub mod ec2;
+pub mod error;
+pub mod metrics;
+pub mod sdk;
+pub mod tags;
+pub mod throttle;
+
+pub use call::AwsCtx;
+pub use error::{AwsError, ErrorKind};
+pub use sdk::{AwsSettings, Credentials, RetryMode};

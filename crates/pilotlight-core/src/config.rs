@@ -1,0 +1,561 @@
+//! pilotlight's configuration (SPEC P5): the typed [`Config`], its defaults, the commented
+//! default file ([`Config::default_toml`]) and [`Config::from_sources`], which layers
+//! defaults < file < environment < command line and reports every problem at once as
+//! [`ConfigErrors`] (the binary exits 64 on them). Pure: the binary reads the file and the
+//! environment and passes text and a map in. Secrets are never held here, only the paths of the
+//! files that hold them; `Debug` and `Serialize` redact the password of `store.url`.
+//! The doc comment of every field is the text of its row in `docs/config.md`.
+
+mod load;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::secret::redact_url;
+
+/// The whole daemon configuration. Obtain a validated one with [`Config::from_sources`]; the
+/// `Deserialize` impls exist for that loader and do not validate on their own.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Primary and DR regions and the availability-zone map.
+    pub regions: RegionsConfig,
+    /// How the AWS SDK clients are built (endpoint, credentials, retries, timeouts).
+    pub aws: AwsConfig,
+    /// The state store (SQLite or PostgreSQL).
+    pub store: StoreConfig,
+    /// The admin API and the metrics listener.
+    pub api: ApiConfig,
+    /// The pilot-light reconcile loop.
+    pub reconcile: ReconcileConfig,
+    /// The network mirror (SPEC R1).
+    pub network: NetworkConfig,
+    /// Recovery tiers and their RPO targets.
+    pub tiers: TiersConfig,
+    /// Overrides of the AWS API token buckets (SPEC D8).
+    pub throttle: ThrottleConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Process-level settings: data directory, shutdown and leader lease.
+    pub daemon: DaemonConfig,
+}
+
+impl Config {
+    /// Builds the configuration from, in increasing precedence: the defaults, the TOML text of
+    /// the config `file`, the process environment `env` and the command-line overrides `cli`.
+    ///
+    /// Only environment variables named `PILOTLIGHT_<SECTION>__<KEY>` (a double underscore
+    /// between path segments, case-insensitive, e.g. `PILOTLIGHT_API__METRICS_LISTEN`) are
+    /// overrides; `PILOTLIGHT_*` names without a double underscore are ignored, and every other
+    /// name too. `cli` holds `path=value` overrides (`api.listen=0.0.0.0:8080`; the path is a
+    /// TOML dotted key). Environment and command-line values are read as TOML values when they
+    /// parse as one (numbers, booleans, arrays, inline tables, quoted strings), else as plain
+    /// strings; a value that parses as a non-string where a string is expected is taken as the
+    /// string it was written as. Tables merge key by key across layers; anything else replaces.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigErrors`] with every problem found: a TOML syntax error in the file alone, or else
+    /// all unknown keys, all values of the wrong type and all failed validation rules, each
+    /// with its dotted path and the source of the offending value.
+    pub fn from_sources(
+        file: Option<&str>,
+        env: &BTreeMap<String, String>,
+        cli: &[String],
+    ) -> Result<Config, ConfigErrors> {
+        load::load(file, env, cli)
+    }
+
+    /// The complete, commented default configuration (what `pilotlight config default`
+    /// prints): every section and key with its default value and a one-line explanation.
+    /// It parses to exactly `Config::default()`.
+    pub fn default_toml() -> &'static str {
+        include_str!("config/default.toml")
+    }
+
+    /// The store URL to connect to: `store.url` if set, else the embedded SQLite database
+    /// `sqlite://<daemon.data_dir>/pilotlight.db`. When `store.url_file` is set the binary reads
+    /// the URL from that file instead and this value is not used.
+    pub fn store_url(&self) -> String {
+        match &self.store.url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}",
+                self.daemon.data_dir.join("pilotlight.db").display()
+            ),
+        }
+    }
+}
+
+/// `[regions]`: where the estate lives and where its pilot light burns.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegionsConfig {
+    /// The primary region. pilotlight only ever reads from it.
+    pub primary: String,
+    /// The DR ("pilot light") region, where pilotlight runs, copies to and restores into.
+    /// Must differ from `primary`.
+    pub dr: String,
+    /// Primary availability zone → DR availability zone (`"us-east-1a" = "us-west-2b"`).
+    /// Keys must be zones of the primary region and values zones of the DR region. Zones not
+    /// listed (all of them when empty) are mapped by AZ letter order at run time.
+    pub az_map: BTreeMap<String, String>,
+}
+
+impl Default for RegionsConfig {
+    fn default() -> Self {
+        Self {
+            primary: "us-east-1".to_owned(),
+            dr: "us-west-2".to_owned(),
+            az_map: BTreeMap::new(),
+        }
+    }
+}
+
+/// The AWS SDK's retry mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RetryMode {
+    /// Exponential backoff with jitter and a retry quota.
+    #[default]
+    Standard,
+    /// `standard` plus client-side rate limiting when AWS throttles.
+    Adaptive,
+}
+
+/// `[aws]`: how the SDK clients for both regions are built.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AwsConfig {
+    /// Endpoint for every AWS call instead of AWS's own (the lab, or VPC interface
+    /// endpoints). Must start with `http://` or `https://`. Unset: AWS's regional endpoints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+    /// Address S3 buckets by path (`http://host/bucket`) instead of by virtual host; the lab
+    /// needs it.
+    pub s3_force_path_style: bool,
+    /// File holding a static access key id. Set both this and `secret_access_key_file`, or
+    /// neither (then the SDK's default credential chain is used: environment, profile, IMDS,
+    /// web identity).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key_id_file: Option<PathBuf>,
+    /// File holding the secret access key that goes with `access_key_id_file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_access_key_file: Option<PathBuf>,
+    /// The SDK's retry mode: `"standard"` or `"adaptive"`.
+    pub retry_mode: RetryMode,
+    /// Attempts per AWS call, the first included (1 to 10).
+    pub max_attempts: u32,
+    /// Timeout for establishing a connection to AWS, in seconds (at least 1).
+    pub connect_timeout_secs: u64,
+    /// Timeout for one AWS operation including its retries, in seconds (at least 1).
+    pub operation_timeout_secs: u64,
+}
+
+impl Default for AwsConfig {
+    fn default() -> Self {
+        Self {
+            endpoint_url: None,
+            s3_force_path_style: false,
+            access_key_id_file: None,
+            secret_access_key_file: None,
+            retry_mode: RetryMode::Standard,
+            max_attempts: 3,
+            connect_timeout_secs: 5,
+            operation_timeout_secs: 60,
+        }
+    }
+}
+
+/// `[store]`: the state store. `Debug` and `Serialize` redact the password in `url`.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Store URL: `sqlite:…`, `postgres:…` or `postgresql:…`. Unset (and no `url_file`): the
+    /// embedded SQLite database `sqlite://<daemon.data_dir>/pilotlight.db`. A URL with a
+    /// password belongs in `url_file` instead.
+    #[serde(
+        serialize_with = "serialize_redacted_url",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub url: Option<String>,
+    /// File holding the store URL (a secret when it carries a password). Mutually exclusive
+    /// with `url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url_file: Option<PathBuf>,
+    /// Maximum number of open connections in the pool (at least 1).
+    pub max_connections: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            url_file: None,
+            max_connections: 10,
+        }
+    }
+}
+
+impl fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("url_file", &self.url_file)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+fn serialize_redacted_url<S: Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(url) => s.serialize_some(&redact_url(url)),
+        None => s.serialize_none(),
+    }
+}
+
+/// What an admin API token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read-only calls: status, readiness, plans, runs.
+    Viewer,
+    /// Viewer plus declaring restores and drills.
+    Operator,
+    /// Operator plus approving another principal's restore (two-person rule).
+    Approver,
+}
+
+impl Role {
+    /// The role's name as written in the config (`"viewer"`, `"operator"`, `"approver"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Approver => "approver",
+        }
+    }
+}
+
+/// One `[[api.tokens]]` entry: a named bearer token whose value lives in a file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    /// Principal name, recorded in the audit log. Unique among tokens.
+    pub name: String,
+    /// `"viewer"`, `"operator"` or `"approver"`.
+    pub role: Role,
+    /// File holding the bearer token.
+    pub token_file: PathBuf,
+}
+
+/// `[api]`: the admin API and the Prometheus listener.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address of the admin API (`ip:port`). Loopback by default.
+    pub listen: SocketAddr,
+    /// Address of the Prometheus `/metrics` listener (`ip:port`); must differ from `listen`
+    /// (unless both use port 0).
+    pub metrics_listen: SocketAddr,
+    /// Largest accepted request body, in bytes (at least 1).
+    pub max_body_bytes: u64,
+    /// Time limit for one API request, in seconds (at least 1).
+    pub request_timeout_secs: u64,
+    /// Bearer tokens (`[[api.tokens]]` with `name`, `role`, `token_file`). Empty: no token
+    /// can authenticate, so only unauthenticated endpoints (health, metrics) answer.
+    pub tokens: Vec<ApiToken>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        Self {
+            listen: SocketAddr::new(loopback, 8080),
+            metrics_listen: SocketAddr::new(loopback, 9090),
+            max_body_bytes: 65_536,
+            request_timeout_secs: 30,
+            tokens: Vec::new(),
+        }
+    }
+}
+
+/// `[reconcile]`: the always-on pilot-light loop.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReconcileConfig {
+    /// Period of a reconcile cycle, in seconds (at least 1).
+    pub cycle_secs: u64,
+    /// Reconciles running at once (1 to 64).
+    pub concurrency: usize,
+    /// Upper bound of the error backoff before a failed reconcile is retried, in seconds
+    /// (at least 1).
+    pub max_backoff_secs: u64,
+}
+
+impl Default for ReconcileConfig {
+    fn default() -> Self {
+        Self {
+            cycle_secs: 300,
+            concurrency: 4,
+            max_backoff_secs: 600,
+        }
+    }
+}
+
+/// `[network]`: the network mirror (SPEC R1).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Delete DR subnets (and other mirrored network objects) whose primary counterpart was
+    /// deleted. `false`: report them only.
+    pub prune: bool,
+    /// Mirror the primary region's default VPC too.
+    pub include_default_vpc: bool,
+    /// `"key=value"`: mirror only VPCs carrying that tag. Unset: every non-default VPC.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vpc_tag_selector: Option<String>,
+}
+
+impl NetworkConfig {
+    /// `vpc_tag_selector` split into tag key and value (`None` when unset or malformed; a
+    /// validated config is never malformed).
+    pub fn vpc_tag_filter(&self) -> Option<(&str, &str)> {
+        self.vpc_tag_selector
+            .as_deref()?
+            .split_once('=')
+            .filter(|(key, _)| !key.is_empty())
+    }
+}
+
+/// `[tiers]`: recovery tiers (1 comes back first) and their RPO targets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TiersConfig {
+    /// Tag whose value (1 to 9) gives a primary resource's tier.
+    pub tag_key: String,
+    /// Tier of resources without a valid tier tag (1 to 9); must have an RPO target.
+    pub default_tier: u8,
+    /// Tier → RPO target in seconds (`1 = 3600`). Keys are tiers 1 to 9, values at least 1.
+    /// Entries merge with the defaults (1 = 3600, 2 = 14400, 3 = 86400), tier by tier.
+    #[serde(
+        serialize_with = "serialize_rpo_secs",
+        deserialize_with = "deserialize_rpo_secs"
+    )]
+    pub rpo_secs: BTreeMap<u8, u64>,
+}
+
+impl Default for TiersConfig {
+    fn default() -> Self {
+        Self {
+            tag_key: "dr:tier".to_owned(),
+            default_tier: 3,
+            rpo_secs: BTreeMap::from([(1, 3_600), (2, 14_400), (3, 86_400)]),
+        }
+    }
+}
+
+/// Parses a tier number as written in a table key: exactly one of `"1"` to `"9"`.
+pub fn parse_tier(key: &str) -> Option<u8> {
+    match key.as_bytes() {
+        [digit @ b'1'..=b'9'] => Some(digit - b'0'),
+        _ => None,
+    }
+}
+
+/// Tiers are written as table keys, which TOML requires to be strings.
+fn serialize_rpo_secs<S: Serializer>(rpo: &BTreeMap<u8, u64>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(rpo.iter().map(|(tier, secs)| (tier.to_string(), secs)))
+}
+
+fn deserialize_rpo_secs<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<u8, u64>, D::Error> {
+    let raw = BTreeMap::<String, u64>::deserialize(d)?;
+    raw.into_iter()
+        .map(|(key, secs)| match parse_tier(&key) {
+            Some(tier) => Ok((tier, secs)),
+            None => Err(serde::de::Error::custom(format!(
+                "`{key}` is not a tier: expected 1 to 9"
+            ))),
+        })
+        .collect()
+}
+
+/// The services a `[throttle.overrides]` key may name.
+pub const THROTTLE_SERVICES: [&str; 7] =
+    ["ec2", "rds", "s3", "route53", "elb", "elbv2", "cloudwatch"];
+
+/// Splits a `[throttle.overrides]` key `"service:ActionOrCategory"` into its service (one of
+/// [`THROTTLE_SERVICES`]) and its action or category (letters, digits, `-`, `_`).
+pub fn parse_throttle_key(key: &str) -> Option<(&str, &str)> {
+    let (service, action) = key.split_once(':')?;
+    let action_ok = !action.is_empty()
+        && action
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    (THROTTLE_SERVICES.contains(&service) && action_ok).then_some((service, action))
+}
+
+/// One token bucket override.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleOverride {
+    /// Bucket size: calls that may be made at once after a quiet period (at least 1).
+    pub burst: u32,
+    /// Tokens added per second (greater than 0).
+    pub refill_per_sec: f64,
+}
+
+/// `[throttle]`: adjustments to the token buckets sized from AWS's documented limits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ThrottleConfig {
+    /// Factor by which every AWS limit runs faster (the lab compresses time with it); greater
+    /// than 0. Production: 1.0.
+    pub time_scale: f64,
+    /// `"service:ActionOrCategory"` → `{ burst, refill_per_sec }`, replacing AWS's documented
+    /// bucket for that action or category. Services: ec2, rds, s3, route53, elb, elbv2,
+    /// cloudwatch.
+    pub overrides: BTreeMap<String, ThrottleOverride>,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        Self {
+            time_scale: 1.0,
+            overrides: BTreeMap::new(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`: logging.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `"text"` or `"json"`.
+    pub format: LogFormat,
+    /// Filter in `tracing` EnvFilter syntax: a level (`"info"`) or comma-separated
+    /// `target=level` directives (`"info,pilotlight_aws=debug"`).
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// `[daemon]`: process-level settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Directory for local state (the embedded SQLite store). Not empty.
+    pub data_dir: PathBuf,
+    /// After SIGTERM, how long in-flight AWS mutations may run to a journalled point before
+    /// the daemon exits anyway, in seconds (at least 1).
+    pub shutdown_grace_secs: u64,
+    /// Leader lease lifetime, in seconds (at least 1); a follower takes over within about
+    /// this time after the leader dies.
+    pub lease_ttl_secs: u64,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("/var/lib/pilotlight"),
+            shutdown_grace_secs: 30,
+            lease_ttl_secs: 15,
+        }
+    }
+}
+
+/// Where the value behind a [`ConfigError`] came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The config file (or a default the file did not override).
+    File,
+    /// The environment variable of that name.
+    Env(String),
+    /// A command-line `path=value` override.
+    Cli,
+    /// A rule relating several keys (e.g. `regions.primary` and `regions.dr` must differ).
+    Validation,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::File => f.write_str("config file"),
+            Source::Env(name) => write!(f, "environment variable {name}"),
+            Source::Cli => f.write_str("command line"),
+            Source::Validation => f.write_str("validation"),
+        }
+    }
+}
+
+/// One configuration problem.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted TOML path of the offending key (`api.tokens[0].role`,
+    /// `throttle.overrides."ec2:RunInstances".burst`); empty for a file syntax error.
+    pub path: String,
+    /// Where the offending value came from.
+    pub source_kind: Source,
+    /// What is wrong, without the path or the source. Never contains a secret value.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{} ({})", self.message, self.source_kind)
+        } else {
+            write!(f, "{}: {} ({})", self.path, self.message, self.source_kind)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Every problem found in a configuration; `Display` prints one per line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl ConfigErrors {
+    /// The process exit code for an invalid configuration (`EX_USAGE`).
+    pub const EXIT_CODE: u8 = 64;
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, error) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}

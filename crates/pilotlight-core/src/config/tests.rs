@@ -1,0 +1,920 @@
+//! Tests of `Config::from_sources`: defaults, precedence, every-error-at-once reporting,
+//! environment and command-line overrides, validation rules, redaction, and that the default
+//! file, the example file and docs/config.md agree with the code.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn cli(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| (*a).to_owned()).collect()
+}
+
+fn load(file: &str, env: &BTreeMap<String, String>, args: &[&str]) -> Config {
+    match Config::from_sources(Some(file), env, &cli(args)) {
+        Ok(config) => config,
+        Err(errors) => panic!("unexpected config errors:\n{errors}"),
+    }
+}
+
+fn errors(file: &str, env: &BTreeMap<String, String>, args: &[&str]) -> Vec<ConfigError> {
+    match Config::from_sources(Some(file), env, &cli(args)) {
+        Ok(config) => panic!("expected errors, got {config:?}"),
+        Err(ConfigErrors(errors)) => errors,
+    }
+}
+
+fn file_errors(file: &str) -> Vec<ConfigError> {
+    errors(file, &BTreeMap::new(), &[])
+}
+
+/// The error at `path`, which must be the only one there.
+fn at<'a>(errors: &'a [ConfigError], path: &str) -> &'a ConfigError {
+    let found: Vec<&ConfigError> = errors.iter().filter(|e| e.path == path).collect();
+    match found.as_slice() {
+        [one] => one,
+        _ => panic!("expected one error at `{path}`, got {found:?} in {errors:#?}"),
+    }
+}
+
+fn addr(text: &str) -> SocketAddr {
+    text.parse().expect("test address")
+}
+
+#[test]
+fn no_sources_give_the_defaults() {
+    let config = Config::from_sources(None, &BTreeMap::new(), &[]).expect("defaults are valid");
+    assert_eq!(config, Config::default());
+    assert_eq!(config.regions.primary, "us-east-1");
+    assert_eq!(config.regions.dr, "us-west-2");
+    assert_eq!(config.api.listen, addr("127.0.0.1:8080"));
+    assert_eq!(config.api.metrics_listen, addr("127.0.0.1:9090"));
+    assert_eq!(config.reconcile.cycle_secs, 300);
+    assert_eq!(config.aws.retry_mode, RetryMode::Standard);
+    assert_eq!(
+        config.tiers.rpo_secs,
+        BTreeMap::from([(1, 3600), (2, 14400), (3, 86400)])
+    );
+    assert_eq!(config.throttle.time_scale, 1.0);
+    assert_eq!(config.log.format, LogFormat::Text);
+    assert_eq!(config.daemon.data_dir, PathBuf::from("/var/lib/pilotlight"));
+}
+
+#[test]
+fn default_toml_parses_to_exactly_the_defaults() {
+    let config = load(Config::default_toml(), &BTreeMap::new(), &[]);
+    assert_eq!(config, Config::default());
+}
+
+#[test]
+fn example_config_is_the_default_toml() {
+    let example = include_str!("../../../../deploy/pilotlight.example.toml");
+    assert_eq!(
+        example,
+        Config::default_toml(),
+        "deploy/pilotlight.example.toml must be a byte copy of src/config/default.toml"
+    );
+}
+
+#[test]
+fn precedence_is_defaults_then_file_then_env_then_cli() {
+    let file = "[api]\nlisten = \"127.0.0.1:1001\"\n";
+    let env_set = env(&[("PILOTLIGHT_API__LISTEN", "127.0.0.1:1002")]);
+    let cli_set = ["api.listen=127.0.0.1:1003"];
+    let none = BTreeMap::new();
+
+    let listen = |file: Option<&str>, env: &BTreeMap<String, String>, args: &[&str]| {
+        Config::from_sources(file, env, &cli(args))
+            .expect("valid")
+            .api
+            .listen
+    };
+    assert_eq!(listen(None, &none, &[]), addr("127.0.0.1:8080"));
+    assert_eq!(listen(Some(file), &none, &[]), addr("127.0.0.1:1001"));
+    assert_eq!(listen(Some(file), &env_set, &[]), addr("127.0.0.1:1002"));
+    assert_eq!(
+        listen(Some(file), &env_set, &cli_set),
+        addr("127.0.0.1:1003")
+    );
+    assert_eq!(listen(None, &env_set, &cli_set), addr("127.0.0.1:1003"));
+    assert_eq!(listen(Some(file), &none, &cli_set), addr("127.0.0.1:1003"));
+    // Later command-line overrides win over earlier ones.
+    let two = ["api.listen=127.0.0.1:1003", "api.listen=127.0.0.1:1004"];
+    assert_eq!(listen(Some(file), &env_set, &two), addr("127.0.0.1:1004"));
+}
+
+#[test]
+fn three_different_errors_in_one_file_are_all_reported() {
+    let errs = file_errors(
+        r#"
+[reconcile]
+cycle_sec = 60          # unknown key
+concurrency = 100       # out of range
+
+[api]
+max_body_bytes = "big"  # wrong type
+"#,
+    );
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    let unknown = at(&errs, "reconcile.cycle_sec");
+    assert!(unknown.message.starts_with("unknown key"), "{unknown}");
+    assert!(unknown.message.contains("`cycle_secs`"), "{unknown}");
+    let range = at(&errs, "reconcile.concurrency");
+    assert!(range.message.contains("between 1 and 64"), "{range}");
+    let bad_type = at(&errs, "api.max_body_bytes");
+    assert!(bad_type.message.contains("invalid type"), "{bad_type}");
+    assert!(errs.iter().all(|e| e.source_kind == Source::File));
+}
+
+#[test]
+fn every_bad_key_of_one_section_is_reported() {
+    let errs = file_errors(
+        r#"
+[aws]
+max_attempts = "three"
+connect_timeout_secs = -1
+retry_mode = "fast"
+s3_force_path_style = "yes"
+endpoint_url = 8080
+"#,
+    );
+    let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "aws.connect_timeout_secs",
+            "aws.endpoint_url",
+            "aws.max_attempts",
+            "aws.retry_mode",
+            "aws.s3_force_path_style",
+        ]
+    );
+    assert!(at(&errs, "aws.retry_mode").message.contains("`adaptive`"));
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_their_path_at_any_depth() {
+    let errs = file_errors(
+        r#"
+[regoins]
+primary = "us-east-1"
+
+[api]
+listn = "127.0.0.1:1"
+
+[[api.tokens]]
+name = "ops"
+role = "operator"
+token_file = "/run/secrets/ops"
+scope = "all"
+
+[throttle.overrides."ec2:RunInstances"]
+brust = 5
+refill_per_sec = 1.0
+"#,
+    );
+    assert_eq!(errs.len(), 5, "{errs:#?}");
+    assert!(at(&errs, "regoins").message.contains("`regions`"));
+    assert!(at(&errs, "api.listn").message.contains("`listen`"));
+    assert!(
+        at(&errs, "api.tokens[0].scope")
+            .message
+            .starts_with("unknown key")
+    );
+    let brust = at(&errs, "throttle.overrides.\"ec2:RunInstances\".brust");
+    assert!(brust.message.contains("`burst`"), "{brust}");
+    // The override lacks its required `burst` too.
+    assert!(
+        at(&errs, "throttle.overrides.\"ec2:RunInstances\".burst")
+            .message
+            .contains("missing")
+    );
+}
+
+#[test]
+fn a_file_syntax_error_is_one_error_with_its_line() {
+    let errs = file_errors("[api]\nlisten = \"127.0.0.1:1\"\nmax_body_bytes = = 3\n[bogus]\n");
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(errs[0].path, "");
+    assert_eq!(errs[0].source_kind, Source::File);
+    assert!(errs[0].message.contains("line 3"), "{}", errs[0]);
+}
+
+#[test]
+fn a_section_that_is_not_a_table_is_reported() {
+    let errs = file_errors("regions = \"us-east-1\"\n");
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(
+        at(&errs, "regions").message,
+        "expected a table, found string"
+    );
+}
+
+#[test]
+fn env_overrides_nested_keys_and_ignores_other_variables() {
+    let vars = env(&[
+        ("PILOTLIGHT_API__METRICS_LISTEN", "0.0.0.0:9100"),
+        ("pilotlight_regions__dr", "eu-west-1"),
+        ("PILOTLIGHT_RECONCILE__CONCURRENCY", "8"),
+        ("PILOTLIGHT_NETWORK__PRUNE", "true"),
+        ("PILOTLIGHT_TIERS__RPO_SECS__2", "7200"),
+        ("PILOTLIGHT_CONFIG", "/etc/pilotlight.toml"),
+        ("PILOTLIGHT_LOG", "whatever"),
+        ("HOME", "/root"),
+        ("API__LISTEN", "nonsense"),
+    ]);
+    let config = load("[tiers.rpo_secs]\n1 = 600\n", &vars, &[]);
+    assert_eq!(config.api.metrics_listen, addr("0.0.0.0:9100"));
+    assert_eq!(config.regions.dr, "eu-west-1");
+    assert_eq!(config.reconcile.concurrency, 8);
+    assert!(config.network.prune);
+    // Tables merge entry by entry: the file's tier 1, the env's tier 2, the default tier 3.
+    assert_eq!(
+        config.tiers.rpo_secs,
+        BTreeMap::from([(1, 600), (2, 7200), (3, 86400)])
+    );
+    assert_eq!(config.api.listen, ApiConfig::default().listen);
+}
+
+#[test]
+fn a_bad_env_value_is_reported_naming_the_variable() {
+    let var = "PILOTLIGHT_RECONCILE__CONCURRENCY";
+    let errs = errors("", &env(&[(var, "lots")]), &[]);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    let err = at(&errs, "reconcile.concurrency");
+    assert_eq!(err.source_kind, Source::Env(var.to_owned()));
+    assert!(err.to_string().contains(var), "{err}");
+    assert!(err.message.contains("invalid type"), "{err}");
+
+    // A well-typed value that breaks a rule names the variable too.
+    let errs = errors("[reconcile]\nconcurrency = 8\n", &env(&[(var, "65")]), &[]);
+    assert_eq!(
+        at(&errs, "reconcile.concurrency").source_kind,
+        Source::Env(var.to_owned())
+    );
+}
+
+#[test]
+fn env_unknown_keys_and_sections_name_the_variable() {
+    let errs = errors(
+        "",
+        &env(&[
+            ("PILOTLIGHT_API__LISTN", "127.0.0.1:1"),
+            ("PILOTLIGHT_BOGUS__KEY", "1"),
+            ("PILOTLIGHT_API____LISTEN", "127.0.0.1:1"),
+        ]),
+        &[],
+    );
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert_eq!(
+        at(&errs, "api.listn").source_kind,
+        Source::Env("PILOTLIGHT_API__LISTN".to_owned())
+    );
+    assert_eq!(
+        at(&errs, "bogus").source_kind,
+        Source::Env("PILOTLIGHT_BOGUS__KEY".to_owned())
+    );
+    assert_eq!(
+        at(&errs, "").source_kind,
+        Source::Env("PILOTLIGHT_API____LISTEN".to_owned())
+    );
+}
+
+#[test]
+fn the_same_key_from_two_spellings_of_a_variable_is_an_error() {
+    let errs = errors(
+        "",
+        &env(&[
+            ("PILOTLIGHT_LOG__LEVEL", "debug"),
+            ("pilotlight_log__level", "info"),
+        ]),
+        &[],
+    );
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    let err = at(&errs, "log.level");
+    assert_eq!(
+        err.source_kind,
+        Source::Env("pilotlight_log__level".to_owned())
+    );
+    assert!(err.message.contains("PILOTLIGHT_LOG__LEVEL"), "{err}");
+}
+
+#[test]
+fn override_values_that_look_like_other_types_stay_strings_where_strings_are_expected() {
+    let config = load(
+        "",
+        &env(&[
+            ("PILOTLIGHT_TIERS__TAG_KEY", "42"),
+            ("PILOTLIGHT_LOG__LEVEL", "\"warn\""),
+        ]),
+        &[
+            "network.vpc_tag_selector=env=prod",
+            "daemon.data_dir=2026-01-01",
+        ],
+    );
+    assert_eq!(config.tiers.tag_key, "42");
+    assert_eq!(config.log.level, "warn");
+    assert_eq!(config.network.vpc_tag_selector.as_deref(), Some("env=prod"));
+    assert_eq!(config.network.vpc_tag_filter(), Some(("env", "prod")));
+    assert_eq!(config.daemon.data_dir, PathBuf::from("2026-01-01"));
+}
+
+#[test]
+fn env_and_cli_take_arrays_and_inline_tables() {
+    let file = r#"
+[throttle.overrides]
+"rds:CopyDBSnapshot" = { burst = 2, refill_per_sec = 0.5 }
+"#;
+    let vars = env(&[
+        (
+            "PILOTLIGHT_THROTTLE__OVERRIDES",
+            r#"{ "ec2:RunInstances" = { burst = 10, refill_per_sec = 2.5 } }"#,
+        ),
+        (
+            "PILOTLIGHT_API__TOKENS",
+            r#"[{ name = "ops", role = "operator", token_file = "/run/ops" }]"#,
+        ),
+        (
+            "PILOTLIGHT_REGIONS__AZ_MAP",
+            r#"{ us-east-1a = "us-west-2c" }"#,
+        ),
+    ]);
+    let config = load(
+        file,
+        &vars,
+        &[r#"throttle.overrides."ec2:RunInstances".burst=7"#],
+    );
+    assert_eq!(
+        config.throttle.overrides,
+        BTreeMap::from([
+            (
+                "ec2:RunInstances".to_owned(),
+                ThrottleOverride {
+                    burst: 7,
+                    refill_per_sec: 2.5
+                }
+            ),
+            (
+                "rds:CopyDBSnapshot".to_owned(),
+                ThrottleOverride {
+                    burst: 2,
+                    refill_per_sec: 0.5
+                }
+            ),
+        ])
+    );
+    assert_eq!(
+        config.api.tokens,
+        [ApiToken {
+            name: "ops".to_owned(),
+            role: Role::Operator,
+            token_file: PathBuf::from("/run/ops"),
+        }]
+    );
+    assert_eq!(
+        config.regions.az_map,
+        BTreeMap::from([("us-east-1a".to_owned(), "us-west-2c".to_owned())])
+    );
+}
+
+#[test]
+fn errors_inside_an_env_table_name_the_variable() {
+    let var = "PILOTLIGHT_THROTTLE__OVERRIDES";
+    let errs = errors(
+        "",
+        &env(&[(
+            var,
+            r#"{ "ec2:RunInstances" = { burst = 0, refill_per_sec = "x" } }"#,
+        )]),
+        &[],
+    );
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    let err = at(
+        &errs,
+        "throttle.overrides.\"ec2:RunInstances\".refill_per_sec",
+    );
+    assert_eq!(err.source_kind, Source::Env(var.to_owned()));
+}
+
+#[test]
+fn malformed_cli_overrides_are_reported_without_echoing_values() {
+    let errs = errors(
+        "",
+        &BTreeMap::new(),
+        &[
+            "hunter2-not-an-override",
+            "api..listen=1",
+            "reconcile.cycle_secs=soon",
+        ],
+    );
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert!(errs.iter().all(|e| e.source_kind == Source::Cli));
+    assert!(errs.iter().all(|e| !e.to_string().contains("hunter2")));
+    assert!(errs[0].message.contains("#1"), "{}", errs[0]);
+    assert!(errs[1].message.contains("#2"), "{}", errs[1]);
+    assert!(
+        at(&errs, "reconcile.cycle_secs")
+            .message
+            .contains("invalid type")
+    );
+}
+
+#[test]
+fn every_validation_rule_reports_at_once() {
+    let file = r#"
+[regions]
+primary = "us-west-2"
+dr = "us-west-2"
+az_map = { "eu-west-1a" = "us-west-2a" }
+
+[aws]
+endpoint_url = "ftp://lab"
+access_key_id_file = "/run/id"
+max_attempts = 11
+connect_timeout_secs = 0
+operation_timeout_secs = 0
+
+[store]
+url = "mysql://root:pw@db/x"
+url_file = "/run/url"
+max_connections = 0
+
+[api]
+listen = "127.0.0.1:7000"
+metrics_listen = "127.0.0.1:7000"
+max_body_bytes = 0
+request_timeout_secs = 0
+tokens = [
+  { name = "a", role = "viewer", token_file = "/t/a" },
+  { name = "a", role = "approver", token_file = "" },
+  { name = "", role = "operator", token_file = "/t/c" },
+]
+
+[reconcile]
+cycle_secs = 0
+concurrency = 0
+max_backoff_secs = 0
+
+[network]
+vpc_tag_selector = "=x"
+
+[tiers]
+tag_key = ""
+default_tier = 5
+rpo_secs = { 1 = 0 }
+
+[throttle]
+time_scale = 0.0
+overrides = { "ec2:RunInstances" = { burst = 0, refill_per_sec = -1.0 } }
+
+[log]
+level = "info,pilotlight=loud"
+
+[daemon]
+data_dir = ""
+shutdown_grace_secs = 0
+lease_ttl_secs = 0
+"#;
+    let errs = file_errors(file);
+    let mut got: Vec<(&str, &Source)> = errs
+        .iter()
+        .map(|e| (e.path.as_str(), &e.source_kind))
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(b.0));
+    let file_src = &Source::File;
+    let rule = &Source::Validation;
+    let mut want = vec![
+        ("regions.dr", rule),
+        ("regions.az_map.eu-west-1a", file_src),
+        ("aws.endpoint_url", file_src),
+        ("aws.secret_access_key_file", rule),
+        ("aws.max_attempts", file_src),
+        ("aws.connect_timeout_secs", file_src),
+        ("aws.operation_timeout_secs", file_src),
+        ("store.url", file_src),
+        ("store.url_file", rule),
+        ("store.max_connections", file_src),
+        ("api.metrics_listen", rule),
+        ("api.max_body_bytes", file_src),
+        ("api.request_timeout_secs", file_src),
+        ("api.tokens[1].name", rule),
+        ("api.tokens[1].token_file", file_src),
+        ("api.tokens[2].name", file_src),
+        ("reconcile.cycle_secs", file_src),
+        ("reconcile.concurrency", file_src),
+        ("reconcile.max_backoff_secs", file_src),
+        ("network.vpc_tag_selector", file_src),
+        ("tiers.tag_key", file_src),
+        ("tiers.default_tier", rule),
+        ("tiers.rpo_secs.1", file_src),
+        ("throttle.time_scale", file_src),
+        ("throttle.overrides.\"ec2:RunInstances\".burst", file_src),
+        (
+            "throttle.overrides.\"ec2:RunInstances\".refill_per_sec",
+            file_src,
+        ),
+        ("log.level", file_src),
+        ("daemon.data_dir", file_src),
+        ("daemon.shutdown_grace_secs", file_src),
+        ("daemon.lease_ttl_secs", file_src),
+    ];
+    want.sort_by(|a, b| a.0.cmp(b.0));
+    assert_eq!(got, want, "{errs:#?}");
+    // No message repeats the store URL (it may carry a password).
+    assert!(
+        errs.iter().all(|e| !e.to_string().contains("pw")),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn rules_relating_keys_skip_values_that_failed_to_load() {
+    // primary fails to load (wrong type) and stands in as the default us-east-1; comparing
+    // that stand-in with dr = us-east-1 must not produce a second, spurious error.
+    let errs = file_errors("[regions]\nprimary = 5\ndr = \"us-east-1\"\n");
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    at(&errs, "regions.primary");
+}
+
+#[test]
+fn az_map_entries_must_belong_to_their_regions() {
+    let errs = file_errors(
+        r#"
+[regions.az_map]
+us-east-1a = "us-west-2b"
+us-east-1b = "eu-west-1a"
+us-east-1 = "us-west-2a"
+"#,
+    );
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(
+        at(&errs, "regions.az_map.us-east-1b")
+            .message
+            .contains("DR region")
+    );
+    assert!(
+        at(&errs, "regions.az_map.us-east-1")
+            .message
+            .contains("primary region")
+    );
+}
+
+#[test]
+fn rpo_keys_must_be_tiers() {
+    let errs = file_errors("[tiers.rpo_secs]\n10 = 60\nx = 60\n01 = 60\n4 = \"soon\"\n");
+    let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "tiers.rpo_secs.01",
+            "tiers.rpo_secs.10",
+            "tiers.rpo_secs.4",
+            "tiers.rpo_secs.x"
+        ]
+    );
+    assert!(at(&errs, "tiers.rpo_secs.x").message.contains("1 to 9"));
+}
+
+#[test]
+fn throttle_override_keys_name_a_known_service() {
+    let errs = file_errors(
+        r#"
+[throttle.overrides]
+"lambda:Invoke" = { burst = 1, refill_per_sec = 1.0 }
+"ec2" = { burst = 1, refill_per_sec = 1.0 }
+"route53:Change Records" = { burst = 1, refill_per_sec = 1.0 }
+"elbv2:Mutating" = { burst = 3, refill_per_sec = 1 }
+"#,
+    );
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    for key in ["\"lambda:Invoke\"", "ec2", "\"route53:Change Records\""] {
+        assert!(
+            at(&errs, &format!("throttle.overrides.{key}"))
+                .message
+                .contains("elbv2")
+        );
+    }
+    assert_eq!(
+        parse_throttle_key("elbv2:Mutating"),
+        Some(("elbv2", "Mutating"))
+    );
+}
+
+#[test]
+fn tokens_need_every_field_and_a_known_role() {
+    let errs = file_errors(
+        r#"
+[[api.tokens]]
+name = "ops"
+role = "admin"
+token_file = "/t/ops"
+
+[[api.tokens]]
+name = "viewer"
+"#,
+    );
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert!(
+        at(&errs, "api.tokens[0].role")
+            .message
+            .contains("`approver`")
+    );
+    assert!(at(&errs, "api.tokens[1].role").message.contains("missing"));
+    assert!(
+        at(&errs, "api.tokens[1].token_file")
+            .message
+            .contains("missing")
+    );
+    let errs = file_errors("[api]\ntokens = { name = \"x\" }\n");
+    assert_eq!(
+        at(&errs, "api.tokens").message,
+        "expected an array, found table"
+    );
+}
+
+#[test]
+fn port_zero_listeners_may_coincide() {
+    let config = load(
+        "[api]\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\n",
+        &BTreeMap::new(),
+        &[],
+    );
+    assert_eq!(config.api.listen.port(), 0);
+}
+
+/// A configuration with every key set away from its default.
+const FULL: &str = r#"
+[regions]
+primary = "eu-central-1"
+dr = "eu-west-1"
+az_map = { eu-central-1a = "eu-west-1b" }
+
+[aws]
+endpoint_url = "http://127.0.0.1:5000"
+s3_force_path_style = true
+access_key_id_file = "/run/id"
+secret_access_key_file = "/run/key"
+retry_mode = "adaptive"
+max_attempts = 5
+connect_timeout_secs = 2
+operation_timeout_secs = 20
+
+[store]
+url = "postgres://pilot:s3cr3t-pw@db.internal:5432/pilotlight?sslmode=require"
+max_connections = 4
+
+[api]
+listen = "0.0.0.0:8443"
+metrics_listen = "[::1]:9100"
+max_body_bytes = 1024
+request_timeout_secs = 5
+
+[[api.tokens]]
+name = "oncall"
+role = "approver"
+token_file = "/run/oncall"
+
+[reconcile]
+cycle_secs = 60
+concurrency = 16
+max_backoff_secs = 120
+
+[network]
+prune = true
+include_default_vpc = true
+vpc_tag_selector = "dr:mirror=true"
+
+[tiers]
+tag_key = "tier"
+default_tier = 2
+rpo_secs = { 1 = 900, 9 = 604800 }
+
+[throttle]
+time_scale = 60
+overrides = { "ec2:RunInstances" = { burst = 5, refill_per_sec = 2.0 } }
+
+[log]
+format = "json"
+level = "debug,hyper=warn"
+
+[daemon]
+data_dir = "./.pilotlight"
+shutdown_grace_secs = 10
+lease_ttl_secs = 5
+"#;
+
+fn full() -> Config {
+    Config {
+        regions: RegionsConfig {
+            primary: "eu-central-1".to_owned(),
+            dr: "eu-west-1".to_owned(),
+            az_map: BTreeMap::from([("eu-central-1a".to_owned(), "eu-west-1b".to_owned())]),
+        },
+        aws: AwsConfig {
+            endpoint_url: Some("http://127.0.0.1:5000".to_owned()),
+            s3_force_path_style: true,
+            access_key_id_file: Some(PathBuf::from("/run/id")),
+            secret_access_key_file: Some(PathBuf::from("/run/key")),
+            retry_mode: RetryMode::Adaptive,
+            max_attempts: 5,
+            connect_timeout_secs: 2,
+            operation_timeout_secs: 20,
+        },
+        store: StoreConfig {
+            url: Some(
+                "postgres://pilot:s3cr3t-pw@db.internal:5432/pilotlight?sslmode=require".to_owned(),
+            ),
+            url_file: None,
+            max_connections: 4,
+        },
+        api: ApiConfig {
+            listen: addr("0.0.0.0:8443"),
+            metrics_listen: addr("[::1]:9100"),
+            max_body_bytes: 1024,
+            request_timeout_secs: 5,
+            tokens: vec![ApiToken {
+                name: "oncall".to_owned(),
+                role: Role::Approver,
+                token_file: PathBuf::from("/run/oncall"),
+            }],
+        },
+        reconcile: ReconcileConfig {
+            cycle_secs: 60,
+            concurrency: 16,
+            max_backoff_secs: 120,
+        },
+        network: NetworkConfig {
+            prune: true,
+            include_default_vpc: true,
+            vpc_tag_selector: Some("dr:mirror=true".to_owned()),
+        },
+        tiers: TiersConfig {
+            tag_key: "tier".to_owned(),
+            default_tier: 2,
+            rpo_secs: BTreeMap::from([(1, 900), (2, 14400), (3, 86400), (9, 604_800)]),
+        },
+        throttle: ThrottleConfig {
+            time_scale: 60.0,
+            overrides: BTreeMap::from([(
+                "ec2:RunInstances".to_owned(),
+                ThrottleOverride {
+                    burst: 5,
+                    refill_per_sec: 2.0,
+                },
+            )]),
+        },
+        log: LogConfig {
+            format: LogFormat::Json,
+            level: "debug,hyper=warn".to_owned(),
+        },
+        daemon: DaemonConfig {
+            data_dir: PathBuf::from("./.pilotlight"),
+            shutdown_grace_secs: 10,
+            lease_ttl_secs: 5,
+        },
+    }
+}
+
+#[test]
+fn every_key_is_read_from_the_file() {
+    assert_eq!(load(FULL, &BTreeMap::new(), &[]), full());
+}
+
+#[test]
+fn store_url_defaults_to_sqlite_in_the_data_dir() {
+    let mut config = Config::default();
+    assert_eq!(
+        config.store_url(),
+        "sqlite:///var/lib/pilotlight/pilotlight.db"
+    );
+    config.daemon.data_dir = PathBuf::from("./.pilotlight");
+    assert_eq!(config.store_url(), "sqlite://./.pilotlight/pilotlight.db");
+    assert_eq!(full().store_url(), full().store.url.unwrap_or_default());
+}
+
+#[test]
+fn debug_and_serialize_do_not_leak_the_store_password() {
+    let config = full();
+    let debug = format!("{config:?}");
+    let pretty = format!("{config:#?}");
+    let toml_text = toml::to_string(&config).expect("serializes");
+    let json = serde_json::to_string(&config).expect("serializes");
+    for shown in [&debug, &pretty, &toml_text, &json] {
+        assert!(!shown.contains("s3cr3t-pw"), "{shown}");
+        assert!(
+            shown.contains("postgres://pilot:[redacted]@db.internal:5432"),
+            "{shown}"
+        );
+    }
+}
+
+#[test]
+fn errors_display_one_per_line() {
+    let err = Config::from_sources(
+        Some("[reconcile]\ncycle_secs = 0\n"),
+        &env(&[("PILOTLIGHT_RECONCILE__CONCURRENCY", "0")]),
+        &[],
+    )
+    .expect_err("invalid");
+    assert_eq!(
+        err.to_string(),
+        "reconcile.cycle_secs: must be at least 1, got 0 (config file)\n\
+         reconcile.concurrency: must be between 1 and 64, got 0 \
+         (environment variable PILOTLIGHT_RECONCILE__CONCURRENCY)"
+    );
+    assert_eq!(ConfigErrors::EXIT_CODE, 64);
+}
+
+/// `section.key` for every key of every section (tables below that level are open maps or
+/// the token list, documented as one key).
+fn all_keys() -> Vec<(String, String)> {
+    let mut config = full();
+    config.store.url_file = Some(PathBuf::from("/run/url"));
+    let table = toml::Table::try_from(config).expect("serializes");
+    let mut keys = Vec::new();
+    for (section, value) in &table {
+        let toml::Value::Table(fields) = value else {
+            panic!("{section} is not a table");
+        };
+        for key in fields.keys() {
+            keys.push((section.clone(), key.clone()));
+        }
+    }
+    assert_eq!(keys.len(), 35, "every key of every section: {keys:?}");
+    keys
+}
+
+#[test]
+fn default_toml_shows_every_key() {
+    let text = Config::default_toml();
+    for (section, key) in all_keys() {
+        let shown = text.lines().any(|line| {
+            let line = line.trim_start_matches("# ");
+            line.starts_with(&format!("{key} = "))
+                || line == format!("[{section}.{key}]")
+                || line == format!("[[{section}.{key}]]")
+        });
+        assert!(shown, "default_toml() lacks {section}.{key}");
+    }
+}
+
+#[test]
+fn docs_list_every_key_and_its_env_var() {
+    let docs = include_str!("../../../../docs/config.md");
+    for (section, key) in all_keys() {
+        let dotted = format!("`{section}.{key}`");
+        assert!(docs.contains(&dotted), "docs/config.md lacks {dotted}");
+        let var = format!(
+            "PILOTLIGHT_{}__{}",
+            section.to_uppercase(),
+            key.to_uppercase()
+        );
+        assert!(docs.contains(&var), "docs/config.md lacks {var}");
+    }
+    for token_key in ["name", "role", "token_file"] {
+        assert!(docs.contains(&format!("`api.tokens[].{token_key}`")));
+    }
+    assert!(
+        docs.contains("64"),
+        "docs/config.md must state the exit code"
+    );
+}
+
+/// The file of the example in docs/config.md.
+const DOCS_EXAMPLE: &str = r#"[regions]
+primary = "us-west-2"
+
+[reconcile]
+cycle_sec = 60
+
+[api]
+max_body_bytes = "big"
+"#;
+
+#[test]
+fn docs_example_output_is_what_the_loader_prints() {
+    let err = Config::from_sources(
+        Some(DOCS_EXAMPLE),
+        &env(&[("PILOTLIGHT_RECONCILE__CONCURRENCY", "100")]),
+        &[],
+    )
+    .expect_err("invalid");
+    let docs = include_str!("../../../../docs/config.md");
+    assert!(
+        docs.contains(DOCS_EXAMPLE),
+        "docs/config.md lacks the example file"
+    );
+    assert!(
+        docs.contains(&format!("{err}\n")),
+        "docs/config.md lacks:\n{err}"
+    );
+}

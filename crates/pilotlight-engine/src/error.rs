@@ -1,0 +1,40 @@
+//! The error a reconcile can end with.
+
+use pilotlight_aws::{AwsError, ErrorKind};
+use pilotlight_store::StoreError;
+
+/// Why a reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("AWS call failed")]
+    Aws(#[from] AwsError),
+    #[error("state store failed")]
+    Store(#[from] StoreError),
+    /// AWS answered with something pilotlight cannot use.
+    #[error("unexpected AWS answer from {operation}: {detail}")]
+    Unexpected {
+        operation: &'static str,
+        detail: String,
+    },
+    /// Shutdown was requested; the work done so far is recorded.
+    #[error("cancelled by shutdown")]
+    Cancelled,
+}
+
+impl ReconcileError {
+    /// The closed label for metrics and status.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ReconcileError::Aws(e) => e.kind.as_str(),
+            ReconcileError::Store(_) => "store",
+            ReconcileError::Unexpected { .. } => "unexpected",
+            ReconcileError::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the failure is AWS pushing back (throttling or limits), which calls for a longer
+    /// backoff than a transient fault.
+    pub fn is_backpressure(&self) -> bool {
+        matches!(self, ReconcileError::Aws(e) if matches!(e.kind, ErrorKind::Throttled | ErrorKind::LimitExceeded))
+    }
+}

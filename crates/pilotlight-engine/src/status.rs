@@ -1,0 +1,64 @@
+//! What each reconciler did last: the data behind `/v1/status`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+
+/// One reconciler's latest state.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ReconcilerStatus {
+    pub name: String,
+    /// `idle`, `running`.
+    pub state: &'static str,
+    pub runs: u64,
+    pub last_started_ms: Option<i64>,
+    pub last_finished_ms: Option<i64>,
+    /// `success`, `error` or `cancelled`.
+    pub last_outcome: Option<&'static str>,
+    pub last_error: Option<String>,
+    pub consecutive_failures: u32,
+    pub last_success_ms: Option<i64>,
+    pub next_run_ms: Option<i64>,
+    /// The reconciler's own summary of its last successful run.
+    pub last_report: serde_json::Value,
+}
+
+/// Shared, cheaply cloned board of every reconciler's status.
+#[derive(Debug, Clone, Default)]
+pub struct StatusBoard {
+    inner: Arc<RwLock<BTreeMap<String, ReconcilerStatus>>>,
+}
+
+impl StatusBoard {
+    pub fn update(&self, name: &str, f: impl FnOnce(&mut ReconcilerStatus)) {
+        let mut map = self
+            .inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = map.entry(name.to_owned()).or_insert_with(|| ReconcilerStatus {
+            name: name.to_owned(),
+            state: "idle",
+            last_report: serde_json::Value::Null,
+            ..ReconcilerStatus::default()
+        });
+        f(entry);
+    }
+
+    pub fn snapshot(&self) -> Vec<ReconcilerStatus> {
+        self.inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<ReconcilerStatus> {
+        self.inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+}

@@ -1,0 +1,205 @@
+//! A client for a realism proxy's `/__lab/` API, for tools and tests in another process than
+//! the proxy (the `pilotlight-lab` CLI, a daemon under test).
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
+
+use crate::error::LabError;
+use crate::proxy::{CallCounts, FaultId, FaultRule, FaultStatus};
+
+/// Talks to one proxy's admin API.
+#[derive(Debug, Clone)]
+pub struct ProxyClient {
+    base: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl ProxyClient {
+    /// A client for the proxy at `endpoint` (`http://HOST:PORT`).
+    ///
+    /// # Errors
+    ///
+    /// [`LabError::InvalidEndpoint`] unless `endpoint` is an `http://` URL with a host.
+    pub fn new(endpoint: &str) -> Result<ProxyClient, LabError> {
+        let base = endpoint.trim_end_matches('/').to_owned();
+        let invalid = || LabError::InvalidEndpoint {
+            endpoint: endpoint.to_owned(),
+        };
+        let uri: Uri = base.parse().map_err(|_| invalid())?;
+        if uri.scheme_str() != Some("http") || uri.host().is_none() {
+            return Err(invalid());
+        }
+        Ok(ProxyClient {
+            base,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        })
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<(StatusCode, Bytes), LabError> {
+        let url = format!("{}{path}", self.base);
+        let name = match method {
+            Method::GET => "GET",
+            Method::POST => "POST",
+            Method::DELETE => "DELETE",
+            _ => "REQUEST",
+        };
+        let http_err = |source: Box<dyn std::error::Error + Send + Sync>| LabError::Http {
+            method: name,
+            url: url.clone(),
+            source,
+        };
+        let mut builder = Request::builder().method(method).uri(&url);
+        if body.is_some() {
+            builder = builder.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        let request = builder
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| http_err(Box::new(e)))?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| http_err(Box::new(e)))?;
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| http_err(Box::new(e)))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(LabError::AdminApi {
+                method: name,
+                url,
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(&bytes).into_owned(),
+            });
+        }
+        Ok((status, bytes))
+    }
+
+    async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, LabError> {
+        let (_, bytes) = self.call(Method::GET, path, None).await?;
+        serde_json::from_slice(&bytes).map_err(|source| LabError::Json {
+            what: format!("GET {path}"),
+            source,
+        })
+    }
+
+    /// The proxy's call counters.
+    ///
+    /// # Errors
+    ///
+    /// [`LabError::Http`] / [`LabError::AdminApi`] / [`LabError::Json`] when the proxy cannot
+    /// be reached or answers unexpectedly.
+    pub async fn counters(&self) -> Result<CallCounts, LabError> {
+        self.get_json("/__lab/counters").await
+    }
+
+    /// Zeroes the proxy's counters.
+    ///
+    /// # Errors
+    ///
+    /// As [`ProxyClient::counters`].
+    pub async fn reset_counters(&self) -> Result<(), LabError> {
+        self.call(Method::POST, "/__lab/counters/reset", None)
+            .await
+            .map(|_| ())
+    }
+
+    /// Adds a fault rule.
+    ///
+    /// # Errors
+    ///
+    /// As [`ProxyClient::counters`]; [`LabError::AdminApi`] with 429 when the proxy holds its
+    /// maximum number of rules.
+    pub async fn add_fault(&self, rule: &FaultRule) -> Result<FaultId, LabError> {
+        let body = serde_json::to_string(rule).map_err(|source| LabError::Json {
+            what: "fault rule".to_owned(),
+            source,
+        })?;
+        let (_, bytes) = self.call(Method::POST, "/__lab/faults", Some(body)).await?;
+        #[derive(serde::Deserialize)]
+        struct Created {
+            id: FaultId,
+        }
+        let created: Created = serde_json::from_slice(&bytes).map_err(|source| LabError::Json {
+            what: "POST /__lab/faults answer".to_owned(),
+            source,
+        })?;
+        Ok(created.id)
+    }
+
+    /// Every fault rule with its hit count.
+    ///
+    /// # Errors
+    ///
+    /// As [`ProxyClient::counters`].
+    pub async fn faults(&self) -> Result<Vec<FaultStatus>, LabError> {
+        self.get_json("/__lab/faults").await
+    }
+
+    /// Removes every fault rule.
+    ///
+    /// # Errors
+    ///
+    /// As [`ProxyClient::counters`].
+    pub async fn clear_faults(&self) -> Result<(), LabError> {
+        self.call(Method::DELETE, "/__lab/faults", None)
+            .await
+            .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::{FaultAction, ProxyOptions, RealismProxy};
+
+    #[test]
+    fn endpoints_are_validated() {
+        assert!(ProxyClient::new("http://127.0.0.1:1234/").is_ok());
+        assert!(matches!(
+            ProxyClient::new("127.0.0.1:1234"),
+            Err(LabError::InvalidEndpoint { .. })
+        ));
+        assert!(matches!(
+            ProxyClient::new("https://127.0.0.1:1234"),
+            Err(LabError::InvalidEndpoint { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn drives_a_proxy_over_http() {
+        // No call is forwarded in this test, so the upstream address is never dialled.
+        let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
+        let proxy = RealismProxy::start(upstream, ProxyOptions::default())
+            .await
+            .expect("proxy");
+        let client = ProxyClient::new(&proxy.endpoint()).expect("client");
+        let id = client
+            .add_fault(&FaultRule::new(FaultAction::Latency { ms: 1 }).service("s3"))
+            .await
+            .expect("add");
+        let faults = client.faults().await.expect("faults");
+        assert_eq!(faults.len(), 1);
+        assert_eq!(faults[0].id, id);
+        assert_eq!(proxy.faults()[0].rule.service.as_deref(), Some("s3"));
+        client.clear_faults().await.expect("clear");
+        assert!(proxy.faults().is_empty());
+        assert_eq!(client.counters().await.expect("counters").total(), 0);
+        client.reset_counters().await.expect("reset");
+        let gone = ProxyClient::new("http://127.0.0.1:9").expect("client");
+        assert!(matches!(gone.counters().await, Err(LabError::Http { .. })));
+    }
+}

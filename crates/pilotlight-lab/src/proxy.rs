@@ -1,0 +1,652 @@
+//! The realism proxy: an HTTP/1 server in front of moto that adds what moto lacks.
+//!
+//! Every request is named ([`identify`]), counted ([`CallCounts`]), checked against the fault
+//! rules ([`FaultRule`]) and AWS's documented rate limits (token buckets from
+//! `pilotlight_core::aws_limits`, refill scaled by [`ProxyOptions::time_scale`]), given
+//! `RunInstances` `ClientToken` idempotency, and forwarded to moto with the header
+//! `x-moto-account-id` when the proxy has an account — so each proxy can be its own AWS
+//! account on a shared moto. Errors are written in each protocol's own envelope so the SDK
+//! parses their codes.
+//!
+//! The proxy's own API lives under `/__lab/` on the same port: `GET /__lab/counters`,
+//! `POST /__lab/counters/reset`, `GET|POST|DELETE /__lab/faults`, `GET /__lab/health`.
+//!
+//! Bounds: request and response bodies up to [`MAX_BODY_BYTES`] (larger requests get 413,
+//! larger upstream answers 502); at most [`MAX_CONNECTIONS`] client connections at once
+//! (further ones wait in the listen backlog); counters, fault rules and client tokens are
+//! bounded as their modules document.
+
+mod counters;
+mod envelope;
+mod faults;
+mod identify;
+mod idempotency;
+mod limits;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderName};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use pilotlight_core::aws_limits::{self, CallShape, Service};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use counters::{CallCount, CallCounts};
+pub use envelope::ErrorReply;
+pub use faults::{FaultAction, FaultId, FaultRule, FaultStatus, MAX_RULES};
+pub use identify::{CallInfo, GLOBAL_REGION, Protocol, UNKNOWN, identify};
+
+use crate::error::LabError;
+use counters::{Counters, Outcome};
+use faults::FaultTable;
+use idempotency::{CachedResponse, ClientTokens, fingerprint};
+use limits::TokenBuckets;
+
+/// Largest request or upstream response body the proxy handles.
+pub const MAX_BODY_BYTES: usize = 64 << 20;
+/// Largest body accepted by the `/__lab/` API.
+const MAX_ADMIN_BODY_BYTES: usize = 64 << 10;
+/// Most client connections served at once.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// The header moto reads the caller's account from.
+pub const ACCOUNT_HEADER: &str = "x-moto-account-id";
+/// moto's account when no header is sent.
+pub const DEFAULT_ACCOUNT: &str = "123456789012";
+
+/// How the proxy behaves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProxyOptions {
+    /// Multiplies every bucket's refill rate (capacity unchanged): 1.0 = AWS's real limits,
+    /// 100.0 = a hundred times faster. Must be finite and positive.
+    pub time_scale: f64,
+    /// Enforce AWS's documented rate limits.
+    pub enforce_limits: bool,
+    /// The 12-digit account every forwarded request is made as (`x-moto-account-id`); `None`
+    /// passes the client's header through, or moto's default account.
+    pub account_id: Option<String>,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> Self {
+        ProxyOptions {
+            time_scale: 1.0,
+            enforce_limits: true,
+            account_id: None,
+        }
+    }
+}
+
+impl ProxyOptions {
+    fn validate(&self) -> Result<(), LabError> {
+        let mut problems = Vec::new();
+        if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
+            problems.push(format!(
+                "time_scale must be a positive number, got {}",
+                self.time_scale
+            ));
+        }
+        if let Some(account) = &self.account_id {
+            if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {
+                problems.push(format!("account_id must be 12 digits, got {account:?}"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(LabError::InvalidOptions {
+                reason: problems.join("; "),
+            })
+        }
+    }
+}
+
+/// The realism proxy's constructor.
+#[derive(Debug)]
+pub struct RealismProxy;
+
+impl RealismProxy {
+    /// Starts a proxy on a free loopback port, forwarding to moto at `upstream`. It runs on
+    /// the current tokio runtime until the handle is shut down or dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`LabError::InvalidOptions`] for a non-positive `time_scale` or a malformed account,
+    /// [`LabError::Io`] when no loopback port can be bound.
+    pub async fn start(upstream: SocketAddr, opts: ProxyOptions) -> Result<ProxyHandle, LabError> {
+        opts.validate()?;
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|e| LabError::io("binding the realism proxy to 127.0.0.1:0", e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| LabError::io("reading the realism proxy's address", e))?;
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build_http();
+        let shared = Arc::new(Shared {
+            upstream,
+            buckets: Mutex::new(TokenBuckets::new(opts.time_scale)),
+            opts,
+            client,
+            counters: Mutex::default(),
+            faults: Mutex::default(),
+            tokens: ClientTokens::default(),
+            seq: AtomicU64::new(0),
+        });
+        let cancel = CancellationToken::new();
+        let accept = tokio::spawn(accept_loop(listener, shared.clone(), cancel.clone()));
+        tracing::debug!(%addr, %upstream, "realism proxy started");
+        Ok(ProxyHandle {
+            addr,
+            shared,
+            cancel,
+            accept: Some(accept),
+        })
+    }
+}
+
+/// A running proxy. Dropping it (or [`ProxyHandle::shutdown`]) stops it and closes its
+/// connections.
+#[derive(Debug)]
+pub struct ProxyHandle {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl ProxyHandle {
+    /// The proxy's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`, for the SDK's endpoint override.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The options it runs with.
+    pub fn options(&self) -> &ProxyOptions {
+        &self.shared.opts
+    }
+
+    /// A snapshot of the call counters.
+    pub fn counters(&self) -> CallCounts {
+        lock(&self.shared.counters).snapshot()
+    }
+
+    /// Zeroes the call counters.
+    pub fn reset_counters(&self) {
+        lock(&self.shared.counters).reset();
+    }
+
+    /// Adds a fault rule (after the existing ones, which match first).
+    pub fn add_fault(&self, rule: FaultRule) -> FaultId {
+        lock(&self.shared.faults).add(rule)
+    }
+
+    /// How often a rule fired (0 for an unknown id).
+    pub fn fault_hits(&self, id: FaultId) -> u64 {
+        lock(&self.shared.faults).hits(id)
+    }
+
+    /// Every rule with its hit count.
+    pub fn faults(&self) -> Vec<FaultStatus> {
+        lock(&self.shared.faults).list()
+    }
+
+    /// Removes every fault rule.
+    pub fn clear_faults(&self) {
+        lock(&self.shared.faults).clear();
+    }
+
+    /// Stops accepting, closes open connections and waits for the accept loop to end.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        if let Some(task) = self.accept.take() {
+            if let Err(e) = task.await {
+                tracing::warn!(error = %e, "realism proxy accept loop ended abnormally");
+            }
+        }
+    }
+}
+
+impl Drop for ProxyHandle {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[derive(Debug)]
+struct Shared {
+    upstream: SocketAddr,
+    opts: ProxyOptions,
+    client: Client<HttpConnector, Full<Bytes>>,
+    counters: Mutex<Counters>,
+    faults: Mutex<FaultTable>,
+    buckets: Mutex<TokenBuckets>,
+    tokens: ClientTokens,
+    seq: AtomicU64,
+}
+
+impl Shared {
+    fn request_id(&self) -> String {
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "{:08x}-{:04x}-4000-8000-{n:012x}",
+            std::process::id(),
+            self.upstream.port()
+        )
+    }
+}
+
+/// The call was answered by closing the connection (fault `DropResponse`).
+#[derive(Debug, thiserror::Error)]
+#[error("response dropped by fault injection")]
+struct Dropped;
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, cancel: CancellationToken) {
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let permit = tokio::select! {
+            () = cancel.cancelled() => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            () = cancel.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: back off briefly instead of spinning.
+                tracing::warn!(error = %e, "realism proxy accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let service = service_fn(move |req| handle(shared.clone(), req));
+            let conn = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                () = cancel.cancelled() => {}
+                result = conn => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "realism proxy connection ended");
+                    }
+                }
+            }
+        });
+    }
+}
+
+type ProxyResponse = Response<Full<Bytes>>;
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<ProxyResponse, Dropped> {
+    if req.uri().path().starts_with("/__lab/") {
+        return Ok(admin(&shared, req).await);
+    }
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            return Ok(plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("request body unreadable or over {MAX_BODY_BYTES} bytes: {e}"),
+            ));
+        }
+    };
+    let call = identify(&parts.method, &parts.uri, &parts.headers, &body);
+    let account = shared
+        .opts
+        .account_id
+        .clone()
+        .or_else(|| {
+            parts
+                .headers
+                .get(ACCOUNT_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| DEFAULT_ACCOUNT.to_owned());
+    let request_id = shared.request_id();
+    let mut outcome = Outcome::default();
+    let record = |outcome: Outcome| {
+        lock(&shared.counters).record(
+            &call.service,
+            &call.operation,
+            &call.region,
+            call.mutating,
+            outcome,
+        );
+    };
+
+    // 1. Fault rules.
+    let action = lock(&shared.faults).fire(&call);
+    let mut drop_response = false;
+    if let Some(action) = action {
+        outcome.faulted = true;
+        match action {
+            FaultAction::Latency { ms } => tokio::time::sleep(Duration::from_millis(ms)).await,
+            FaultAction::DropResponse => drop_response = true,
+            other => {
+                if let Some(reply) = other.error_reply(&call) {
+                    outcome.throttled = other == FaultAction::Throttle;
+                    record(outcome);
+                    tracing::debug!(service = %call.service, operation = %call.operation,
+                        region = %call.region, code = %reply.code, "fault injected");
+                    return Ok(envelope::error_response(call.protocol, &reply, &request_id));
+                }
+            }
+        }
+    }
+
+    // 2. AWS's rate limits.
+    if shared.opts.enforce_limits {
+        if let Some(service) = call.known_service() {
+            let shape = call_shape(service, &call, &body);
+            let charges = aws_limits::charges(service, &call.operation, &shape);
+            let paid = lock(&shared.buckets).try_pay(&account, &call.region, &charges, Instant::now());
+            if !paid {
+                outcome.throttled = true;
+                record(outcome);
+                let (status, code) = aws_limits::throttle_error(service);
+                let message = if service == Service::Ec2 {
+                    "Request limit exceeded."
+                } else {
+                    "Rate exceeded"
+                };
+                let reply = ErrorReply::new(status, code, message);
+                return Ok(envelope::error_response(call.protocol, &reply, &request_id));
+            }
+        }
+    }
+    record(outcome);
+
+    // 3. ClientToken idempotency, then moto.
+    let token = (call.service == "ec2" && call.operation == "RunInstances")
+        .then(|| call.param("ClientToken"))
+        .flatten()
+        .filter(|t| !t.is_empty());
+    let response = match token {
+        Some(token) => {
+            let slot = shared.tokens.slot(&account, &call.region, token);
+            let mut cached = slot.lock().await;
+            let fp = fingerprint(&call.params);
+            match cached.as_ref() {
+                Some(hit) if hit.fingerprint == fp => {
+                    rebuild(hit.status, &hit.headers, hit.body.clone(), &parts.method)
+                }
+                Some(_) => {
+                    let reply = ErrorReply::new(
+                        400,
+                        "IdempotentParameterMismatch",
+                        &format!(
+                            "The client token {token} was already used with different \
+                             parameters."
+                        ),
+                    );
+                    envelope::error_response(call.protocol, &reply, &request_id)
+                }
+                None => match forward(&shared, &parts, body, &account).await {
+                    Ok((status, headers, body)) => {
+                        if status.is_success() {
+                            *cached = Some(CachedResponse {
+                                fingerprint: fp,
+                                status,
+                                headers: headers.clone(),
+                                body: body.clone(),
+                            });
+                        }
+                        rebuild(status, &headers, body, &parts.method)
+                    }
+                    Err(e) => bad_gateway(&call, &request_id, &e),
+                },
+            }
+        }
+        None => match forward(&shared, &parts, body, &account).await {
+            Ok((status, headers, body)) => rebuild(status, &headers, body, &parts.method),
+            Err(e) => bad_gateway(&call, &request_id, &e),
+        },
+    };
+    if drop_response {
+        tracing::debug!(service = %call.service, operation = %call.operation,
+            region = %call.region, "response dropped by fault injection");
+        return Err(Dropped);
+    }
+    Ok(response)
+}
+
+/// What changes a call's charges: instances for EC2 instance actions (`MaxCount` or the id
+/// list), change tokens for Route 53, expensive EC2 describes.
+fn call_shape(service: Service, call: &CallInfo, body: &[u8]) -> CallShape {
+    let units = match (service, call.operation.as_str()) {
+        (Service::Ec2, "RunInstances") => call
+            .param("MaxCount")
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(1),
+        (Service::Ec2, "StartInstances" | "StopInstances" | "TerminateInstances") => {
+            let ids = call
+                .params
+                .iter()
+                .filter(|(k, _)| k.starts_with("InstanceId."))
+                .count();
+            u32::try_from(ids).unwrap_or(u32::MAX)
+        }
+        (Service::Route53, "ChangeResourceRecordSets") => identify::route53_change_units(body),
+        _ => 1,
+    };
+    let unfiltered_unpaginated = service == Service::Ec2
+        && call.operation.starts_with("Describe")
+        && identify::ec2_unfiltered_unpaginated(&call.params);
+    CallShape {
+        units: units.max(1),
+        unfiltered_unpaginated,
+    }
+}
+
+/// Headers that describe one hop, not the message.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "transfer-encoding"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "expect"
+    )
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ForwardError {
+    #[error("building the upstream request")]
+    Build(#[source] http::Error),
+    #[error("calling moto")]
+    Call(#[source] hyper_util::client::legacy::Error),
+    #[error("reading moto's answer (over {MAX_BODY_BYTES} bytes or cut short)")]
+    Body(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+async fn forward(
+    shared: &Shared,
+    parts: &http::request::Parts,
+    body: Bytes,
+    account: &str,
+) -> Result<(StatusCode, HeaderMap, Bytes), ForwardError> {
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str);
+    let uri = Uri::builder()
+        .scheme("http")
+        .authority(shared.upstream.to_string())
+        .path_and_query(path)
+        .build()
+        .map_err(ForwardError::Build)?;
+    let mut builder = Request::builder().method(parts.method.clone()).uri(uri);
+    if let Some(headers) = builder.headers_mut() {
+        for (name, value) in &parts.headers {
+            if !is_hop_by_hop(name) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        if shared.opts.account_id.is_some() {
+            if let Ok(v) = HeaderValue::from_str(account) {
+                headers.insert(ACCOUNT_HEADER, v);
+            }
+        }
+    }
+    let request = builder
+        .body(Full::new(body))
+        .map_err(ForwardError::Build)?;
+    let response = shared
+        .client
+        .request(request)
+        .await
+        .map_err(ForwardError::Call)?;
+    let (parts, body) = response.into_parts();
+    let body = Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(ForwardError::Body)?
+        .to_bytes();
+    Ok((parts.status, parts.headers, body))
+}
+
+/// A response carrying moto's (or a cached) answer.
+fn rebuild(status: StatusCode, headers: &HeaderMap, body: Bytes, method: &Method) -> ProxyResponse {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    let out = response.headers_mut();
+    for (name, value) in headers {
+        // hyper sets Content-Length from the body, except for HEAD, where moto's value (the
+        // object's size) must survive.
+        if is_hop_by_hop(name) || (name == header::CONTENT_LENGTH && method != Method::HEAD) {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    response
+}
+
+fn bad_gateway(call: &CallInfo, request_id: &str, error: &ForwardError) -> ProxyResponse {
+    tracing::warn!(error = %error_chain(error), operation = %call.operation, "forwarding to moto failed");
+    let reply = ErrorReply::new(502, "BadGateway", &format!("the lab proxy could not reach moto: {}", error_chain(error)));
+    envelope::error_response(call.protocol, &reply, request_id)
+}
+
+/// An error and its causes on one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn plain(status: StatusCode, text: &str) -> ProxyResponse {
+    json_response(status, &serde_json::json!({ "error": text }))
+}
+
+fn json_response(status: StatusCode, value: &serde_json::Value) -> ProxyResponse {
+    let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn to_json<T: serde::Serialize>(status: StatusCode, value: &T) -> ProxyResponse {
+    match serde_json::to_value(value) {
+        Ok(v) => json_response(status, &v),
+        Err(e) => plain(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+async fn admin(shared: &Shared, req: Request<Incoming>) -> ProxyResponse {
+    let method = req.method().clone();
+    let path = req.uri().path().trim_end_matches('/').to_owned();
+    match (&method, path.as_str()) {
+        (&Method::GET, "/__lab/health") => json_response(StatusCode::OK, &serde_json::json!({"ok": true})),
+        (&Method::GET, "/__lab/counters") => to_json(StatusCode::OK, &lock(&shared.counters).snapshot()),
+        (&Method::POST, "/__lab/counters/reset") => {
+            lock(&shared.counters).reset();
+            Response::builder()
+                .status(StatusCode::NO_CONTENT)
+                .body(Full::new(Bytes::new()))
+                .unwrap_or_else(|_| plain(StatusCode::NO_CONTENT, ""))
+        }
+        (&Method::GET, "/__lab/faults") => to_json(StatusCode::OK, &lock(&shared.faults).list()),
+        (&Method::DELETE, "/__lab/faults") => {
+            lock(&shared.faults).clear();
+            Response::builder()
+                .status(StatusCode::NO_CONTENT)
+                .body(Full::new(Bytes::new()))
+                .unwrap_or_else(|_| plain(StatusCode::NO_CONTENT, ""))
+        }
+        (&Method::POST, "/__lab/faults") => {
+            let body = match Limited::new(req.into_body(), MAX_ADMIN_BODY_BYTES).collect().await {
+                Ok(c) => c.to_bytes(),
+                Err(e) => {
+                    return plain(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        &format!("fault rule unreadable or over {MAX_ADMIN_BODY_BYTES} bytes: {e}"),
+                    );
+                }
+            };
+            let rule: FaultRule = match serde_json::from_slice(&body) {
+                Ok(rule) => rule,
+                Err(e) => return plain(StatusCode::BAD_REQUEST, &format!("invalid fault rule: {e}")),
+            };
+            let mut faults = lock(&shared.faults);
+            if faults.len() >= MAX_RULES {
+                return plain(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &format!("at most {MAX_RULES} fault rules; DELETE /__lab/faults first"),
+                );
+            }
+            let id = faults.add(rule);
+            json_response(StatusCode::CREATED, &serde_json::json!({ "id": id }))
+        }
+        _ => plain(
+            StatusCode::NOT_FOUND,
+            &format!("no lab endpoint {method} {path}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,319 @@
+//! Tests of the proxy's mechanics against a stand-in upstream that records what reaches it
+//! (the AWS-facing behaviour is tested through the real SDK and moto in `tests/e2e/lab.rs`).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+use super::*;
+
+#[derive(Debug, Clone)]
+struct Seen {
+    path: String,
+    headers: HeaderMap,
+}
+
+/// An upstream that answers `<ok n="N"/>` (N = requests so far) and records each request.
+async fn upstream() -> (SocketAddr, Arc<Mutex<Vec<Seen>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let log = log.clone();
+                    async move {
+                        let n = {
+                            let mut log = log.lock().expect("log");
+                            log.push(Seen {
+                                path: req.uri().to_string(),
+                                headers: req.headers().clone(),
+                            });
+                            log.len()
+                        };
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!(
+                            "<ok n=\"{n}\"/>"
+                        )))))
+                    }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+async fn send(
+    endpoint: &str,
+    method: Method,
+    path: &str,
+    service: Option<(&str, &str)>,
+    body: &str,
+) -> Result<(StatusCode, String), hyper_util::client::legacy::Error> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(format!("{endpoint}{path}"));
+    if let Some((region, svc)) = service {
+        builder = builder
+            .header(
+                "authorization",
+                format!(
+                    "AWS4-HMAC-SHA256 Credential=AK/20260101/{region}/{svc}/aws4_request, \
+                     SignedHeaders=host, Signature=x"
+                ),
+            )
+            .header("content-type", "application/x-www-form-urlencoded");
+    }
+    let request = builder
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .expect("request");
+    let response = client.request(request).await?;
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+const EC2_WEST: Option<(&str, &str)> = Some(("us-west-2", "ec2"));
+
+#[tokio::test]
+async fn forwards_with_account_header_and_counts() {
+    let (up, seen) = upstream().await;
+    let proxy = RealismProxy::start(
+        up,
+        ProxyOptions {
+            account_id: Some("000000000042".into()),
+            ..ProxyOptions::default()
+        },
+    )
+    .await
+    .expect("proxy");
+    let (status, body) = send(
+        &proxy.endpoint(),
+        Method::POST,
+        "/",
+        EC2_WEST,
+        "Action=DescribeVpcs&Version=2016-11-15",
+    )
+    .await
+    .expect("call");
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "<ok n=\"1\"/>"));
+    let seen = seen.lock().expect("seen").clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].headers.get(ACCOUNT_HEADER).and_then(|v| v.to_str().ok()),
+        Some("000000000042")
+    );
+    let counts = proxy.counters();
+    assert_eq!(counts.count("ec2", "DescribeVpcs", "us-west-2"), 1);
+    assert_eq!(counts.mutating_calls_in("us-west-2"), 0);
+    proxy.reset_counters();
+    assert_eq!(proxy.counters().total(), 0);
+}
+
+#[tokio::test]
+async fn admin_api_over_http() {
+    let (up, _) = upstream().await;
+    let proxy = RealismProxy::start(up, ProxyOptions::default())
+        .await
+        .expect("proxy");
+    let ep = proxy.endpoint();
+    send(&ep, Method::POST, "/", EC2_WEST, "Action=CreateVpc&CidrBlock=10.0.0.0%2F16")
+        .await
+        .expect("call");
+    let (status, text) = send(&ep, Method::GET, "/__lab/counters", None, "")
+        .await
+        .expect("counters");
+    assert_eq!(status, StatusCode::OK);
+    let counts: CallCounts = serde_json::from_str(&text).expect("json");
+    assert_eq!(counts.mutating_calls_in("us-west-2"), 1);
+
+    let rule = FaultRule::new(FaultAction::Throttle)
+        .service("ec2")
+        .operation("CreateVpc")
+        .times(1);
+    let (status, text) = send(
+        &ep,
+        Method::POST,
+        "/__lab/faults",
+        None,
+        &serde_json::to_string(&rule).expect("json"),
+    )
+    .await
+    .expect("add");
+    assert_eq!(status, StatusCode::CREATED);
+    let id: FaultId =
+        serde_json::from_value(serde_json::from_str::<serde_json::Value>(&text).expect("json")["id"].clone())
+            .expect("id");
+    let (status, body) = send(&ep, Method::POST, "/", EC2_WEST, "Action=CreateVpc")
+        .await
+        .expect("call");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("<Code>RequestLimitExceeded</Code>"));
+    assert_eq!(proxy.fault_hits(id), 1);
+    let (_, text) = send(&ep, Method::GET, "/__lab/faults", None, "")
+        .await
+        .expect("list");
+    let listed: Vec<FaultStatus> = serde_json::from_str(&text).expect("json");
+    assert_eq!((listed.len(), listed[0].hits, listed[0].remaining), (1, 1, Some(0)));
+
+    let (status, _) = send(&ep, Method::DELETE, "/__lab/faults", None, "")
+        .await
+        .expect("clear");
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(proxy.faults().is_empty());
+    let (status, _) = send(&ep, Method::POST, "/__lab/faults", None, "{not json")
+        .await
+        .expect("bad");
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = send(&ep, Method::POST, "/__lab/counters/reset", None, "")
+        .await
+        .expect("reset");
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(proxy.counters().total(), 0);
+    let (status, _) = send(&ep, Method::GET, "/__lab/nope", None, "")
+        .await
+        .expect("404");
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn drop_response_forwards_then_closes() {
+    let (up, seen) = upstream().await;
+    let proxy = RealismProxy::start(up, ProxyOptions::default())
+        .await
+        .expect("proxy");
+    let id = proxy.add_fault(
+        FaultRule::new(FaultAction::DropResponse)
+            .operation("CreateVpc")
+            .times(1),
+    );
+    let dropped = send(&proxy.endpoint(), Method::POST, "/", EC2_WEST, "Action=CreateVpc").await;
+    assert!(dropped.is_err(), "expected a closed connection, got {dropped:?}");
+    assert_eq!(seen.lock().expect("seen").len(), 1, "the call reached upstream");
+    assert_eq!(proxy.fault_hits(id), 1);
+    let row = proxy.counters();
+    let row = row.row("ec2", "CreateVpc", "us-west-2").expect("row");
+    assert_eq!((row.calls, row.faulted), (1, 1));
+    // The rule is spent: the next call is answered.
+    let ok = send(&proxy.endpoint(), Method::POST, "/", EC2_WEST, "Action=CreateVpc").await;
+    assert_eq!(ok.expect("answered").0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn client_token_replay_and_mismatch() {
+    let (up, seen) = upstream().await;
+    let proxy = RealismProxy::start(up, ProxyOptions::default())
+        .await
+        .expect("proxy");
+    let ep = proxy.endpoint();
+    let run = "Action=RunInstances&ImageId=ami-1&MinCount=1&MaxCount=1&ClientToken=tok-1";
+    let first = send(&ep, Method::POST, "/", EC2_WEST, run).await.expect("first");
+    let again = send(&ep, Method::POST, "/", EC2_WEST, run).await.expect("again");
+    assert_eq!(first, again);
+    assert_eq!(seen.lock().expect("seen").len(), 1);
+    let other_region = send(&ep, Method::POST, "/", Some(("us-east-1", "ec2")), run)
+        .await
+        .expect("other region");
+    assert_eq!(other_region.1, "<ok n=\"2\"/>");
+    let changed = "Action=RunInstances&ImageId=ami-2&MinCount=1&MaxCount=1&ClientToken=tok-1";
+    let (status, body) = send(&ep, Method::POST, "/", EC2_WEST, changed).await.expect("changed");
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("<Code>IdempotentParameterMismatch</Code>"));
+    assert_eq!(seen.lock().expect("seen").len(), 2);
+}
+
+#[tokio::test]
+async fn rate_limit_throttles_the_sixth_run_instances() {
+    let (up, seen) = upstream().await;
+    let proxy = RealismProxy::start(up, ProxyOptions {
+            // Refill so slow that a loaded machine cannot earn a token mid-test.
+            time_scale: 0.001,
+            ..ProxyOptions::default()
+        })
+        .await
+        .expect("proxy");
+    let ep = proxy.endpoint();
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let (status, _) = send(&ep, Method::POST, "/", EC2_WEST, "Action=RunInstances&MaxCount=1")
+            .await
+            .expect("call");
+        statuses.push(status.as_u16());
+    }
+    assert_eq!(statuses, vec![200, 200, 200, 200, 200, 503]);
+    assert_eq!(seen.lock().expect("seen").len(), 5);
+    let counts = proxy.counters();
+    assert_eq!(counts.count("ec2", "RunInstances", "us-west-2"), 6);
+    assert_eq!(counts.throttled("ec2", "RunInstances", "us-west-2"), 1);
+    // Limits off: nothing is throttled.
+    let free = RealismProxy::start(
+        up,
+        ProxyOptions {
+            enforce_limits: false,
+            ..ProxyOptions::default()
+        },
+    )
+    .await
+    .expect("proxy");
+    for _ in 0..8 {
+        let (status, _) = send(&free.endpoint(), Method::POST, "/", EC2_WEST, "Action=RunInstances")
+            .await
+            .expect("call");
+        assert_eq!(status, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn invalid_options_are_rejected() {
+    let (up, _) = upstream().await;
+    for opts in [
+        ProxyOptions {
+            time_scale: 0.0,
+            ..ProxyOptions::default()
+        },
+        ProxyOptions {
+            time_scale: f64::NAN,
+            ..ProxyOptions::default()
+        },
+        ProxyOptions {
+            account_id: Some("12".into()),
+            ..ProxyOptions::default()
+        },
+    ] {
+        assert!(matches!(
+            RealismProxy::start(up, opts).await,
+            Err(LabError::InvalidOptions { .. })
+        ));
+    }
+}
+
+#[tokio::test]
+async fn shutdown_stops_accepting() {
+    let (up, _) = upstream().await;
+    let proxy = RealismProxy::start(up, ProxyOptions::default())
+        .await
+        .expect("proxy");
+    let ep = proxy.endpoint();
+    proxy.shutdown().await;
+    assert!(send(&ep, Method::GET, "/__lab/health", None, "").await.is_err());
+}

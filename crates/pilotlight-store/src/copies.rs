@@ -1,0 +1,292 @@
+//! The copy ledger of R2–R4: one row per (kind, source snapshot/AMI, destination region), with
+//! its state, progress, attempts and the DR id once AWS assigned one. Insertion is idempotent
+//! on that key, so a reconcile cycle can offer every candidate again without duplicates.
+
+use crate::{CopyKind, CopyState, Store, StoreError};
+
+/// A copy to record as `queued`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCopy {
+    /// What is copied.
+    pub kind: CopyKind,
+    /// Snapshot/AMI id in the source region.
+    pub source_id: String,
+    /// Source region name.
+    pub source_region: String,
+    /// Volume, DB instance/cluster or instance the source belongs to.
+    pub resource_id: String,
+    /// Tier of that resource (1 is the most important).
+    pub tier: i32,
+    /// Destination (DR) region name.
+    pub dest_region: String,
+    /// Size used to estimate the copy duration.
+    pub size_gib: i64,
+    /// When the source snapshot/AMI was created (unix ms); the RPO is measured from it.
+    pub source_created_at_ms: i64,
+}
+
+/// A stored copy.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct CopyRecord {
+    /// Store-assigned id.
+    pub id: i64,
+    /// What is copied.
+    pub kind: CopyKind,
+    /// Source snapshot/AMI id.
+    pub source_id: String,
+    /// Source region.
+    pub source_region: String,
+    /// Resource the source belongs to.
+    pub resource_id: String,
+    /// Tier of that resource.
+    pub tier: i32,
+    /// Destination region.
+    pub dest_region: String,
+    /// Id of the copy in the destination region, once known.
+    pub dest_id: Option<String>,
+    /// Current state.
+    pub state: CopyState,
+    /// Progress reported by AWS, 0–100.
+    pub progress_pct: i32,
+    /// Size in GiB.
+    pub size_gib: i64,
+    /// Creation time of the source (unix ms).
+    pub source_created_at_ms: i64,
+    /// When the copy was last requested from AWS (unix ms).
+    pub requested_at_ms: Option<i64>,
+    /// When it completed (unix ms).
+    pub completed_at_ms: Option<i64>,
+    /// How many times it was requested.
+    pub attempts: i32,
+    /// Last error seen, if any.
+    pub last_error: Option<String>,
+}
+
+/// The mutable part of a copy; [`Store::update_copy`] writes every field as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyUpdate {
+    /// New state.
+    pub state: CopyState,
+    /// Progress, 0–100.
+    pub progress_pct: i32,
+    /// DR id, once known.
+    pub dest_id: Option<String>,
+    /// Last error, or `None` to clear it.
+    pub last_error: Option<String>,
+    /// When the copy was requested (unix ms).
+    pub requested_at_ms: Option<i64>,
+    /// When it completed (unix ms).
+    pub completed_at_ms: Option<i64>,
+    /// Number of requests so far.
+    pub attempts: i32,
+}
+
+impl From<&CopyRecord> for CopyUpdate {
+    /// The current values, to modify and write back.
+    fn from(copy: &CopyRecord) -> Self {
+        CopyUpdate {
+            state: copy.state,
+            progress_pct: copy.progress_pct,
+            dest_id: copy.dest_id.clone(),
+            last_error: copy.last_error.clone(),
+            requested_at_ms: copy.requested_at_ms,
+            completed_at_ms: copy.completed_at_ms,
+            attempts: copy.attempts,
+        }
+    }
+}
+
+/// Number of copies of one kind in one state.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct CopyStateCount {
+    /// What is copied.
+    pub kind: CopyKind,
+    /// State.
+    pub state: CopyState,
+    /// Number of rows.
+    pub count: i64,
+}
+
+const _: () = assert!(
+    CopyState::ALL.len() == 6,
+    "list_copies has one state placeholder per CopyState"
+);
+
+impl Store {
+    /// Records a `queued` copy with zero progress and attempts and returns its id; if a copy
+    /// with the same (`kind`, `source_id`, `dest_region`) exists, returns its id and changes
+    /// nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`] when the database fails.
+    pub async fn insert_copy(&self, copy: &NewCopy) -> Result<i64, StoreError> {
+        let inserted = on_pool!(self, |pool| {
+            sqlx::query_scalar::<_, i64>(
+                "INSERT INTO copies (kind, source_id, source_region, resource_id, tier, \
+                 dest_region, state, progress_pct, size_gib, source_created_at_ms, attempts) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, 0) \
+                 ON CONFLICT (kind, source_id, dest_region) DO NOTHING RETURNING id",
+            )
+            .bind(copy.kind)
+            .bind(&copy.source_id)
+            .bind(&copy.source_region)
+            .bind(&copy.resource_id)
+            .bind(copy.tier)
+            .bind(&copy.dest_region)
+            .bind(CopyState::Queued)
+            .bind(copy.size_gib)
+            .bind(copy.source_created_at_ms)
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(StoreError::query("insert_copy"))?;
+        if let Some(id) = inserted {
+            return Ok(id);
+        }
+        on_pool!(self, |pool| {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT id FROM copies WHERE kind = $1 AND source_id = $2 AND dest_region = $3",
+            )
+            .bind(copy.kind)
+            .bind(&copy.source_id)
+            .bind(&copy.dest_region)
+            .fetch_one(pool)
+            .await
+        })
+        .map_err(StoreError::query("insert_copy"))
+    }
+
+    /// The copy with this id, if any.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`] when the database fails.
+    pub async fn get_copy(&self, id: i64) -> Result<Option<CopyRecord>, StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, CopyRecord>("SELECT * FROM copies WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(StoreError::query("get_copy"))
+    }
+
+    /// Overwrites the mutable fields of a copy and returns the stored row.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] when there is no such copy, [`StoreError::Query`] when the
+    /// database fails (including a progress outside 0–100).
+    pub async fn update_copy(
+        &self,
+        id: i64,
+        update: &CopyUpdate,
+    ) -> Result<CopyRecord, StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, CopyRecord>(
+                "UPDATE copies SET state = $2, progress_pct = $3, dest_id = $4, \
+                 last_error = $5, requested_at_ms = $6, completed_at_ms = $7, attempts = $8 \
+                 WHERE id = $1 RETURNING *",
+            )
+            .bind(id)
+            .bind(update.state)
+            .bind(update.progress_pct)
+            .bind(update.dest_id.as_deref())
+            .bind(update.last_error.as_deref())
+            .bind(update.requested_at_ms)
+            .bind(update.completed_at_ms)
+            .bind(update.attempts)
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(StoreError::query("update_copy"))?
+        .ok_or_else(|| StoreError::NotFound {
+            entity: "copy",
+            id: id.to_string(),
+        })
+    }
+
+    /// Up to `limit` copies ordered by id, optionally of one kind, and in one of `states`
+    /// (an empty slice means any state).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`] when the database fails.
+    pub async fn list_copies(
+        &self,
+        kind: Option<CopyKind>,
+        states: &[CopyState],
+        limit: u32,
+    ) -> Result<Vec<CopyRecord>, StoreError> {
+        let any_state = states.is_empty();
+        // The state filter has one placeholder per possible state, so the SQL stays static:
+        // unused slots repeat a wanted state, which does not change the IN list's meaning.
+        let wanted: Vec<CopyState> = CopyState::ALL
+            .iter()
+            .map(|slot| {
+                if states.contains(slot) {
+                    *slot
+                } else {
+                    states.first().copied().unwrap_or(*slot)
+                }
+            })
+            .collect();
+        on_pool!(self, |pool| {
+            let mut query = sqlx::query_as::<_, CopyRecord>(
+                "SELECT * FROM copies WHERE ($1 IS NULL OR kind = $1) \
+                 AND ($2 OR state IN ($3, $4, $5, $6, $7, $8)) ORDER BY id LIMIT $9",
+            )
+            .bind(kind)
+            .bind(any_state);
+            for state in &wanted {
+                query = query.bind(*state);
+            }
+            query.bind(i64::from(limit)).fetch_all(pool).await
+        })
+        .map_err(StoreError::query("list_copies"))
+    }
+
+    /// Every copy of one resource's sources of `kind` into `dest_region`, newest source
+    /// first: what retention (keep the newest N) and the RPO maths look at.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`] when the database fails.
+    pub async fn list_copies_for_resource(
+        &self,
+        kind: CopyKind,
+        resource_id: &str,
+        dest_region: &str,
+    ) -> Result<Vec<CopyRecord>, StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, CopyRecord>(
+                "SELECT * FROM copies WHERE kind = $1 AND resource_id = $2 \
+                 AND dest_region = $3 ORDER BY source_created_at_ms DESC, id DESC",
+            )
+            .bind(kind)
+            .bind(resource_id)
+            .bind(dest_region)
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(StoreError::query("list_copies_for_resource"))
+    }
+
+    /// Number of copies per (`kind`, `state`), ordered by kind then state text.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`] when the database fails.
+    pub async fn copy_state_counts(&self) -> Result<Vec<CopyStateCount>, StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, CopyStateCount>(
+                "SELECT kind, state, COUNT(*) AS count FROM copies \
+                 GROUP BY kind, state ORDER BY kind, state",
+            )
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(StoreError::query("copy_state_counts"))
+    }
+}
