@@ -1,1 +1,10 @@
-fn main() {}
+//! pilotlight's end-to-end tests, built as one test binary (every extra binary relinks the AWS
+//! SDK). Everything AWS goes through the real SDK to the lab: the realism proxy in front of
+//! moto. Each test gets its own AWS account on the shared moto, so tests run in parallel.
+
+mod api;
+mod config;
+mod daemon;
+mod lab;
+mod network;
+mod support;

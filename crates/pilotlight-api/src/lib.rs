@@ -1,1 +1,128 @@
-//! pilotlight-api
+//! The admin API (P3) and the Prometheus listener (P4).
+//!
+//! [`router`] builds the admin API as a plain axum `Router` over an [`ApiState`], so tests drive
+//! it with `oneshot` and the daemon serves it with [`serve`]. Every `/v1` route needs a bearer
+//! token whose [`Role`](pilotlight_core::config::Role) is high enough (401 without a known
+//! token, 403 with too low a role); `/healthz` and `/readyz` are open for probes. Errors are
+//! JSON `{"error": {"code", "message"}}`; bodies above the configured size get 413 and requests
+//! over the time limit 408. [`metrics_router`] serves `/metrics` on its own listener.
+
+mod auth;
+mod error;
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use pilotlight_engine::SchedulerHandle;
+use pilotlight_engine::leader::LeaderState;
+use pilotlight_engine::status::StatusBoard;
+use pilotlight_store::Store;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::timeout::TimeoutLayer;
+
+pub use auth::{Principal, TokenEntry, TokenTable};
+pub use error::ApiError;
+
+/// Facts about this daemon shown in `/v1/status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DaemonInfo {
+    pub version: &'static str,
+    pub primary_region: String,
+    pub dr_region: String,
+    pub store_backend: &'static str,
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Store,
+    pub tokens: Arc<TokenTable>,
+    pub leader: LeaderState,
+    pub status: StatusBoard,
+    /// Present while this replica leads and runs the scheduler.
+    pub scheduler: Arc<std::sync::RwLock<Option<SchedulerHandle>>>,
+    pub info: DaemonInfo,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+/// Request limits.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiLimits {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+/// Builds the admin API.
+pub fn router(state: ApiState, limits: ApiLimits) -> Router {
+    Router::new()
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
+        .route("/v1/status", get(routes::status))
+        .route("/v1/mappings", get(routes::mappings))
+        .route("/v1/reconcilers/{name}/run", post(routes::run_reconciler))
+        .route("/v1/audit", get(routes::audit))
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            http::StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .with_state(state)
+}
+
+/// Builds the `/metrics` router over a registry.
+pub fn metrics_router(registry: Arc<Registry>) -> Router {
+    Router::new()
+        .route("/metrics", get(routes::metrics))
+        .with_state(registry)
+}
+
+/// Serves `app` on `listener` until `shutdown` fires, then finishes in-flight requests.
+///
+/// # Errors
+/// The server's I/O error.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
+}
+
+/// Builds the token table from `(name, role, token)` triples.
+pub fn auth_table(
+    tokens: impl IntoIterator<
+        Item = (
+            String,
+            pilotlight_core::config::Role,
+            pilotlight_core::secret::Secret,
+        ),
+    >,
+) -> TokenTable {
+    TokenTable::new(
+        tokens
+            .into_iter()
+            .map(|(name, role, token)| auth::TokenEntry { name, role, token })
+            .collect(),
+    )
+}

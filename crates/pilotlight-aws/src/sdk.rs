@@ -80,7 +80,9 @@ impl AwsSettings {
 /// Builds the SDK configuration for one region.
 pub async fn sdk_config(settings: &AwsSettings, region: &str) -> SdkConfig {
     let http_client = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
         .build_https();
     let retry = match settings.retry_mode {
         RetryMode::Standard => RetryConfig::standard(),

@@ -59,7 +59,9 @@ impl Throttle {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.entry((region.to_owned(), key.to_owned()))
-            .or_insert_with(|| Arc::new(RateLimiter::direct(quota(bucket, self.settings.time_scale))))
+            .or_insert_with(|| {
+                Arc::new(RateLimiter::direct(quota(bucket, self.settings.time_scale)))
+            })
             .clone()
     }
 
@@ -74,7 +76,11 @@ impl Throttle {
         operation: &str,
         shape: &CallShape,
     ) -> Duration {
-        let scope = if service.is_global() { "global" } else { region };
+        let scope = if service.is_global() {
+            "global"
+        } else {
+            region
+        };
         let start = Instant::now();
         for charge in aws_limits::charges(service, operation, shape) {
             let bucket = self.bucket(&charge.key, charge.bucket);
@@ -121,15 +127,25 @@ mod tests {
         let shape = CallShape::default();
         let mut waited = Duration::ZERO;
         for _ in 0..5 {
-            waited += t.acquire(Service::Ec2, "us-west-2", "RunInstances", &shape).await;
+            waited += t
+                .acquire(Service::Ec2, "us-west-2", "RunInstances", &shape)
+                .await;
         }
-        assert!(waited < Duration::from_millis(20), "burst should not wait: {waited:?}");
+        assert!(
+            waited < Duration::from_millis(20),
+            "burst should not wait: {waited:?}"
+        );
         // The 6th..8th calls must wait ~1/(2*100) s each.
         let mut paced = Duration::ZERO;
         for _ in 0..3 {
-            paced += t.acquire(Service::Ec2, "us-west-2", "RunInstances", &shape).await;
+            paced += t
+                .acquire(Service::Ec2, "us-west-2", "RunInstances", &shape)
+                .await;
         }
-        assert!(paced >= Duration::from_millis(9), "refill must pace: {paced:?}");
+        assert!(
+            paced >= Duration::from_millis(9),
+            "refill must pace: {paced:?}"
+        );
     }
 
     #[tokio::test]
@@ -149,7 +165,10 @@ mod tests {
         let shape = CallShape::default();
         t.acquire(Service::Ec2, "r", "DescribeVpcs", &shape).await;
         let second = t.acquire(Service::Ec2, "r", "DescribeVpcs", &shape).await;
-        assert!(second >= Duration::from_millis(10), "burst of 1 must pace: {second:?}");
+        assert!(
+            second >= Duration::from_millis(10),
+            "burst of 1 must pace: {second:?}"
+        );
     }
 
     #[tokio::test]
@@ -167,8 +186,12 @@ mod tests {
             overrides,
         });
         let shape = CallShape::default();
-        let a = t.acquire(Service::Ec2, "us-east-1", "DescribeVpcs", &shape).await;
-        let b = t.acquire(Service::Ec2, "us-west-2", "DescribeVpcs", &shape).await;
+        let a = t
+            .acquire(Service::Ec2, "us-east-1", "DescribeVpcs", &shape)
+            .await;
+        let b = t
+            .acquire(Service::Ec2, "us-west-2", "DescribeVpcs", &shape)
+            .await;
         assert!(a + b < Duration::from_millis(50));
     }
 }

@@ -376,7 +376,10 @@ mod tests {
     #[test]
     fn ec2_describe_bucket_depends_on_filtering() {
         let filtered = keys(Service::Ec2, "DescribeInstances", CallShape::default());
-        assert_eq!(filtered, vec![("ec2:DescribeInstances".into(), 100.0, 20.0, 1.0)]);
+        assert_eq!(
+            filtered,
+            vec![("ec2:DescribeInstances".into(), 100.0, 20.0, 1.0)]
+        );
         let unfiltered = keys(
             Service::Ec2,
             "DescribeInstances",
@@ -423,7 +426,11 @@ mod tests {
                 ("elb:account".into(), 40.0, 10.0, 1.0),
             ]
         );
-        let k = keys(Service::Elb, "RegisterInstancesWithLoadBalancer", CallShape::default());
+        let k = keys(
+            Service::Elb,
+            "RegisterInstancesWithLoadBalancer",
+            CallShape::default(),
+        );
         assert_eq!(k[0].0, "elb:category:registration");
     }
 

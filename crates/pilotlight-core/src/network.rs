@@ -118,6 +118,7 @@ pub struct NetworkSnapshot {
 
 /// The resource kinds the mirror manages (the closed `kind` label set and store mapping kinds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum NetworkKind {
     Vpc,
     Subnet,
@@ -182,6 +183,17 @@ pub enum NetworkAction {
         source: String,
         dr_id: String,
     },
+    /// Adopt the default security group of the DR VPC mirroring `vpc` (primary id), which
+    /// does not exist until that VPC is created earlier in the same plan.
+    AdoptDefaultSecurityGroup {
+        source: String,
+        vpc: String,
+    },
+    /// Adopt the main route table of the DR VPC mirroring `vpc` (primary id).
+    AdoptMainRouteTable {
+        source: String,
+        vpc: String,
+    },
     /// Permissions with `Peer::Group` hold primary group ids, to be remapped.
     AuthorizeIngress {
         group: String,
@@ -243,6 +255,8 @@ impl NetworkAction {
             | NetworkAction::RevokeIngress { .. }
             | NetworkAction::RevokeEgress { .. } => NetworkKind::SecurityGroup,
             NetworkAction::Adopt { kind, .. } => *kind,
+            NetworkAction::AdoptDefaultSecurityGroup { .. } => NetworkKind::SecurityGroup,
+            NetworkAction::AdoptMainRouteTable { .. } => NetworkKind::RouteTable,
             NetworkAction::CreateInternetGateway { .. }
             | NetworkAction::AttachInternetGateway { .. } => NetworkKind::InternetGateway,
             NetworkAction::CreateRouteTable { .. }
@@ -259,7 +273,9 @@ impl NetworkAction {
             | NetworkAction::CreateSecurityGroup { .. }
             | NetworkAction::CreateInternetGateway { .. }
             | NetworkAction::CreateRouteTable { .. } => "create",
-            NetworkAction::Adopt { .. } => "adopt",
+            NetworkAction::Adopt { .. }
+            | NetworkAction::AdoptDefaultSecurityGroup { .. }
+            | NetworkAction::AdoptMainRouteTable { .. } => "adopt",
             _ => "update",
         }
     }
@@ -377,6 +393,13 @@ impl IdMap {
             .insert(primary.to_owned(), dr.to_owned());
     }
 
+    /// Forgets a pair (after its DR resource was deleted).
+    pub fn remove(&mut self, kind: NetworkKind, primary: &str) {
+        if let Some(m) = self.by_kind.get_mut(&kind) {
+            m.remove(primary);
+        }
+    }
+
     /// The reverse lookup: which primary id a DR id mirrors.
     pub fn source_of(&self, kind: NetworkKind, dr: &str) -> Option<&str> {
         self.by_kind.get(&kind).and_then(|m| {
@@ -388,10 +411,9 @@ impl IdMap {
 
     /// Every pair, for the store.
     pub fn pairs(&self) -> impl Iterator<Item = (NetworkKind, &str, &str)> {
-        self.by_kind.iter().flat_map(|(k, m)| {
-            m.iter()
-                .map(move |(p, d)| (*k, p.as_str(), d.as_str()))
-        })
+        self.by_kind
+            .iter()
+            .flat_map(|(k, m)| m.iter().map(move |(p, d)| (*k, p.as_str(), d.as_str())))
     }
 
     /// The mapping implied by the DR snapshot's `pilotlight:source` tags.
@@ -429,12 +451,10 @@ impl IdMap {
 /// Translates a primary permission's group peer to the DR group, if mapped.
 pub fn to_dr_permission(p: &Permission, ids: &IdMap) -> Option<Permission> {
     match &p.peer {
-        Peer::Group(g) => ids
-            .get(NetworkKind::SecurityGroup, g)
-            .map(|dr| Permission {
-                peer: Peer::Group(dr.to_owned()),
-                ..p.clone()
-            }),
+        Peer::Group(g) => ids.get(NetworkKind::SecurityGroup, g).map(|dr| Permission {
+            peer: Peer::Group(dr.to_owned()),
+            ..p.clone()
+        }),
         _ => Some(p.clone()),
     }
 }
@@ -472,7 +492,10 @@ pub fn plan(
 
     // VPCs and their CIDRs.
     for v in &vpcs {
-        match ids.get(NetworkKind::Vpc, &v.id).and_then(|d| dr_vpc_by_id.get(d)) {
+        match ids
+            .get(NetworkKind::Vpc, &v.id)
+            .and_then(|d| dr_vpc_by_id.get(d))
+        {
             None => {
                 out.actions.push(NetworkAction::CreateVpc {
                     source: v.id.clone(),
@@ -507,7 +530,10 @@ pub fn plan(
         .iter()
         .filter(|s| in_scope.contains(s.vpc_id.as_str()))
     {
-        match ids.get(NetworkKind::Subnet, &s.id).and_then(|d| dr_subnets.get(d)) {
+        match ids
+            .get(NetworkKind::Subnet, &s.id)
+            .and_then(|d| dr_subnets.get(d))
+        {
             None => {
                 let dr_az = azs.get(&s.az).unwrap_or(&s.az).to_owned();
                 out.actions.push(NetworkAction::CreateSubnet {
@@ -551,23 +577,24 @@ pub fn plan(
             continue;
         }
         if g.name == "default" {
-            // The DR VPC's own default group, found by name inside the mapped VPC.
+            // The DR VPC's own default group, found by name inside the mapped VPC, or — when
+            // that VPC is created by this same plan — looked up right after its creation.
             let dr_default = ids.get(NetworkKind::Vpc, &g.vpc_id).and_then(|dv| {
                 dr.security_groups
                     .iter()
                     .find(|d| d.vpc_id == dv && d.name == "default")
             });
-            if let Some(d) = dr_default {
-                out.actions.push(NetworkAction::Adopt {
+            out.actions.push(match dr_default {
+                Some(d) => NetworkAction::Adopt {
                     kind: NetworkKind::SecurityGroup,
                     source: g.id.clone(),
                     dr_id: d.id.clone(),
-                });
-            }
-            // If the DR VPC does not exist yet, the group is adopted next cycle; its rules wait.
-            if dr_default.is_none() {
-                continue;
-            }
+                },
+                None => NetworkAction::AdoptDefaultSecurityGroup {
+                    source: g.id.clone(),
+                    vpc: g.vpc_id.clone(),
+                },
+            });
         } else {
             out.actions.push(NetworkAction::CreateSecurityGroup {
                 source: g.id.clone(),
@@ -584,22 +611,49 @@ pub fn plan(
         let adopted_default = existing.is_none() && g.name == "default";
         let (have_in, have_out): (BTreeSet<Permission>, BTreeSet<Permission>) = match existing {
             Some(d) => (
-                d.ingress.iter().map(|p| to_primary_permission(p, &ids)).collect(),
-                d.egress.iter().map(|p| to_primary_permission(p, &ids)).collect(),
+                d.ingress
+                    .iter()
+                    .map(|p| to_primary_permission(p, &ids))
+                    .collect(),
+                d.egress
+                    .iter()
+                    .map(|p| to_primary_permission(p, &ids))
+                    .collect(),
             ),
             None if adopted_default => {
-                // Being adopted in this plan: its current rules are those of the DR default.
+                // Being adopted in this plan: its current rules are those of the DR default,
+                // or AWS's defaults for a VPC created by this plan (all traffic from itself in,
+                // everything out).
                 let d = ids.get(NetworkKind::Vpc, &g.vpc_id).and_then(|dv| {
                     dr.security_groups
                         .iter()
                         .find(|d| d.vpc_id == dv && d.name == "default")
                 });
                 match d {
-                    Some(d) => (
-                        d.ingress.iter().map(|p| to_primary_permission(p, &ids)).collect(),
-                        d.egress.iter().map(|p| to_primary_permission(p, &ids)).collect(),
+                    Some(d) => {
+                        // Read its rules as if already adopted, so a self-reference matches.
+                        let mut adopted = ids.clone();
+                        adopted.insert(NetworkKind::SecurityGroup, &g.id, &d.id);
+                        (
+                            d.ingress
+                                .iter()
+                                .map(|p| to_primary_permission(p, &adopted))
+                                .collect(),
+                            d.egress
+                                .iter()
+                                .map(|p| to_primary_permission(p, &adopted))
+                                .collect(),
+                        )
+                    }
+                    None => (
+                        BTreeSet::from([Permission {
+                            protocol: "-1".into(),
+                            from_port: None,
+                            to_port: None,
+                            peer: Peer::Group(g.id.clone()),
+                        }]),
+                        BTreeSet::from([allow_all_egress()]),
                     ),
-                    None => continue,
                 }
             }
             // A new group starts with AWS's default egress (allow all to 0.0.0.0/0).
@@ -621,10 +675,9 @@ pub fn plan(
             }),
             Some(dr_igw) => {
                 let dr_vpc = ids.get(NetworkKind::Vpc, vpc);
-                let attached = dr
-                    .internet_gateways
-                    .iter()
-                    .any(|d| d.id == dr_igw && dr_vpc.is_some_and(|dv| d.vpc_ids.iter().any(|x| x == dv)));
+                let attached = dr.internet_gateways.iter().any(|d| {
+                    d.id == dr_igw && dr_vpc.is_some_and(|dv| d.vpc_ids.iter().any(|x| x == dv))
+                });
                 if !attached {
                     out.actions.push(NetworkAction::AttachInternetGateway {
                         gateway: igw.id.clone(),
@@ -647,17 +700,20 @@ pub fn plan(
         let existing = mapped.and_then(|d| dr_tables.get(d)).copied();
         if mapped.is_none() {
             if rt.main {
-                let dr_main = ids.get(NetworkKind::Vpc, &rt.vpc_id).and_then(|dv| {
-                    dr.route_tables.iter().find(|d| d.vpc_id == dv && d.main)
-                });
-                match dr_main {
-                    Some(d) => out.actions.push(NetworkAction::Adopt {
+                let dr_main = ids
+                    .get(NetworkKind::Vpc, &rt.vpc_id)
+                    .and_then(|dv| dr.route_tables.iter().find(|d| d.vpc_id == dv && d.main));
+                out.actions.push(match dr_main {
+                    Some(d) => NetworkAction::Adopt {
                         kind: NetworkKind::RouteTable,
                         source: rt.id.clone(),
                         dr_id: d.id.clone(),
-                    }),
-                    None => continue,
-                }
+                    },
+                    None => NetworkAction::AdoptMainRouteTable {
+                        source: rt.id.clone(),
+                        vpc: rt.vpc_id.clone(),
+                    },
+                });
             } else {
                 out.actions.push(NetworkAction::CreateRouteTable {
                     source: rt.id.clone(),
@@ -723,7 +779,10 @@ pub fn plan(
 
     // Orphans: DR resources whose source is gone (or out of scope).
     let primary_ids: BTreeMap<NetworkKind, BTreeSet<&str>> = BTreeMap::from([
-        (NetworkKind::Vpc, vpcs.iter().map(|v| v.id.as_str()).collect()),
+        (
+            NetworkKind::Vpc,
+            vpcs.iter().map(|v| v.id.as_str()).collect(),
+        ),
         (
             NetworkKind::Subnet,
             primary
@@ -911,7 +970,11 @@ mod tests {
     fn azs() -> AzMap {
         AzMap::new(
             &BTreeMap::new(),
-            &["us-east-1a".into(), "us-east-1b".into(), "us-east-1c".into()],
+            &[
+                "us-east-1a".into(),
+                "us-east-1b".into(),
+                "us-east-1c".into(),
+            ],
             &["us-west-2a".into(), "us-west-2b".into()],
         )
     }
@@ -920,8 +983,17 @@ mod tests {
     fn az_map_by_letter_order_with_overrides() {
         let m = AzMap::new(
             &BTreeMap::from([("us-east-1c".to_owned(), "us-west-2d".to_owned())]),
-            &["us-east-1b".into(), "us-east-1a".into(), "us-east-1c".into(), "us-east-1d".into()],
-            &["us-west-2b".into(), "us-west-2a".into(), "us-west-2c".into()],
+            &[
+                "us-east-1b".into(),
+                "us-east-1a".into(),
+                "us-east-1c".into(),
+                "us-east-1d".into(),
+            ],
+            &[
+                "us-west-2b".into(),
+                "us-west-2a".into(),
+                "us-west-2c".into(),
+            ],
         );
         assert_eq!(m.get("us-east-1a"), Some("us-west-2a"));
         assert_eq!(m.get("us-east-1b"), Some("us-west-2b"));
@@ -931,7 +1003,12 @@ mod tests {
 
     #[test]
     fn empty_dr_plans_everything_in_dependency_order() {
-        let p = plan(&primary(), &NetworkSnapshot::default(), &azs(), &MirrorScope::default());
+        let p = plan(
+            &primary(),
+            &NetworkSnapshot::default(),
+            &azs(),
+            &MirrorScope::default(),
+        );
         let kinds: Vec<&str> = p
             .actions
             .iter()
@@ -946,9 +1023,16 @@ mod tests {
                 _ => "other",
             })
             .collect();
-        assert_eq!(kinds, ["vpc", "cidr", "subnet", "public", "subnet", "sg", "sg", "in", "in"]);
+        assert_eq!(
+            kinds,
+            [
+                "vpc", "cidr", "subnet", "public", "subnet", "sg", "sg", "in", "in"
+            ]
+        );
         // The default VPC is out of scope by default.
-        assert!(!p.actions.iter().any(|a| matches!(a, NetworkAction::CreateVpc { source, .. } if source == "vpc-default")));
+        assert!(!p.actions.iter().any(
+            |a| matches!(a, NetworkAction::CreateVpc { source, .. } if source == "vpc-default")
+        ));
         // AZ mapped by letter.
         assert!(p.actions.contains(&NetworkAction::CreateSubnet {
             source: "subnet-p2".into(),
@@ -1063,9 +1147,15 @@ mod tests {
     #[test]
     fn rule_changes_are_diffed_with_group_references_remapped() {
         let mut prim = primary();
-        let db = prim.security_groups.iter_mut().find(|g| g.id == "sg-db").unwrap();
-        db.ingress.insert(perm("tcp", 6432, Peer::Group("sg-web".into())));
-        db.ingress.remove(&perm("tcp", 5432, Peer::Group("sg-web".into())));
+        let db = prim
+            .security_groups
+            .iter_mut()
+            .find(|g| g.id == "sg-db")
+            .unwrap();
+        db.ingress
+            .insert(perm("tcp", 6432, Peer::Group("sg-web".into())));
+        db.ingress
+            .remove(&perm("tcp", 5432, Peer::Group("sg-web".into())));
         let p = plan(&prim, &converged(), &azs(), &MirrorScope::default());
         assert_eq!(
             p.actions,

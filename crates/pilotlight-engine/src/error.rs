@@ -6,8 +6,9 @@ use pilotlight_store::StoreError;
 /// Why a reconcile failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
+    /// Boxed: an AWS error carries its ids and cause, and reconciles return errors often.
     #[error("AWS call failed")]
-    Aws(#[from] AwsError),
+    Aws(#[source] Box<AwsError>),
     #[error("state store failed")]
     Store(#[from] StoreError),
     /// AWS answered with something pilotlight cannot use.
@@ -19,6 +20,12 @@ pub enum ReconcileError {
     /// Shutdown was requested; the work done so far is recorded.
     #[error("cancelled by shutdown")]
     Cancelled,
+}
+
+impl From<AwsError> for ReconcileError {
+    fn from(e: AwsError) -> ReconcileError {
+        ReconcileError::Aws(Box::new(e))
+    }
 }
 
 impl ReconcileError {

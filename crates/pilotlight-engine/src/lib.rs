@@ -9,11 +9,13 @@
 //! Reconcilers today: [`network`] (R1, the VPC/subnet/security-group mirror).
 
 pub mod error;
+pub mod leader;
 pub mod metrics;
 pub mod network;
 pub mod scheduler;
 pub mod status;
 
+pub use async_trait::async_trait;
 pub use error::ReconcileError;
 pub use scheduler::{Action, Reconciler, Scheduler, SchedulerHandle};
 pub use status::{ReconcilerStatus, StatusBoard};

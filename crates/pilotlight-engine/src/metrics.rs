@@ -65,7 +65,11 @@ impl EngineMetrics {
             network_changes: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("reconcile");
-        r.register("runs", "Reconcile runs by reconciler and outcome", m.runs.clone());
+        r.register(
+            "runs",
+            "Reconcile runs by reconciler and outcome",
+            m.runs.clone(),
+        );
         r.register(
             "duration_seconds",
             "Duration of reconcile runs",

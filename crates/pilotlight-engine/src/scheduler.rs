@@ -82,7 +82,11 @@ pub trait Reconciler: Send + Sync + 'static {
 /// Exponential backoff from `base`, doubling per failure, capped at `max`; throttling and limit
 /// errors start from four times the base.
 pub fn backoff(error: &ReconcileError, failures: u32, base: Duration, max: Duration) -> Action {
-    let start = if error.is_backpressure() { base * 4 } else { base };
+    let start = if error.is_backpressure() {
+        base * 4
+    } else {
+        base
+    };
     let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
     Action::requeue(start.saturating_mul(factor).min(max))
 }
@@ -457,7 +461,12 @@ mod tests {
             })
         }
         fn error_policy(&self, _key: &str, err: &ReconcileError, failures: u32) -> Action {
-            backoff(err, failures, Duration::from_secs(5), Duration::from_secs(300))
+            backoff(
+                err,
+                failures,
+                Duration::from_secs(5),
+                Duration::from_secs(300),
+            )
         }
     }
 
@@ -505,8 +514,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn trigger_runs_now_and_unknown_names_are_refused() {
         let (r, runs, _) = counting(false);
-        let (sched, handle) =
-            Scheduler::new(vec![r], 4, EngineMetrics::unregistered(), StatusBoard::default());
+        let (sched, handle) = Scheduler::new(
+            vec![r],
+            4,
+            EngineMetrics::unregistered(),
+            StatusBoard::default(),
+        );
         let cancel = CancellationToken::new();
         let task = tokio::spawn(sched.run(cancel.clone()));
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -516,7 +529,9 @@ mod tests {
         assert_eq!(runs.load(Ordering::SeqCst), 6);
         assert_eq!(
             handle.trigger("nope"),
-            Err(TriggerError::UnknownReconciler { name: "nope".into() })
+            Err(TriggerError::UnknownReconciler {
+                name: "nope".into()
+            })
         );
         cancel.cancel();
         task.await.unwrap();
@@ -525,8 +540,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn failure_uses_error_policy() {
         let (r, runs, _) = counting(true);
-        let (sched, handle) =
-            Scheduler::new(vec![r], 1, EngineMetrics::unregistered(), StatusBoard::default());
+        let (sched, handle) = Scheduler::new(
+            vec![r],
+            1,
+            EngineMetrics::unregistered(),
+            StatusBoard::default(),
+        );
         let cancel = CancellationToken::new();
         let task = tokio::spawn(sched.run(cancel.clone()));
         tokio::time::sleep(Duration::from_millis(3500)).await;

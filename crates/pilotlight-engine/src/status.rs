@@ -36,12 +36,14 @@ impl StatusBoard {
             .inner
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = map.entry(name.to_owned()).or_insert_with(|| ReconcilerStatus {
-            name: name.to_owned(),
-            state: "idle",
-            last_report: serde_json::Value::Null,
-            ..ReconcilerStatus::default()
-        });
+        let entry = map
+            .entry(name.to_owned())
+            .or_insert_with(|| ReconcilerStatus {
+                name: name.to_owned(),
+                state: "idle",
+                last_report: serde_json::Value::Null,
+                ..ReconcilerStatus::default()
+            });
         f(entry);
     }
 

@@ -39,7 +39,10 @@ impl Lab {
                 let moto = tokio::task::spawn_blocking(MotoServer::start)
                     .await
                     .map_err(|e| {
-                        LabError::io("starting moto on a blocking thread", std::io::Error::other(e))
+                        LabError::io(
+                            "starting moto on a blocking thread",
+                            std::io::Error::other(e),
+                        )
                     })??;
                 Ok(Lab { moto })
             })

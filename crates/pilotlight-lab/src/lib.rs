@@ -28,7 +28,7 @@ pub use error::LabError;
 pub use lab::{Lab, LabSession};
 pub use moto::MotoServer;
 pub use proxy::{
-    CallCount, CallCounts, FaultAction, FaultId, FaultRule, FaultStatus, ProxyHandle,
-    ProxyOptions, RealismProxy,
+    CallCount, CallCounts, FaultAction, FaultId, FaultRule, FaultStatus, ProxyHandle, ProxyOptions,
+    RealismProxy,
 };
 pub use seed::{EstateSpec, SeededEstate, add_subnet, seed};

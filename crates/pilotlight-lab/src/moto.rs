@@ -101,9 +101,8 @@ pub fn ensure_python_env() -> Result<PathBuf, LabError> {
         return Ok(python);
     }
     let cache = venv.parent().map(Path::to_path_buf).unwrap_or_default();
-    std::fs::create_dir_all(&cache).map_err(|e| {
-        LabError::io(format!("creating cache directory {}", cache.display()), e)
-    })?;
+    std::fs::create_dir_all(&cache)
+        .map_err(|e| LabError::io(format!("creating cache directory {}", cache.display()), e))?;
     let lock = cache.join(format!("moto-{MOTO_VERSION}.lock"));
     tracing::info!(venv = %venv.display(), requirement = MOTO_REQUIREMENT, "installing moto");
     let output = Command::new("flock")
@@ -260,10 +259,10 @@ impl MotoServer {
     fn wait_ready(&mut self, deadline: Duration) -> Result<(), LabError> {
         let start = Instant::now();
         loop {
-            if let Ok((status, _)) = http_call(self.addr, "GET", "/moto-api/config") {
-                if (200..300).contains(&status) {
-                    return Ok(());
-                }
+            if let Ok((status, _)) = http_call(self.addr, "GET", "/moto-api/config")
+                && (200..300).contains(&status)
+            {
+                return Ok(());
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(LabError::MotoExited {
@@ -407,10 +406,17 @@ mod tests {
             ("HOME", "/h"),
         ]);
         assert_eq!(cache_dir_from(all), Some(PathBuf::from("/c")));
-        let xdg = env_of(&[("PILOTLIGHT_CACHE_DIR", ""), ("XDG_CACHE_HOME", "/x"), ("HOME", "/h")]);
+        let xdg = env_of(&[
+            ("PILOTLIGHT_CACHE_DIR", ""),
+            ("XDG_CACHE_HOME", "/x"),
+            ("HOME", "/h"),
+        ]);
         assert_eq!(cache_dir_from(xdg), Some(PathBuf::from("/x/pilotlight")));
         let home = env_of(&[("HOME", "/h")]);
-        assert_eq!(cache_dir_from(home), Some(PathBuf::from("/h/.cache/pilotlight")));
+        assert_eq!(
+            cache_dir_from(home),
+            Some(PathBuf::from("/h/.cache/pilotlight"))
+        );
         assert_eq!(cache_dir_from(env_of(&[])), None);
     }
 

@@ -19,8 +19,8 @@
 mod counters;
 mod envelope;
 mod faults;
-mod identify;
 mod idempotency;
+mod identify;
 mod limits;
 
 use std::net::SocketAddr;
@@ -98,10 +98,10 @@ impl ProxyOptions {
                 self.time_scale
             ));
         }
-        if let Some(account) = &self.account_id {
-            if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {
-                problems.push(format!("account_id must be 12 digits, got {account:?}"));
-            }
+        if let Some(account) = &self.account_id
+            && (account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()))
+        {
+            problems.push(format!("account_id must be 12 digits, got {account:?}"));
         }
         if problems.is_empty() {
             Ok(())
@@ -217,10 +217,10 @@ impl ProxyHandle {
     /// Stops accepting, closes open connections and waits for the accept loop to end.
     pub async fn shutdown(mut self) {
         self.cancel.cancel();
-        if let Some(task) = self.accept.take() {
-            if let Err(e) = task.await {
-                tracing::warn!(error = %e, "realism proxy accept loop ended abnormally");
-            }
+        if let Some(task) = self.accept.take()
+            && let Err(e) = task.await
+        {
+            tracing::warn!(error = %e, "realism proxy accept loop ended abnormally");
         }
     }
 }
@@ -368,23 +368,23 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<ProxyResp
     }
 
     // 2. AWS's rate limits.
-    if shared.opts.enforce_limits {
-        if let Some(service) = call.known_service() {
-            let shape = call_shape(service, &call, &body);
-            let charges = aws_limits::charges(service, &call.operation, &shape);
-            let paid = lock(&shared.buckets).try_pay(&account, &call.region, &charges, Instant::now());
-            if !paid {
-                outcome.throttled = true;
-                record(outcome);
-                let (status, code) = aws_limits::throttle_error(service);
-                let message = if service == Service::Ec2 {
-                    "Request limit exceeded."
-                } else {
-                    "Rate exceeded"
-                };
-                let reply = ErrorReply::new(status, code, message);
-                return Ok(envelope::error_response(call.protocol, &reply, &request_id));
-            }
+    if shared.opts.enforce_limits
+        && let Some(service) = call.known_service()
+    {
+        let shape = call_shape(service, &call, &body);
+        let charges = aws_limits::charges(service, &call.operation, &shape);
+        let paid = lock(&shared.buckets).try_pay(&account, &call.region, &charges, Instant::now());
+        if !paid {
+            outcome.throttled = true;
+            record(outcome);
+            let (status, code) = aws_limits::throttle_error(service);
+            let message = if service == Service::Ec2 {
+                "Request limit exceeded."
+            } else {
+                "Rate exceeded"
+            };
+            let reply = ErrorReply::new(status, code, message);
+            return Ok(envelope::error_response(call.protocol, &reply, &request_id));
         }
     }
     record(outcome);
@@ -519,15 +519,13 @@ async fn forward(
                 headers.append(name.clone(), value.clone());
             }
         }
-        if shared.opts.account_id.is_some() {
-            if let Ok(v) = HeaderValue::from_str(account) {
-                headers.insert(ACCOUNT_HEADER, v);
-            }
+        if shared.opts.account_id.is_some()
+            && let Ok(v) = HeaderValue::from_str(account)
+        {
+            headers.insert(ACCOUNT_HEADER, v);
         }
     }
-    let request = builder
-        .body(Full::new(body))
-        .map_err(ForwardError::Build)?;
+    let request = builder.body(Full::new(body)).map_err(ForwardError::Build)?;
     let response = shared
         .client
         .request(request)
@@ -560,7 +558,11 @@ fn rebuild(status: StatusCode, headers: &HeaderMap, body: Bytes, method: &Method
 
 fn bad_gateway(call: &CallInfo, request_id: &str, error: &ForwardError) -> ProxyResponse {
     tracing::warn!(error = %error_chain(error), operation = %call.operation, "forwarding to moto failed");
-    let reply = ErrorReply::new(502, "BadGateway", &format!("the lab proxy could not reach moto: {}", error_chain(error)));
+    let reply = ErrorReply::new(
+        502,
+        "BadGateway",
+        &format!("the lab proxy could not reach moto: {}", error_chain(error)),
+    );
     envelope::error_response(call.protocol, &reply, request_id)
 }
 
@@ -576,6 +578,12 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+fn empty(status: StatusCode) -> ProxyResponse {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = status;
+    response
+}
+
 fn plain(status: StatusCode, text: &str) -> ProxyResponse {
     json_response(status, &serde_json::json!({ "error": text }))
 }
@@ -583,9 +591,10 @@ fn plain(status: StatusCode, text: &str) -> ProxyResponse {
 fn json_response(status: StatusCode, value: &serde_json::Value) -> ProxyResponse {
     let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -600,25 +609,26 @@ async fn admin(shared: &Shared, req: Request<Incoming>) -> ProxyResponse {
     let method = req.method().clone();
     let path = req.uri().path().trim_end_matches('/').to_owned();
     match (&method, path.as_str()) {
-        (&Method::GET, "/__lab/health") => json_response(StatusCode::OK, &serde_json::json!({"ok": true})),
-        (&Method::GET, "/__lab/counters") => to_json(StatusCode::OK, &lock(&shared.counters).snapshot()),
+        (&Method::GET, "/__lab/health") => {
+            json_response(StatusCode::OK, &serde_json::json!({"ok": true}))
+        }
+        (&Method::GET, "/__lab/counters") => {
+            to_json(StatusCode::OK, &lock(&shared.counters).snapshot())
+        }
         (&Method::POST, "/__lab/counters/reset") => {
             lock(&shared.counters).reset();
-            Response::builder()
-                .status(StatusCode::NO_CONTENT)
-                .body(Full::new(Bytes::new()))
-                .unwrap_or_else(|_| plain(StatusCode::NO_CONTENT, ""))
+            empty(StatusCode::NO_CONTENT)
         }
         (&Method::GET, "/__lab/faults") => to_json(StatusCode::OK, &lock(&shared.faults).list()),
         (&Method::DELETE, "/__lab/faults") => {
             lock(&shared.faults).clear();
-            Response::builder()
-                .status(StatusCode::NO_CONTENT)
-                .body(Full::new(Bytes::new()))
-                .unwrap_or_else(|_| plain(StatusCode::NO_CONTENT, ""))
+            empty(StatusCode::NO_CONTENT)
         }
         (&Method::POST, "/__lab/faults") => {
-            let body = match Limited::new(req.into_body(), MAX_ADMIN_BODY_BYTES).collect().await {
+            let body = match Limited::new(req.into_body(), MAX_ADMIN_BODY_BYTES)
+                .collect()
+                .await
+            {
                 Ok(c) => c.to_bytes(),
                 Err(e) => {
                     return plain(
@@ -629,7 +639,9 @@ async fn admin(shared: &Shared, req: Request<Incoming>) -> ProxyResponse {
             };
             let rule: FaultRule = match serde_json::from_slice(&body) {
                 Ok(rule) => rule,
-                Err(e) => return plain(StatusCode::BAD_REQUEST, &format!("invalid fault rule: {e}")),
+                Err(e) => {
+                    return plain(StatusCode::BAD_REQUEST, &format!("invalid fault rule: {e}"));
+                }
             };
             let mut faults = lock(&shared.faults);
             if faults.len() >= MAX_RULES {

@@ -297,14 +297,21 @@ impl EstateSpec {
                     ));
                 }
             }
-            let groups: BTreeSet<&str> = vpc.security_groups.iter().map(|g| g.name.as_str()).collect();
+            let groups: BTreeSet<&str> = vpc
+                .security_groups
+                .iter()
+                .map(|g| g.name.as_str())
+                .collect();
             if groups.len() != vpc.security_groups.len() {
                 problems.push(format!("VPC {v:?}: security group names are not unique"));
             }
             for g in &vpc.security_groups {
                 for rule in &g.ingress {
                     if rule.protocol.is_empty() {
-                        problems.push(format!("VPC {v:?}: group {:?} has a rule without protocol", g.name));
+                        problems.push(format!(
+                            "VPC {v:?}: group {:?} has a rule without protocol",
+                            g.name
+                        ));
                     }
                     if rule.cidrs.is_empty() && rule.source_groups.is_empty() {
                         problems.push(format!(
@@ -326,7 +333,10 @@ impl EstateSpec {
             let mut associated = BTreeSet::new();
             for t in &vpc.route_tables {
                 if !tables.insert(t.name.as_str()) {
-                    problems.push(format!("VPC {v:?}: route table {:?} is defined twice", t.name));
+                    problems.push(format!(
+                        "VPC {v:?}: route table {:?} is defined twice",
+                        t.name
+                    ));
                 }
                 for s in &t.subnets {
                     if !subnets.contains(s.as_str()) {
@@ -599,7 +609,9 @@ async fn seed_vpc(
                 }
                 for src in &rule.source_groups {
                     if let Some(src_id) = seeded.security_groups.get(src) {
-                        p = p.user_id_group_pairs(UserIdGroupPair::builder().group_id(src_id).build());
+                        p = p.user_id_group_pairs(
+                            UserIdGroupPair::builder().group_id(src_id).build(),
+                        );
                     }
                 }
                 p.build()
@@ -789,9 +801,21 @@ mod tests {
         };
         assert_eq!(problems.len(), 6, "{problems:#?}");
         assert!(problems.iter().any(|p| p.contains("AZ \"z\"")));
-        assert!(problems.iter().any(|p| p.contains("unknown group \"nope\"")));
-        assert!(problems.iter().any(|p| p.contains("unknown subnet \"ghost\"")));
-        assert!(problems.iter().any(|p| p.contains("not one of the VPC's CIDRs")));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("unknown group \"nope\""))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("unknown subnet \"ghost\""))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("not one of the VPC's CIDRs"))
+        );
         assert!(problems.iter().any(|p| p.contains("no internet_gateway")));
         assert!(problems.iter().any(|p| p.contains("10.30.0.0/33")));
     }

@@ -89,7 +89,7 @@ impl fmt::Display for Backend {
 /// Connection-pool settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreOptions {
-    /// Upper bound on open connections. An in-memory SQLite store always uses exactly one
+    /// Upper bound on open connections (0 counts as 1). An in-memory SQLite store always uses exactly one
     /// connection, because each connection would otherwise see its own empty database.
     pub max_connections: u32,
 }

@@ -99,9 +99,11 @@ where
     F: FnOnce(TestDb) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let server = tokio::task::spawn_blocking(postgres_server_url)
-        .await
-        .unwrap();
+    // Starting the throwaway cluster blocks; a missing server panics with what to install.
+    let server = match tokio::task::spawn_blocking(postgres_server_url).await {
+        Ok(url) => url,
+        Err(join_error) => std::panic::resume_unwind(join_error.into_panic()),
+    };
     let name = format!("pl_test_{:016x}", random_u64());
     admin_sql(&server, format!("CREATE DATABASE {name}"))
         .await
@@ -220,7 +222,7 @@ fn find_postgres_bin_dir() -> Option<PathBuf> {
             Some((version, entry.path().join("bin")))
         })
         .collect();
-    versioned.sort_by(|a, b| b.0.cmp(&a.0));
+    versioned.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
     candidates.extend(versioned.into_iter().map(|(_, dir)| dir));
     candidates.push(PathBuf::from("/usr/local/bin"));
     candidates.push(PathBuf::from("/usr/local/pgsql/bin"));

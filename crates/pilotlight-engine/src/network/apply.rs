@@ -7,8 +7,8 @@
 //! primary id; [`Applier`] resolves them through the [`IdMap`], which grows as creates succeed.
 
 use aws_sdk_ec2::types::{
-    AttributeBooleanValue, IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, Tag,
-    TagSpecification, UserIdGroupPair,
+    AttributeBooleanValue, Filter, IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType,
+    Tag, TagSpecification, UserIdGroupPair,
 };
 use pilotlight_aws::ec2::DrEc2;
 use pilotlight_aws::{ErrorKind, tags};
@@ -87,6 +87,23 @@ impl Applier<'_> {
         Ok(())
     }
 
+    /// Tags an implicitly created DR resource as the mirror of `source`, and records it.
+    async fn adopt(
+        &mut self,
+        kind: NetworkKind,
+        source: &str,
+        dr_id: &str,
+    ) -> Result<(), ReconcileError> {
+        self.dr
+            .create_tags(|b| {
+                b.resources(dr_id)
+                    .tags(tag(tags::MANAGED, "true"))
+                    .tags(tag(tags::SOURCE, source))
+            })
+            .await?;
+        self.record(kind, source, dr_id, "adopted".into()).await
+    }
+
     /// Applies one action; returns whether it changed anything.
     async fn one(&mut self, action: &NetworkAction) -> Result<bool, ReconcileError> {
         self.mutations += 1;
@@ -95,8 +112,11 @@ impl Applier<'_> {
                 let out = self
                     .dr
                     .create_vpc(|b| {
-                        b.cidr_block(cidr)
-                            .tag_specifications(spec(ResourceType::Vpc, source, name.as_deref()))
+                        b.cidr_block(cidr).tag_specifications(spec(
+                            ResourceType::Vpc,
+                            source,
+                            name.as_deref(),
+                        ))
                     })
                     .await?;
                 let id = out
@@ -129,11 +149,7 @@ impl Applier<'_> {
                         b.vpc_id(&vpc_id)
                             .cidr_block(cidr)
                             .availability_zone(dr_az)
-                            .tag_specifications(spec(
-                                ResourceType::Subnet,
-                                source,
-                                name.as_deref(),
-                            ))
+                            .tag_specifications(spec(ResourceType::Subnet, source, name.as_deref()))
                     })
                     .await?;
                 let id = out
@@ -190,15 +206,43 @@ impl Applier<'_> {
                 kind,
                 source,
                 dr_id,
-            } => {
-                self.dr
-                    .create_tags(|b| {
-                        b.resources(dr_id)
-                            .tags(tag(tags::MANAGED, "true"))
-                            .tags(tag(tags::SOURCE, source))
+            } => self.adopt(*kind, source, dr_id).await?,
+            NetworkAction::AdoptDefaultSecurityGroup { source, vpc } => {
+                let vpc_id = self.resolve(NetworkKind::Vpc, vpc)?;
+                let out = self
+                    .dr
+                    .describe_security_groups(|b| {
+                        b.filters(filter("vpc-id", &vpc_id))
+                            .filters(filter("group-name", "default"))
                     })
                     .await?;
-                self.record(*kind, source, dr_id, "adopted".into()).await?;
+                let dr_id = out
+                    .security_groups()
+                    .iter()
+                    .find_map(|g| g.group_id())
+                    .ok_or_else(|| {
+                        missing("DescribeSecurityGroups", "default group of the new VPC")
+                    })?
+                    .to_owned();
+                self.adopt(NetworkKind::SecurityGroup, source, &dr_id)
+                    .await?;
+            }
+            NetworkAction::AdoptMainRouteTable { source, vpc } => {
+                let vpc_id = self.resolve(NetworkKind::Vpc, vpc)?;
+                let out = self
+                    .dr
+                    .describe_route_tables(|b| b.filters(filter("vpc-id", &vpc_id)))
+                    .await?;
+                let dr_id = out
+                    .route_tables()
+                    .iter()
+                    .find(|t| t.associations().iter().any(|a| a.main().unwrap_or(false)))
+                    .and_then(|t| t.route_table_id())
+                    .ok_or_else(|| {
+                        missing("DescribeRouteTables", "main route table of the new VPC")
+                    })?
+                    .to_owned();
+                self.adopt(NetworkKind::RouteTable, source, &dr_id).await?;
             }
             NetworkAction::AuthorizeIngress { group, permissions }
             | NetworkAction::AuthorizeEgress { group, permissions } => {
@@ -208,7 +252,11 @@ impl Applier<'_> {
                     .filter_map(|p| {
                         let dr = to_dr_permission(p, &self.ids);
                         if dr.is_none() {
-                            tracing::info!(group, ?p, "rule references an unmirrored group; retried next cycle");
+                            tracing::info!(
+                                group,
+                                ?p,
+                                "rule references an unmirrored group; retried next cycle"
+                            );
                         }
                         dr
                     })
@@ -357,6 +405,10 @@ fn missing(operation: &'static str, what: &str) -> ReconcileError {
         operation,
         detail: format!("response has no {what}"),
     }
+}
+
+fn filter(name: &str, value: &str) -> Filter {
+    Filter::builder().name(name).values(value).build()
 }
 
 fn tag(key: &str, value: &str) -> Tag {

@@ -24,8 +24,10 @@ pub(crate) trait Ec2Reader {
     async fn subnets(&self, filters: Vec<Filter>) -> Result<Vec<Subnet>, AwsError>;
     async fn security_groups(&self, filters: Vec<Filter>) -> Result<Vec<SecurityGroup>, AwsError>;
     async fn route_tables(&self, filters: Vec<Filter>) -> Result<Vec<RouteTable>, AwsError>;
-    async fn internet_gateways(&self, filters: Vec<Filter>)
-    -> Result<Vec<InternetGateway>, AwsError>;
+    async fn internet_gateways(
+        &self,
+        filters: Vec<Filter>,
+    ) -> Result<Vec<InternetGateway>, AwsError>;
     async fn availability_zones(&self) -> Result<Vec<String>, AwsError>;
 }
 
@@ -92,7 +94,10 @@ macro_rules! impl_reader {
                 }
             }
 
-            async fn route_tables(&self, filters: Vec<Filter>) -> Result<Vec<RouteTable>, AwsError> {
+            async fn route_tables(
+                &self,
+                filters: Vec<Filter>,
+            ) -> Result<Vec<RouteTable>, AwsError> {
                 let mut out = Vec::new();
                 let mut token: Option<String> = None;
                 loop {
@@ -207,7 +212,12 @@ fn next(token: Option<&str>) -> Option<String> {
 
 fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
     tags.iter()
-        .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_owned(),
+                t.value().unwrap_or_default().to_owned(),
+            ))
+        })
         .collect()
 }
 

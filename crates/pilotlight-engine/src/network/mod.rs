@@ -26,6 +26,12 @@ use crate::ReconcileError;
 use crate::metrics::{ChangeLabels, EngineMetrics, KindLabels};
 use crate::scheduler::{Action, Reconciled, Reconciler, backoff};
 
+/// Page size when reading the store's mappings.
+const MAPPING_PAGE: u32 = 1000;
+
+/// How many applied actions a cycle report lists.
+const REPORT_CHANGES: usize = 50;
+
 /// The network mirror's settings (from the config's `regions`, `network` and `reconcile`).
 #[derive(Debug, Clone)]
 pub struct NetworkSettings {
@@ -91,7 +97,10 @@ impl NetworkReconciler {
     ///
     /// # Errors
     /// The first failed AWS or store call, or [`ReconcileError::Cancelled`].
-    pub async fn cycle(&self, cancel: &CancellationToken) -> Result<serde_json::Value, ReconcileError> {
+    pub async fn cycle(
+        &self,
+        cancel: &CancellationToken,
+    ) -> Result<serde_json::Value, ReconcileError> {
         let azs = self.az_map().await?.clone();
         let primary = discover::primary(&self.primary).await?;
         let dr = discover::dr(&self.dr).await?;
@@ -119,7 +128,11 @@ impl NetworkReconciler {
 
         let mut pruned = Vec::new();
         if self.settings.prune {
-            for orphan in plan.orphans.iter().filter(|o| o.kind == NetworkKind::Subnet) {
+            for orphan in plan
+                .orphans
+                .iter()
+                .filter(|o| o.kind == NetworkKind::Subnet)
+            {
                 if cancel.is_cancelled() {
                     return Err(ReconcileError::Cancelled);
                 }
@@ -127,13 +140,19 @@ impl NetworkReconciler {
                     .subnets
                     .iter()
                     .find(|s| s.id == orphan.dr_id)
-                    .and_then(|s| Owned::from_pairs(&s.id, s.tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))));
+                    .and_then(|s| {
+                        Owned::from_pairs(
+                            &s.id,
+                            s.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                        )
+                    });
                 if let Some(owned) = owned {
                     self.dr.delete_subnet(&owned).await?;
                     applier.mutations += 1;
                     self.store
                         .delete_mapping(NetworkKind::Subnet.as_str(), &orphan.source)
                         .await?;
+                    applier.ids.remove(NetworkKind::Subnet, &orphan.source);
                     self.metrics
                         .network_changes
                         .get_or_create(&ChangeLabels {
@@ -158,6 +177,8 @@ impl NetworkReconciler {
         Ok(json!({
             "mutating_calls": applier.mutations,
             "applied": applied.len(),
+            // The first changes, for operators reading `/v1/status` (bounded).
+            "changes": applied.iter().take(REPORT_CHANGES).collect::<Vec<_>>(),
             "planned": plan.actions.len(),
             "primary": {
                 "vpcs": primary.vpcs.len(),
@@ -185,15 +206,16 @@ impl NetworkReconciler {
             loop {
                 let page = self
                     .store
-                    .list_mappings(Some(kind.as_str()), after.clone(), 1000)
+                    .list_mappings(Some(kind.as_str()), after.clone(), MAPPING_PAGE)
                     .await?;
+                let full = page.len() == MAPPING_PAGE as usize;
                 let last = page.last().map(|m| (m.kind.clone(), m.primary_id.clone()));
                 for m in page {
                     stored.insert((m.kind.clone(), m.primary_id.clone()), m);
                 }
                 match last {
-                    Some(l) => after = Some(l),
-                    None => break,
+                    Some(l) if full => after = Some(l),
+                    _ => break,
                 }
             }
         }

@@ -194,7 +194,13 @@ mod tests {
         c.record("ec2", "RunInstances", "us-west-2", true, throttled);
         c.record("ec2", "DescribeVpcs", "us-east-1", false, plain);
         c.record("ec2", "CreateVpc", "us-east-1", true, both);
-        c.record("route53", "ChangeResourceRecordSets", "global", true, faulted);
+        c.record(
+            "route53",
+            "ChangeResourceRecordSets",
+            "global",
+            true,
+            faulted,
+        );
         let s = c.snapshot();
         assert_eq!(s.total(), 5);
         assert_eq!(s.count("ec2", "RunInstances", "us-west-2"), 2);
@@ -203,7 +209,11 @@ mod tests {
         assert_eq!(s.mutating_calls_in("us-east-1"), 1);
         assert_eq!(s.mutating_calls_in("us-west-2"), 2);
         assert_eq!(s.mutating_calls_in("global"), 1);
-        assert_eq!(s.row("route53", "ChangeResourceRecordSets", "global").map(|r| r.faulted), Some(1));
+        assert_eq!(
+            s.row("route53", "ChangeResourceRecordSets", "global")
+                .map(|r| r.faulted),
+            Some(1)
+        );
         assert_eq!(s.rows[0].operation, "CreateVpc");
         c.reset();
         assert_eq!(c.snapshot().total(), 0);

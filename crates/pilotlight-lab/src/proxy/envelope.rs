@@ -146,15 +146,18 @@ pub fn error_response(
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = reply.status;
     let headers = response.headers_mut();
-    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
     if let Ok(v) = HeaderValue::from_str(request_id) {
         headers.insert("x-amzn-requestid", v.clone());
         headers.insert("x-amz-request-id", v);
     }
-    if matches!(protocol, Protocol::AwsJson | Protocol::RpcV2Cbor) {
-        if let Ok(v) = HeaderValue::from_str(&format!("{};{kind}", reply.code)) {
-            headers.insert("x-amzn-query-error", v);
-        }
+    if matches!(protocol, Protocol::AwsJson | Protocol::RpcV2Cbor)
+        && let Ok(v) = HeaderValue::from_str(&format!("{};{kind}", reply.code))
+    {
+        headers.insert("x-amzn-query-error", v);
     }
     if protocol == Protocol::RpcV2Cbor {
         headers.insert("smithy-protocol", HeaderValue::from_static("rpc-v2-cbor"));
@@ -200,7 +203,9 @@ mod tests {
         let reply = ErrorReply::new(400, "Throttling", "Rate exceeded");
         let r = error_response(Protocol::AwsJson, &reply, "r");
         assert_eq!(
-            r.headers().get("x-amzn-query-error").and_then(|v| v.to_str().ok()),
+            r.headers()
+                .get("x-amzn-query-error")
+                .and_then(|v| v.to_str().ok()),
             Some("Throttling;Sender")
         );
         let v: serde_json::Value = serde_json::from_str(&body_text(r).await).expect("json");

@@ -49,7 +49,8 @@ impl FaultAction {
         let service = call.known_service();
         match self {
             FaultAction::Throttle => {
-                let (status, code) = service.map_or((400, "Throttling"), aws_limits::throttle_error);
+                let (status, code) =
+                    service.map_or((400, "Throttling"), aws_limits::throttle_error);
                 Some(ErrorReply::new(status, code, "Rate exceeded"))
             }
             FaultAction::InsufficientCapacity => Some(capacity_reply(service, call)),
@@ -140,9 +141,10 @@ impl FromStr for FaultAction {
                     .filter(|c| !c.is_empty())
                     .ok_or_else(|| "error needs a code: error:STATUS:CODE[:MESSAGE]".to_owned())?
                     .to_owned();
-                let message = parts
-                    .next()
-                    .map_or_else(|| format!("{code} (injected by the pilotlight lab)"), str::to_owned);
+                let message = parts.next().map_or_else(
+                    || format!("{code} (injected by the pilotlight lab)"),
+                    str::to_owned,
+                );
                 Ok(FaultAction::Error {
                     status,
                     code,
@@ -284,10 +286,7 @@ impl FaultTable {
     }
 
     pub fn hits(&self, id: FaultId) -> u64 {
-        self.rules
-            .iter()
-            .find(|r| r.id == id)
-            .map_or(0, |r| r.hits)
+        self.rules.iter().find(|r| r.id == id).map_or(0, |r| r.hits)
     }
 
     pub fn list(&self) -> Vec<FaultStatus> {
@@ -341,8 +340,18 @@ mod tests {
             &[("InstanceType", "r5.2xlarge"), ("MaxCount", "1")],
         );
         assert!(rule.matches(&hit));
-        assert!(!rule.matches(&call("ec2", "RunInstances", "us-east-1", &[("InstanceType", "r5.2xlarge")])));
-        assert!(!rule.matches(&call("ec2", "RunInstances", "us-west-2", &[("InstanceType", "r5.xlarge")])));
+        assert!(!rule.matches(&call(
+            "ec2",
+            "RunInstances",
+            "us-east-1",
+            &[("InstanceType", "r5.2xlarge")]
+        )));
+        assert!(!rule.matches(&call(
+            "ec2",
+            "RunInstances",
+            "us-west-2",
+            &[("InstanceType", "r5.xlarge")]
+        )));
         assert!(!rule.matches(&call("ec2", "DescribeInstances", "us-west-2", &[])));
         assert!(FaultRule::new(FaultAction::Throttle).matches(&hit));
     }
@@ -350,7 +359,11 @@ mod tests {
     #[test]
     fn times_limits_firings_and_hits_are_counted() {
         let mut table = FaultTable::default();
-        let once = table.add(FaultRule::new(FaultAction::Throttle).operation("A").times(1));
+        let once = table.add(
+            FaultRule::new(FaultAction::Throttle)
+                .operation("A")
+                .times(1),
+        );
         let forever = table.add(FaultRule::new(FaultAction::DropResponse).operation("A"));
         let a = call("ec2", "A", "r", &[]);
         assert_eq!(table.fire(&a), Some(FaultAction::Throttle));
@@ -371,12 +384,23 @@ mod tests {
             "ec2",
             "RunInstances",
             "us-west-2",
-            &[("InstanceType", "r5.2xlarge"), ("Placement.AvailabilityZone", "us-west-2a")],
+            &[
+                ("InstanceType", "r5.2xlarge"),
+                ("Placement.AvailabilityZone", "us-west-2a"),
+            ],
         );
         let throttle = FaultAction::Throttle.error_reply(&ec2).expect("reply");
-        assert_eq!((throttle.status.as_u16(), throttle.code.as_str()), (503, "RequestLimitExceeded"));
-        let cap = FaultAction::InsufficientCapacity.error_reply(&ec2).expect("reply");
-        assert_eq!((cap.status.as_u16(), cap.code.as_str()), (500, "InsufficientInstanceCapacity"));
+        assert_eq!(
+            (throttle.status.as_u16(), throttle.code.as_str()),
+            (503, "RequestLimitExceeded")
+        );
+        let cap = FaultAction::InsufficientCapacity
+            .error_reply(&ec2)
+            .expect("reply");
+        assert_eq!(
+            (cap.status.as_u16(), cap.code.as_str()),
+            (500, "InsufficientInstanceCapacity")
+        );
         assert!(cap.message.contains("r5.2xlarge") && cap.message.contains("us-west-2a"));
         let s3 = FaultAction::Throttle
             .error_reply(&call("s3", "PutObject", "us-west-2", &[]))
@@ -385,7 +409,10 @@ mod tests {
         let rds = FaultAction::Throttle
             .error_reply(&call("rds", "DescribeDBInstances", "us-west-2", &[]))
             .expect("reply");
-        assert_eq!((rds.status.as_u16(), rds.code.as_str()), (400, "Throttling"));
+        assert_eq!(
+            (rds.status.as_u16(), rds.code.as_str()),
+            (400, "Throttling")
+        );
         let unavailable = FaultAction::ServerError { status: 503 }
             .error_reply(&ec2)
             .expect("reply");
@@ -399,7 +426,10 @@ mod tests {
         assert_eq!("throttle".parse(), Ok(FaultAction::Throttle));
         assert_eq!("capacity".parse(), Ok(FaultAction::InsufficientCapacity));
         assert_eq!("5xx".parse(), Ok(FaultAction::ServerError { status: 500 }));
-        assert_eq!("5xx:503".parse(), Ok(FaultAction::ServerError { status: 503 }));
+        assert_eq!(
+            "5xx:503".parse(),
+            Ok(FaultAction::ServerError { status: 503 })
+        );
         assert_eq!("latency:250".parse(), Ok(FaultAction::Latency { ms: 250 }));
         assert_eq!("drop".parse(), Ok(FaultAction::DropResponse));
         assert_eq!(
@@ -427,7 +457,10 @@ mod tests {
         .param("a", "b")
         .times(3);
         let json = serde_json::to_string(&rule).expect("json");
-        assert_eq!(serde_json::from_str::<FaultRule>(&json).expect("parse"), rule);
+        assert_eq!(
+            serde_json::from_str::<FaultRule>(&json).expect("parse"),
+            rule
+        );
         let minimal: FaultRule =
             serde_json::from_str(r#"{"action":{"kind":"latency","ms":10}}"#).expect("parse");
         assert_eq!(minimal, FaultRule::new(FaultAction::Latency { ms: 10 }));

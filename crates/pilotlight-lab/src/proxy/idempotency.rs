@@ -51,10 +51,10 @@ impl ClientTokens {
         if let Some(slot) = inner.slots.get(&key) {
             return slot.clone();
         }
-        if inner.order.len() >= MAX_TOKENS {
-            if let Some(oldest) = inner.order.pop_front() {
-                inner.slots.remove(&oldest);
-            }
+        if inner.order.len() >= MAX_TOKENS
+            && let Some(oldest) = inner.order.pop_front()
+        {
+            inner.slots.remove(&oldest);
         }
         let slot = Slot::default();
         inner.slots.insert(key.clone(), slot.clone());
@@ -96,8 +96,16 @@ mod tests {
                 .collect()
         };
         assert_eq!(
-            fingerprint(&p(&[("ClientToken", "a"), ("MaxCount", "2"), ("ImageId", "ami-1")])),
-            fingerprint(&p(&[("ImageId", "ami-1"), ("MaxCount", "2"), ("ClientToken", "b")]))
+            fingerprint(&p(&[
+                ("ClientToken", "a"),
+                ("MaxCount", "2"),
+                ("ImageId", "ami-1")
+            ])),
+            fingerprint(&p(&[
+                ("ImageId", "ami-1"),
+                ("MaxCount", "2"),
+                ("ClientToken", "b")
+            ]))
         );
         assert_ne!(
             fingerprint(&p(&[("MaxCount", "2")])),

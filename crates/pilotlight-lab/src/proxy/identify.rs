@@ -548,22 +548,26 @@ mod tests {
 
     #[test]
     fn s3_rest_operations() {
-        let s3 = |m: Method, uri: &str| {
-            call(m, uri, auth("us-west-2", "s3"), "").operation
-        };
+        let s3 = |m: Method, uri: &str| call(m, uri, auth("us-west-2", "s3"), "").operation;
         assert_eq!(s3(Method::GET, "/"), "ListBuckets");
         assert_eq!(s3(Method::PUT, "/bkt"), "CreateBucket");
         assert_eq!(s3(Method::PUT, "/bkt?versioning"), "PutBucketVersioning");
         assert_eq!(s3(Method::GET, "/bkt?versioning"), "GetBucketVersioning");
         assert_eq!(s3(Method::PUT, "/bkt?replication"), "PutBucketReplication");
         assert_eq!(s3(Method::GET, "/bkt?replication"), "GetBucketReplication");
-        assert_eq!(s3(Method::GET, "/bkt?list-type=2&prefix=a"), "ListObjectsV2");
+        assert_eq!(
+            s3(Method::GET, "/bkt?list-type=2&prefix=a"),
+            "ListObjectsV2"
+        );
         assert_eq!(s3(Method::PUT, "/bkt/a/b.json"), "PutObject");
         assert_eq!(s3(Method::GET, "/bkt/a/b.json"), "GetObject");
         assert_eq!(s3(Method::HEAD, "/bkt/a/b.json"), "HeadObject");
         assert_eq!(s3(Method::DELETE, "/bkt/a"), "DeleteObject");
         assert_eq!(s3(Method::GET, "/bkt/a?x-id=GetObject"), "GetObject");
-        assert_eq!(s3(Method::PATCH, "/bkt/k?weird=1"), "PATCH /{bucket}/{key}?weird");
+        assert_eq!(
+            s3(Method::PATCH, "/bkt/k?weird=1"),
+            "PATCH /{bucket}/{key}?weird"
+        );
         let put = call(Method::PUT, "/bkt/k", auth("us-west-2", "s3"), "data");
         assert!(put.mutating);
         assert_eq!(put.protocol, Protocol::S3);
@@ -578,8 +582,14 @@ mod tests {
         assert_eq!(list.region, GLOBAL_REGION);
         assert_eq!(list.protocol, Protocol::Route53);
         assert!(!list.mutating);
-        assert_eq!(r53(Method::POST, "/2013-04-01/hostedzone").operation, "CreateHostedZone");
-        assert_eq!(r53(Method::GET, "/2013-04-01/hostedzone/Z123ABC").operation, "GetHostedZone");
+        assert_eq!(
+            r53(Method::POST, "/2013-04-01/hostedzone").operation,
+            "CreateHostedZone"
+        );
+        assert_eq!(
+            r53(Method::GET, "/2013-04-01/hostedzone/Z123ABC").operation,
+            "GetHostedZone"
+        );
         assert_eq!(
             r53(Method::GET, "/2013-04-01/hostedzone/Z123ABC/rrset").operation,
             "ListResourceRecordSets"
@@ -587,7 +597,10 @@ mod tests {
         let change = r53(Method::POST, "/2013-04-01/hostedzone/Z123ABC/rrset/");
         assert_eq!(change.operation, "ChangeResourceRecordSets");
         assert!(change.mutating);
-        assert_eq!(r53(Method::GET, "/2013-04-01/change/C2682N5HXP0BZ4").operation, "GetChange");
+        assert_eq!(
+            r53(Method::GET, "/2013-04-01/change/C2682N5HXP0BZ4").operation,
+            "GetChange"
+        );
         assert_eq!(
             r53(Method::DELETE, "/2013-04-01/hostedzone/Z123ABC").operation,
             "DeleteHostedZone"
@@ -648,7 +661,10 @@ mod tests {
             ("Action", "DescribeInstances"),
             ("Version", "2016-11-15")
         ])));
-        assert!(!ec2_unfiltered_unpaginated(&p(&[("Filter.1.Name", "vpc-id")])));
+        assert!(!ec2_unfiltered_unpaginated(&p(&[(
+            "Filter.1.Name",
+            "vpc-id"
+        )])));
         assert!(!ec2_unfiltered_unpaginated(&p(&[("MaxResults", "5")])));
         assert!(!ec2_unfiltered_unpaginated(&p(&[("InstanceId.1", "i-1")])));
         assert!(!ec2_unfiltered_unpaginated(&p(&[("GroupName.1", "web")])));

@@ -38,7 +38,13 @@ impl TokenBuckets {
     }
 
     /// Pays every charge at `now`, or none. Returns whether the call may proceed.
-    pub fn try_pay(&mut self, account: &str, region: &str, charges: &[Charge], now: Instant) -> bool {
+    pub fn try_pay(
+        &mut self,
+        account: &str,
+        region: &str,
+        charges: &[Charge],
+        now: Instant,
+    ) -> bool {
         const EPSILON: f64 = 1e-9;
         let mut states = Vec::with_capacity(charges.len());
         for charge in charges {

@@ -18,7 +18,6 @@ use super::*;
 
 #[derive(Debug, Clone)]
 struct Seen {
-    path: String,
     headers: HeaderMap,
 }
 
@@ -38,7 +37,6 @@ async fn upstream() -> (SocketAddr, Arc<Mutex<Vec<Seen>>>) {
                         let n = {
                             let mut log = log.lock().expect("log");
                             log.push(Seen {
-                                path: req.uri().to_string(),
                                 headers: req.headers().clone(),
                             });
                             log.len()
@@ -120,7 +118,10 @@ async fn forwards_with_account_header_and_counts() {
     let seen = seen.lock().expect("seen").clone();
     assert_eq!(seen.len(), 1);
     assert_eq!(
-        seen[0].headers.get(ACCOUNT_HEADER).and_then(|v| v.to_str().ok()),
+        seen[0]
+            .headers
+            .get(ACCOUNT_HEADER)
+            .and_then(|v| v.to_str().ok()),
         Some("000000000042")
     );
     let counts = proxy.counters();
@@ -137,9 +138,15 @@ async fn admin_api_over_http() {
         .await
         .expect("proxy");
     let ep = proxy.endpoint();
-    send(&ep, Method::POST, "/", EC2_WEST, "Action=CreateVpc&CidrBlock=10.0.0.0%2F16")
-        .await
-        .expect("call");
+    send(
+        &ep,
+        Method::POST,
+        "/",
+        EC2_WEST,
+        "Action=CreateVpc&CidrBlock=10.0.0.0%2F16",
+    )
+    .await
+    .expect("call");
     let (status, text) = send(&ep, Method::GET, "/__lab/counters", None, "")
         .await
         .expect("counters");
@@ -161,9 +168,10 @@ async fn admin_api_over_http() {
     .await
     .expect("add");
     assert_eq!(status, StatusCode::CREATED);
-    let id: FaultId =
-        serde_json::from_value(serde_json::from_str::<serde_json::Value>(&text).expect("json")["id"].clone())
-            .expect("id");
+    let id: FaultId = serde_json::from_value(
+        serde_json::from_str::<serde_json::Value>(&text).expect("json")["id"].clone(),
+    )
+    .expect("id");
     let (status, body) = send(&ep, Method::POST, "/", EC2_WEST, "Action=CreateVpc")
         .await
         .expect("call");
@@ -174,7 +182,10 @@ async fn admin_api_over_http() {
         .await
         .expect("list");
     let listed: Vec<FaultStatus> = serde_json::from_str(&text).expect("json");
-    assert_eq!((listed.len(), listed[0].hits, listed[0].remaining), (1, 1, Some(0)));
+    assert_eq!(
+        (listed.len(), listed[0].hits, listed[0].remaining),
+        (1, 1, Some(0))
+    );
 
     let (status, _) = send(&ep, Method::DELETE, "/__lab/faults", None, "")
         .await
@@ -207,15 +218,36 @@ async fn drop_response_forwards_then_closes() {
             .operation("CreateVpc")
             .times(1),
     );
-    let dropped = send(&proxy.endpoint(), Method::POST, "/", EC2_WEST, "Action=CreateVpc").await;
-    assert!(dropped.is_err(), "expected a closed connection, got {dropped:?}");
-    assert_eq!(seen.lock().expect("seen").len(), 1, "the call reached upstream");
+    let dropped = send(
+        &proxy.endpoint(),
+        Method::POST,
+        "/",
+        EC2_WEST,
+        "Action=CreateVpc",
+    )
+    .await;
+    assert!(
+        dropped.is_err(),
+        "expected a closed connection, got {dropped:?}"
+    );
+    assert_eq!(
+        seen.lock().expect("seen").len(),
+        1,
+        "the call reached upstream"
+    );
     assert_eq!(proxy.fault_hits(id), 1);
     let row = proxy.counters();
     let row = row.row("ec2", "CreateVpc", "us-west-2").expect("row");
     assert_eq!((row.calls, row.faulted), (1, 1));
     // The rule is spent: the next call is answered.
-    let ok = send(&proxy.endpoint(), Method::POST, "/", EC2_WEST, "Action=CreateVpc").await;
+    let ok = send(
+        &proxy.endpoint(),
+        Method::POST,
+        "/",
+        EC2_WEST,
+        "Action=CreateVpc",
+    )
+    .await;
     assert_eq!(ok.expect("answered").0, StatusCode::OK);
 }
 
@@ -227,8 +259,12 @@ async fn client_token_replay_and_mismatch() {
         .expect("proxy");
     let ep = proxy.endpoint();
     let run = "Action=RunInstances&ImageId=ami-1&MinCount=1&MaxCount=1&ClientToken=tok-1";
-    let first = send(&ep, Method::POST, "/", EC2_WEST, run).await.expect("first");
-    let again = send(&ep, Method::POST, "/", EC2_WEST, run).await.expect("again");
+    let first = send(&ep, Method::POST, "/", EC2_WEST, run)
+        .await
+        .expect("first");
+    let again = send(&ep, Method::POST, "/", EC2_WEST, run)
+        .await
+        .expect("again");
     assert_eq!(first, again);
     assert_eq!(seen.lock().expect("seen").len(), 1);
     let other_region = send(&ep, Method::POST, "/", Some(("us-east-1", "ec2")), run)
@@ -236,7 +272,9 @@ async fn client_token_replay_and_mismatch() {
         .expect("other region");
     assert_eq!(other_region.1, "<ok n=\"2\"/>");
     let changed = "Action=RunInstances&ImageId=ami-2&MinCount=1&MaxCount=1&ClientToken=tok-1";
-    let (status, body) = send(&ep, Method::POST, "/", EC2_WEST, changed).await.expect("changed");
+    let (status, body) = send(&ep, Method::POST, "/", EC2_WEST, changed)
+        .await
+        .expect("changed");
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("<Code>IdempotentParameterMismatch</Code>"));
     assert_eq!(seen.lock().expect("seen").len(), 2);
@@ -245,19 +283,28 @@ async fn client_token_replay_and_mismatch() {
 #[tokio::test]
 async fn rate_limit_throttles_the_sixth_run_instances() {
     let (up, seen) = upstream().await;
-    let proxy = RealismProxy::start(up, ProxyOptions {
+    let proxy = RealismProxy::start(
+        up,
+        ProxyOptions {
             // Refill so slow that a loaded machine cannot earn a token mid-test.
             time_scale: 0.001,
             ..ProxyOptions::default()
-        })
-        .await
-        .expect("proxy");
+        },
+    )
+    .await
+    .expect("proxy");
     let ep = proxy.endpoint();
     let mut statuses = Vec::new();
     for _ in 0..6 {
-        let (status, _) = send(&ep, Method::POST, "/", EC2_WEST, "Action=RunInstances&MaxCount=1")
-            .await
-            .expect("call");
+        let (status, _) = send(
+            &ep,
+            Method::POST,
+            "/",
+            EC2_WEST,
+            "Action=RunInstances&MaxCount=1",
+        )
+        .await
+        .expect("call");
         statuses.push(status.as_u16());
     }
     assert_eq!(statuses, vec![200, 200, 200, 200, 200, 503]);
@@ -276,9 +323,15 @@ async fn rate_limit_throttles_the_sixth_run_instances() {
     .await
     .expect("proxy");
     for _ in 0..8 {
-        let (status, _) = send(&free.endpoint(), Method::POST, "/", EC2_WEST, "Action=RunInstances")
-            .await
-            .expect("call");
+        let (status, _) = send(
+            &free.endpoint(),
+            Method::POST,
+            "/",
+            EC2_WEST,
+            "Action=RunInstances",
+        )
+        .await
+        .expect("call");
         assert_eq!(status, StatusCode::OK);
     }
 }
@@ -315,5 +368,9 @@ async fn shutdown_stops_accepting() {
         .expect("proxy");
     let ep = proxy.endpoint();
     proxy.shutdown().await;
-    assert!(send(&ep, Method::GET, "/__lab/health", None, "").await.is_err());
+    assert!(
+        send(&ep, Method::GET, "/__lab/health", None, "")
+            .await
+            .is_err()
+    );
 }

@@ -1,0 +1,369 @@
+//! The daemon: wires the store, AWS handles, reconcilers, leader election and the API together.
+//!
+//! Task tree (all under one [`CancellationToken`]):
+//!
+//! ```text
+//! run
+//! ├── admin API server           (stops last, after the scheduler has drained)
+//! ├── metrics server
+//! ├── leader elector             (renews the lease; reports leading / following)
+//! └── leadership loop            (starts a Scheduler while leading, cancels it when not)
+//!     └── scheduler → reconcilers
+//! ```
+//!
+//! Shutdown has two phases: when `shutdown` fires the scheduler stops starting work and the
+//! running reconciles stop at their next recorded point; `run` waits for that up to
+//! `daemon.shutdown_grace_secs`, then stops the servers, releases the lease and returns. The
+//! binary turns a second signal into an immediate exit.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use pilotlight_api::auth_table;
+use pilotlight_api::{ApiLimits, ApiState, DaemonInfo};
+use pilotlight_aws::ec2::{DrEc2, PrimaryEc2};
+use pilotlight_aws::metrics::AwsMetrics;
+use pilotlight_aws::throttle::{Throttle, ThrottleSettings};
+use pilotlight_aws::{AwsCtx, AwsSettings, Credentials, RetryMode};
+use pilotlight_core::aws_limits::Bucket;
+use pilotlight_core::config::{self, Config};
+use pilotlight_core::network::MirrorScope;
+use pilotlight_engine::leader::{LeaderElector, LeaderState};
+use pilotlight_engine::metrics::EngineMetrics;
+use pilotlight_engine::network::{NetworkReconciler, NetworkSettings};
+use pilotlight_engine::{Reconciler, Scheduler, SchedulerHandle, StatusBoard};
+use pilotlight_store::{Store, StoreOptions};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::secrets::Secrets;
+
+/// The name of the leader lease row.
+pub const LEASE_NAME: &str = "pilotlight-leader";
+
+/// The two listening sockets, bound before `run` so tests can use port 0.
+#[derive(Debug)]
+pub struct Listeners {
+    pub api: TcpListener,
+    pub metrics: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the configured addresses.
+    ///
+    /// # Errors
+    /// When an address cannot be bound.
+    pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
+        let api = TcpListener::bind(config.api.listen)
+            .await
+            .with_context(|| format!("binding the admin API on {}", config.api.listen))?;
+        let metrics = TcpListener::bind(config.api.metrics_listen)
+            .await
+            .with_context(|| format!("binding /metrics on {}", config.api.metrics_listen))?;
+        Ok(Listeners { api, metrics })
+    }
+
+    pub fn addrs(&self) -> (SocketAddr, SocketAddr) {
+        (
+            self.api
+                .local_addr()
+                .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into()),
+            self.metrics
+                .local_addr()
+                .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into()),
+        )
+    }
+}
+
+/// A validated config with its secrets read.
+#[derive(Debug)]
+pub struct Daemon {
+    pub config: Config,
+    pub secrets: Secrets,
+}
+
+/// The store URL: the secret file's when configured, else the config's (SQLite by default).
+pub fn store_url(daemon: &Daemon) -> String {
+    daemon
+        .secrets
+        .store_url
+        .as_ref()
+        .map(|s| s.expose().to_owned())
+        .unwrap_or_else(|| daemon.config.store_url())
+}
+
+/// Opens the store and applies migrations.
+///
+/// # Errors
+/// Connection or migration failure.
+pub async fn open_store(daemon: &Daemon) -> anyhow::Result<Store> {
+    let store = Store::connect(
+        &store_url(daemon),
+        &StoreOptions {
+            max_connections: daemon.config.store.max_connections,
+        },
+    )
+    .await
+    .context("connecting to the state store")?;
+    store.migrate().await.context("applying migrations")?;
+    Ok(store)
+}
+
+fn aws_settings(daemon: &Daemon) -> AwsSettings {
+    let c = &daemon.config.aws;
+    AwsSettings {
+        endpoint_url: c.endpoint_url.clone(),
+        s3_force_path_style: c.s3_force_path_style,
+        credentials: match &daemon.secrets.aws_keys {
+            Some((a, s)) => Credentials::Static {
+                access_key_id: a.expose().to_owned(),
+                secret_access_key: s.expose().to_owned(),
+            },
+            None => Credentials::DefaultChain,
+        },
+        retry_mode: match c.retry_mode {
+            config::RetryMode::Standard => RetryMode::Standard,
+            config::RetryMode::Adaptive => RetryMode::Adaptive,
+        },
+        max_attempts: c.max_attempts,
+        connect_timeout: Duration::from_secs(c.connect_timeout_secs),
+        operation_timeout: Duration::from_secs(c.operation_timeout_secs),
+    }
+}
+
+fn throttle_settings(config: &Config) -> ThrottleSettings {
+    ThrottleSettings {
+        time_scale: config.throttle.time_scale,
+        overrides: config
+            .throttle
+            .overrides
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    Bucket {
+                        capacity: f64::from(v.burst),
+                        refill_per_sec: v.refill_per_sec,
+                    },
+                )
+            })
+            .collect::<HashMap<_, _>>(),
+    }
+}
+
+fn holder_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "pilotlight".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("{host}-{}-{nanos:08x}", std::process::id())
+}
+
+/// Runs the daemon until `shutdown` fires, then shuts down in two phases.
+///
+/// # Errors
+/// Start-up failures (store, listeners); after start-up, failures are logged and retried.
+pub async fn run(
+    daemon: Daemon,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let config = &daemon.config;
+    let store = open_store(&daemon).await?;
+
+    let mut registry = Registry::with_prefix("pilotlight");
+    let aws_metrics = AwsMetrics::register(&mut registry);
+    let engine_metrics = EngineMetrics::register(&mut registry);
+    let leader_gauge = Gauge::<i64>::default();
+    registry.register(
+        "leader",
+        "1 while this replica holds the leader lease",
+        leader_gauge.clone(),
+    );
+    let build_info =
+        prometheus_client::metrics::family::Family::<Vec<(String, String)>, Gauge>::default();
+    build_info
+        .get_or_create(&vec![(
+            "version".to_owned(),
+            env!("CARGO_PKG_VERSION").to_owned(),
+        )])
+        .set(1);
+    registry.register("build_info", "pilotlight's version", build_info);
+    let registry = Arc::new(registry);
+
+    let settings = aws_settings(&daemon);
+    let ctx = AwsCtx::new(
+        Arc::new(Throttle::new(throttle_settings(config))),
+        aws_metrics,
+    );
+    let primary_sdk = pilotlight_aws::sdk::sdk_config(&settings, &config.regions.primary).await;
+    let dr_sdk = pilotlight_aws::sdk::sdk_config(&settings, &config.regions.dr).await;
+    let primary_ec2 = PrimaryEc2::new(&primary_sdk, ctx.clone());
+    let dr_ec2 = DrEc2::new(&dr_sdk, ctx.clone());
+
+    let network = Arc::new(NetworkReconciler::new(
+        primary_ec2,
+        dr_ec2,
+        store.clone(),
+        NetworkSettings {
+            az_map: config.regions.az_map.clone(),
+            scope: MirrorScope {
+                include_default_vpc: config.network.include_default_vpc,
+                vpc_tag: config
+                    .network
+                    .vpc_tag_filter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned())),
+            },
+            prune: config.network.prune,
+            cycle: Duration::from_secs(config.reconcile.cycle_secs),
+            max_backoff: Duration::from_secs(config.reconcile.max_backoff_secs),
+        },
+        engine_metrics.clone(),
+    ));
+    let reconcilers: Vec<Arc<dyn Reconciler>> = vec![network];
+
+    let leader_state = LeaderState::default();
+    let status = StatusBoard::default();
+    let scheduler_slot: Arc<RwLock<Option<SchedulerHandle>>> = Arc::new(RwLock::new(None));
+    let state = ApiState {
+        store: store.clone(),
+        tokens: Arc::new(auth_table(
+            daemon
+                .secrets
+                .tokens
+                .iter()
+                .map(|t| (t.name.clone(), t.role, t.token.clone())),
+        )),
+        leader: leader_state.clone(),
+        status: status.clone(),
+        scheduler: scheduler_slot.clone(),
+        info: DaemonInfo {
+            version: env!("CARGO_PKG_VERSION"),
+            primary_region: config.regions.primary.clone(),
+            dr_region: config.regions.dr.clone(),
+            store_backend: match store.backend() {
+                pilotlight_store::Backend::Postgres => "postgres",
+                pilotlight_store::Backend::Sqlite => "sqlite",
+            },
+        },
+    };
+    let limits = ApiLimits {
+        max_body_bytes: usize::try_from(config.api.max_body_bytes).unwrap_or(usize::MAX),
+        request_timeout: Duration::from_secs(config.api.request_timeout_secs),
+    };
+    let (api_addr, metrics_addr) = listeners.addrs();
+    tracing::info!(%api_addr, %metrics_addr, primary = %config.regions.primary, dr = %config.regions.dr, "pilotlight starting");
+
+    let tracker = TaskTracker::new();
+    let servers = CancellationToken::new();
+    tracker.spawn(serve_logged(
+        "admin API",
+        pilotlight_api::serve(
+            listeners.api,
+            pilotlight_api::router(state, limits),
+            servers.clone(),
+        ),
+    ));
+    tracker.spawn(serve_logged(
+        "metrics",
+        pilotlight_api::serve(
+            listeners.metrics,
+            pilotlight_api::metrics_router(registry),
+            servers.clone(),
+        ),
+    ));
+
+    let (leading_tx, mut leading_rx) = watch::channel(false);
+    let elector_stop = CancellationToken::new();
+    let elector = tokio::spawn(
+        LeaderElector {
+            store: store.clone(),
+            lease_name: LEASE_NAME.to_owned(),
+            holder_id: holder_id(),
+            ttl: Duration::from_secs(config.daemon.lease_ttl_secs),
+            state: leader_state,
+        }
+        .run(leading_tx, elector_stop.clone()),
+    );
+
+    // Leadership loop: run a scheduler while leading.
+    let grace = Duration::from_secs(config.daemon.shutdown_grace_secs);
+    let concurrency = config.reconcile.concurrency;
+    loop {
+        let leading = *leading_rx.borrow_and_update();
+        if leading {
+            leader_gauge.set(1);
+            tracing::info!("leading: starting reconcilers");
+            let (scheduler, handle) = Scheduler::new(
+                reconcilers.clone(),
+                concurrency,
+                engine_metrics.clone(),
+                status.clone(),
+            );
+            set_slot(&scheduler_slot, Some(handle));
+            let stop = CancellationToken::new();
+            let mut task = tokio::spawn(scheduler.run(stop.clone()));
+            let lost = tokio::select! {
+                () = shutdown.cancelled() => false,
+                changed = leading_rx.wait_for(|l| !*l) => changed.is_ok(),
+                _ = &mut task => false,
+            };
+            set_slot(&scheduler_slot, None);
+            stop.cancel();
+            if tokio::time::timeout(grace, &mut task).await.is_err() {
+                tracing::warn!(
+                    grace_secs = grace.as_secs(),
+                    "reconcilers did not stop within the grace period; abandoning them"
+                );
+                task.abort();
+            }
+            leader_gauge.set(0);
+            if !lost {
+                break;
+            }
+            tracing::warn!("lost the leader lease: reconcilers stopped");
+        } else {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                changed = leading_rx.changed() => if changed.is_err() { break },
+            }
+        }
+    }
+
+    tracing::info!("shutting down");
+    elector_stop.cancel();
+    let _ = elector.await;
+    servers.cancel();
+    tracker.close();
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!("servers did not finish in-flight requests within the grace period");
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn set_slot(slot: &RwLock<Option<SchedulerHandle>>, value: Option<SchedulerHandle>) {
+    *slot
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = value;
+}
+
+async fn serve_logged(name: &'static str, fut: impl Future<Output = std::io::Result<()>>) {
+    if let Err(e) = fut.await {
+        tracing::error!(server = name, error = %e, "server failed");
+    }
+}

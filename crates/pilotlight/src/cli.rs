@@ -1,0 +1,98 @@
+//! The command line. Flags that set config values become `path=value` overrides, the highest
+//! layer of the config (defaults < file < `PILOTLIGHT_*` env < flags).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// pilotlight: always-on disaster recovery for AWS.
+#[derive(Debug, Parser)]
+#[command(name = "pilotlight", version, about)]
+pub struct Cli {
+    /// Config file (TOML). Without one, defaults and PILOTLIGHT_* variables apply.
+    #[arg(short, long, global = true, env = "PILOTLIGHT_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Log format (overrides log.format).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormatArg>,
+
+    /// Set any config key, e.g. --set reconcile.cycle_secs=60 (repeatable; highest precedence).
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon.
+    Run {
+        /// Admin API address (overrides api.listen).
+        #[arg(long)]
+        api_listen: Option<String>,
+        /// Metrics address (overrides api.metrics_listen).
+        #[arg(long)]
+        metrics_listen: Option<String>,
+        /// State store URL (overrides store.url).
+        #[arg(long)]
+        store_url: Option<String>,
+    },
+    /// Apply the state store's migrations and exit.
+    Migrate,
+    /// Print or check configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the complete, commented default config.
+    Default,
+    /// Validate a config file (and the secret files it names); exit 64 if invalid.
+    Check {
+        /// The file to check (defaults to --config).
+        file: Option<PathBuf>,
+    },
+}
+
+impl Cli {
+    /// The `path=value` overrides these flags stand for, in increasing precedence.
+    pub fn overrides(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(f) = self.log_format {
+            out.push(format!(
+                "log.format={}",
+                match f {
+                    LogFormatArg::Text => "text",
+                    LogFormatArg::Json => "json",
+                }
+            ));
+        }
+        if let Command::Run {
+            api_listen,
+            metrics_listen,
+            store_url,
+        } = &self.command
+        {
+            if let Some(a) = api_listen {
+                out.push(format!("api.listen={a:?}"));
+            }
+            if let Some(a) = metrics_listen {
+                out.push(format!("api.metrics_listen={a:?}"));
+            }
+            if let Some(u) = store_url {
+                out.push(format!("store.url={u:?}"));
+            }
+        }
+        out.extend(self.set.iter().cloned());
+        out
+    }
+}

@@ -1,0 +1,361 @@
+//! Shared fixtures of the end-to-end tests.
+//!
+//! A [`World`] is one lab session (its own proxy and AWS account on the process's shared moto)
+//! plus a second proxy for the *same* account through which tests seed and inspect the estate.
+//! The daemon only ever talks to the session's proxy, so that proxy's counters are exactly the
+//! daemon's calls: "zero mutating calls to the primary" is asserted on them.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use pilotlight::{Daemon, Listeners};
+use pilotlight_core::config::Config;
+use pilotlight_lab::{Lab, LabSession, ProxyHandle, ProxyOptions, RealismProxy};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+pub const PRIMARY: &str = "us-east-1";
+pub const DR: &str = "us-west-2";
+pub const VIEWER_TOKEN: &str = "viewer-token-0123456789";
+pub const OPERATOR_TOKEN: &str = "operator-token-0123456789";
+
+/// Polls `check` until it returns `Some`, or fails after `deadline`.
+pub async fn poll<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await? {
+            return Ok(v);
+        }
+        if start.elapsed() > deadline {
+            bail!("timed out after {deadline:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A lab session plus an uncounted door into the same account.
+pub struct World {
+    pub session: LabSession,
+    seeder: ProxyHandle,
+    pub dir: tempfile::TempDir,
+}
+
+impl World {
+    /// A fresh account; the daemon's proxy enforces AWS's limits at `time_scale`.
+    pub async fn new(time_scale: f64) -> Result<World> {
+        let session = Lab::session_with(ProxyOptions {
+            time_scale,
+            ..ProxyOptions::default()
+        })
+        .await?;
+        let lab = Lab::shared().await?;
+        let seeder = RealismProxy::start(
+            lab.moto().addr(),
+            ProxyOptions {
+                enforce_limits: false,
+                account_id: Some(session.account_id().to_owned()),
+                ..ProxyOptions::default()
+            },
+        )
+        .await?;
+        Ok(World {
+            session,
+            seeder,
+            dir: tempfile::tempdir()?,
+        })
+    }
+
+    /// The daemon's proxy (counted).
+    pub fn proxy(&self) -> &ProxyHandle {
+        self.session.proxy()
+    }
+
+    /// An EC2 client for seeding or inspecting, through the uncounted door.
+    pub async fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
+        aws_sdk_ec2::Client::new(
+            &pilotlight_aws::sdk::static_sdk_config(&self.seeder.endpoint(), region).await,
+        )
+    }
+
+    /// Writes a token file and returns its path.
+    fn token_file(&self, name: &str, token: &str) -> Result<PathBuf> {
+        let p = self.dir.path().join(format!("{name}.token"));
+        std::fs::write(&p, format!("{token}\n"))?;
+        Ok(p)
+    }
+
+    /// A daemon config for this world: the session's endpoint, SQLite under the temp dir,
+    /// port-0 listeners, a long cycle (tests trigger runs), plus `extra` overrides.
+    pub fn config_toml(&self, extra: &str) -> Result<String> {
+        let data_dir = self.dir.path().join("data");
+        let keys = self.dir.path().join("aws-key");
+        std::fs::write(&keys, "testing\n")?;
+        let viewer = self.token_file("viewer", VIEWER_TOKEN)?;
+        let operator = self.token_file("operator", OPERATOR_TOKEN)?;
+        Ok(format!(
+            r#"
+[aws]
+endpoint_url = "{endpoint}"
+s3_force_path_style = true
+access_key_id_file = "{keys}"
+secret_access_key_file = "{keys}"
+max_attempts = 3
+
+[store]
+url = "sqlite://{db}"
+
+[api]
+listen = "127.0.0.1:0"
+metrics_listen = "127.0.0.1:0"
+
+[[api.tokens]]
+name = "vera"
+role = "viewer"
+token_file = "{viewer}"
+
+[[api.tokens]]
+name = "otto"
+role = "operator"
+token_file = "{operator}"
+
+[daemon]
+data_dir = "{data}"
+shutdown_grace_secs = 20
+lease_ttl_secs = 15
+
+[log]
+level = "warn,pilotlight=info"
+
+{extra}
+"#,
+            endpoint = self.session.endpoint(),
+            keys = keys.display(),
+            db = data_dir.join("pilotlight.db").display(),
+            data = data_dir.display(),
+            viewer = viewer.display(),
+            operator = operator.display(),
+        ))
+    }
+
+    /// Loads a config the way the binary does (file text, no env, no flags).
+    pub fn config(&self, extra: &str) -> Result<Config> {
+        let text = self.config_toml(extra)?;
+        Config::from_sources(Some(&text), &BTreeMap::new(), &[])
+            .map_err(|e| anyhow!("test config invalid:\n{e}"))
+    }
+
+    /// Starts the daemon in-process.
+    pub async fn start_daemon(&self, extra: &str) -> Result<RunningDaemon> {
+        let config = self.config(extra)?;
+        let secrets = pilotlight::secrets::load(&config).map_err(|e| anyhow!("{e}"))?;
+        let listeners = Listeners::bind(&config).await?;
+        let (api, metrics) = listeners.addrs();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(pilotlight::run(
+            Daemon { config, secrets },
+            listeners,
+            shutdown.clone(),
+        ));
+        let daemon = RunningDaemon {
+            api,
+            metrics,
+            shutdown,
+            task: Some(task),
+        };
+        daemon.wait_leading().await?;
+        Ok(daemon)
+    }
+}
+
+/// A daemon running in this process.
+pub struct RunningDaemon {
+    pub api: SocketAddr,
+    pub metrics: SocketAddr,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<Result<()>>>,
+}
+
+impl RunningDaemon {
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Result<(u16, Value)> {
+        let (status, body) = http(self.api, "GET", path, token, None).await?;
+        Ok((
+            status,
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        ))
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &str) -> Result<(u16, Value)> {
+        let (status, body) = http(self.api, "POST", path, token, Some(body)).await?;
+        Ok((
+            status,
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        ))
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> Result<String> {
+        Ok(http(self.metrics, "GET", "/metrics", None, None).await?.1)
+    }
+
+    /// The value of one sample line (exact name and labels as printed).
+    pub async fn metric(&self, series: &str) -> Result<f64> {
+        let text = self.metrics().await?;
+        Ok(sum_metric(&text, series))
+    }
+
+    async fn wait_leading(&self) -> Result<()> {
+        poll("the daemon to lead", Duration::from_secs(30), || async {
+            let (status, body) = self.get("/v1/status", Some(VIEWER_TOKEN)).await?;
+            Ok((status == 200 && body["leader"]["is_leader"] == Value::Bool(true)).then_some(()))
+        })
+        .await
+    }
+
+    /// The network reconciler's status entry.
+    pub async fn network_status(&self) -> Result<Value> {
+        let (status, body) = self.get("/v1/status", Some(VIEWER_TOKEN)).await?;
+        anyhow::ensure!(status == 200, "status returned {status}: {body}");
+        body["reconcilers"]
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["name"] == "network").cloned())
+            .ok_or_else(|| anyhow!("no network reconciler in {body}"))
+    }
+
+    /// Waits until the network reconciler has finished `runs` runs and returns its status.
+    pub async fn wait_network_runs(&self, runs: u64) -> Result<Value> {
+        poll(
+            &format!("{runs} network runs"),
+            Duration::from_secs(120),
+            || async {
+                let st = self.network_status().await?;
+                let done = st["runs"].as_u64().unwrap_or(0) >= runs && st["state"] == "idle";
+                Ok(done.then_some(st))
+            },
+        )
+        .await
+    }
+
+    /// Triggers a network cycle and waits for it; returns the status after it.
+    pub async fn cycle(&self) -> Result<Value> {
+        let before = self.network_status().await?["runs"].as_u64().unwrap_or(0);
+        let (status, body) = self
+            .post(
+                "/v1/reconcilers/network/run",
+                Some(OPERATOR_TOKEN),
+                r#"{"reason":"test"}"#,
+            )
+            .await?;
+        anyhow::ensure!(status == 202, "trigger returned {status}: {body}");
+        self.wait_network_runs(before + 1).await
+    }
+
+    /// Graceful shutdown; fails if `run` returned an error.
+    pub async fn stop(mut self) -> Result<()> {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.context("daemon task panicked")??;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RunningDaemon {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Sums every sample of `series` (a metric name, optionally with a `{` label prefix).
+pub fn sum_metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && l.starts_with(series))
+        .filter(|l| {
+            series.contains('{') || matches!(l.as_bytes().get(series.len()), Some(b' ' | b'{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A minimal HTTP/1.1 client for loopback tests (`Connection: close`).
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> Result<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if method != "GET" {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    stream.write_all(req.as_bytes()).await?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow!("malformed response: {text}"))?;
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow!("no status in {head}"))?;
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_owned()
+    };
+    Ok((status, body))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// The `pilotlight` binary next to this test binary (cargo builds it for `cargo test`).
+pub fn pilotlight_bin() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| anyhow!("unexpected test binary path {}", exe.display()))?;
+    let bin = dir.join("pilotlight");
+    anyhow::ensure!(
+        bin.exists(),
+        "{} not found: build it with `cargo build -p pilotlight` (cargo test --workspace does)",
+        bin.display()
+    );
+    Ok(bin)
+}
