@@ -44,6 +44,21 @@ enum Command {
     },
     /// Seed an estate into a region through a proxy.
     Seed(SeedArgs),
+    /// Add one subnet to an existing VPC (for showing the mirror pick up a change).
+    AddSubnet {
+        /// A proxy or moto endpoint.
+        #[arg(long, env = "PILOTLIGHT_LAB_ENDPOINT")]
+        endpoint: String,
+        #[arg(long, default_value = "us-east-1")]
+        region: String,
+        #[arg(long)]
+        vpc_id: String,
+        #[arg(long)]
+        cidr: String,
+        /// Full AZ name, e.g. us-east-1b.
+        #[arg(long)]
+        az: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -189,6 +204,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let estate = seed_through(&args.endpoint, &args.region, &spec).await?;
             println!("{}", serde_json::to_string_pretty(&estate)?);
+            Ok(())
+        }
+        Command::AddSubnet {
+            endpoint,
+            region,
+            vpc_id,
+            cidr,
+            az,
+        } => {
+            let config = pilotlight_aws::sdk::static_sdk_config(&endpoint, &region).await;
+            let ec2 = aws_sdk_ec2::Client::new(&config);
+            let id = pilotlight_lab::add_subnet(&ec2, &vpc_id, &cidr, &az)
+                .await
+                .with_context(|| format!("adding {cidr} to {vpc_id} in {region}"))?;
+            println!("{id}");
             Ok(())
         }
     }
