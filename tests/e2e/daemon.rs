@@ -215,3 +215,59 @@ async fn sigterm_during_a_cycle_stops_within_the_deadline_and_loses_nothing() ->
     ensure!(world.proxy().counters().mutating_calls_in(PRIMARY) == 0);
     daemon.stop().await
 }
+
+#[tokio::test]
+async fn second_replica_follows_then_takes_over() -> Result<()> {
+    let world = World::new(1.0).await?;
+    pilotlight_lab::seed(&world.ec2(PRIMARY).await, PRIMARY, &EstateSpec::sample()).await?;
+    let leader = world.start_daemon("").await?;
+    leader.wait_network_runs(1).await?;
+    let (code, ready) = leader.get("/readyz", None).await?;
+    ensure!(code == 200 && ready["role"] == "leader", "{code} {ready}");
+
+    // Same store: the second replica checks the lease, follows, and serves reads.
+    let follower = world.start_follower("").await?;
+    let status = poll(
+        "the follower's first lease check",
+        Duration::from_secs(30),
+        || async {
+            let (code, ready) = follower.get("/readyz", None).await?;
+            Ok((code == 200).then_some(ready))
+        },
+    )
+    .await?;
+    ensure!(status["role"] == "follower", "{status}");
+    let (code, st) = follower.get("/v1/status", Some(VIEWER_TOKEN)).await?;
+    ensure!(
+        code == 200 && st["leader"]["is_leader"] == false && st["leader"]["leader"].is_string(),
+        "{st}"
+    );
+    let (code, mappings) = follower
+        .get("/v1/mappings?limit=1000", Some(VIEWER_TOKEN))
+        .await?;
+    ensure!(
+        code == 200 && mappings["items"].as_array().is_some_and(|a| !a.is_empty()),
+        "{mappings}"
+    );
+    let (code, body) = follower
+        .post(
+            "/v1/reconcilers/network/run",
+            Some(crate::support::OPERATOR_TOKEN),
+            r#"{"reason":"x"}"#,
+        )
+        .await?;
+    ensure!(
+        code == 409 && body["error"]["code"] == "not_leader",
+        "{code} {body}"
+    );
+
+    // The leader stops and releases the lease: the follower takes over and reconciles.
+    leader.stop().await?;
+    follower.wait_leading().await?;
+    let st = follower.wait_network_runs(1).await?;
+    ensure!(
+        st["last_outcome"] == "success" && st["last_report"]["mutating_calls"] == 0,
+        "{st}"
+    );
+    follower.stop().await
+}

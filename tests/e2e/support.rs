@@ -152,8 +152,15 @@ level = "warn,pilotlight=info"
             .map_err(|e| anyhow!("test config invalid:\n{e}"))
     }
 
-    /// Starts the daemon in-process.
+    /// Starts the daemon in-process and waits until it leads.
     pub async fn start_daemon(&self, extra: &str) -> Result<RunningDaemon> {
+        let daemon = self.start_follower(extra).await?;
+        daemon.wait_leading().await?;
+        Ok(daemon)
+    }
+
+    /// Starts the daemon without waiting for it to lead (a second replica).
+    pub async fn start_follower(&self, extra: &str) -> Result<RunningDaemon> {
         let config = self.config(extra)?;
         let secrets = pilotlight::secrets::load(&config).map_err(|e| anyhow!("{e}"))?;
         let listeners = Listeners::bind(&config).await?;
@@ -164,14 +171,12 @@ level = "warn,pilotlight=info"
             listeners,
             shutdown.clone(),
         ));
-        let daemon = RunningDaemon {
+        Ok(RunningDaemon {
             api,
             metrics,
             shutdown,
             task: Some(task),
-        };
-        daemon.wait_leading().await?;
-        Ok(daemon)
+        })
     }
 }
 
@@ -211,7 +216,7 @@ impl RunningDaemon {
         Ok(sum_metric(&text, series))
     }
 
-    async fn wait_leading(&self) -> Result<()> {
+    pub async fn wait_leading(&self) -> Result<()> {
         poll("the daemon to lead", Duration::from_secs(30), || async {
             let (status, body) = self.get("/v1/status", Some(VIEWER_TOKEN)).await?;
             Ok((status == 200 && body["leader"]["is_leader"] == Value::Bool(true)).then_some(()))

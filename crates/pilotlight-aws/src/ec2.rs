@@ -37,6 +37,42 @@ macro_rules! ec2_ops {
     };
 }
 
+/// The describe calls both faces share: the only calls the primary face has.
+macro_rules! describe_ops {
+    () => {
+        ec2_ops! {
+            describe_availability_zones => describe_availability_zones::DescribeAvailabilityZonesFluentBuilder -> DescribeAvailabilityZonesOutput, "DescribeAvailabilityZones";
+            describe_vpcs => describe_vpcs::DescribeVpcsFluentBuilder -> DescribeVpcsOutput, "DescribeVpcs";
+            describe_subnets => describe_subnets::DescribeSubnetsFluentBuilder -> DescribeSubnetsOutput, "DescribeSubnets";
+            describe_security_groups => describe_security_groups::DescribeSecurityGroupsFluentBuilder -> DescribeSecurityGroupsOutput, "DescribeSecurityGroups";
+            describe_route_tables => describe_route_tables::DescribeRouteTablesFluentBuilder -> DescribeRouteTablesOutput, "DescribeRouteTables";
+            describe_internet_gateways => describe_internet_gateways::DescribeInternetGatewaysFluentBuilder -> DescribeInternetGatewaysOutput, "DescribeInternetGateways";
+        }
+    };
+}
+
+/// Builds a handle from the region's SDK config.
+macro_rules! handle_ctor {
+    ($ty:ident) => {
+        impl $ty {
+            pub fn new(config: &aws_types::SdkConfig, ctx: AwsCtx) -> $ty {
+                $ty {
+                    client: aws_sdk_ec2::Client::new(config),
+                    region: config
+                        .region()
+                        .map(|r| r.as_ref().to_owned())
+                        .unwrap_or_default(),
+                    ctx,
+                }
+            }
+
+            pub fn region(&self) -> &str {
+                &self.region
+            }
+        }
+    };
+}
+
 /// Read-only EC2 in the primary region.
 #[derive(Debug, Clone)]
 pub struct PrimaryEc2 {
@@ -53,50 +89,18 @@ pub struct DrEc2 {
     ctx: AwsCtx,
 }
 
+handle_ctor!(PrimaryEc2);
+
 impl PrimaryEc2 {
-    pub fn new(config: &aws_types::SdkConfig, ctx: AwsCtx) -> PrimaryEc2 {
-        PrimaryEc2 {
-            client: aws_sdk_ec2::Client::new(config),
-            region: region_of(config),
-            ctx,
-        }
-    }
-
-    pub fn region(&self) -> &str {
-        &self.region
-    }
-
-    ec2_ops! {
-        describe_availability_zones => describe_availability_zones::DescribeAvailabilityZonesFluentBuilder -> DescribeAvailabilityZonesOutput, "DescribeAvailabilityZones";
-        describe_vpcs => describe_vpcs::DescribeVpcsFluentBuilder -> DescribeVpcsOutput, "DescribeVpcs";
-        describe_subnets => describe_subnets::DescribeSubnetsFluentBuilder -> DescribeSubnetsOutput, "DescribeSubnets";
-        describe_security_groups => describe_security_groups::DescribeSecurityGroupsFluentBuilder -> DescribeSecurityGroupsOutput, "DescribeSecurityGroups";
-        describe_route_tables => describe_route_tables::DescribeRouteTablesFluentBuilder -> DescribeRouteTablesOutput, "DescribeRouteTables";
-        describe_internet_gateways => describe_internet_gateways::DescribeInternetGatewaysFluentBuilder -> DescribeInternetGatewaysOutput, "DescribeInternetGateways";
-        describe_nat_gateways => describe_nat_gateways::DescribeNatGatewaysFluentBuilder -> DescribeNatGatewaysOutput, "DescribeNatGateways";
-    }
+    describe_ops!();
 }
 
-impl DrEc2 {
-    pub fn new(config: &aws_types::SdkConfig, ctx: AwsCtx) -> DrEc2 {
-        DrEc2 {
-            client: aws_sdk_ec2::Client::new(config),
-            region: region_of(config),
-            ctx,
-        }
-    }
+handle_ctor!(DrEc2);
 
-    pub fn region(&self) -> &str {
-        &self.region
-    }
+impl DrEc2 {
+    describe_ops!();
 
     ec2_ops! {
-        describe_availability_zones => describe_availability_zones::DescribeAvailabilityZonesFluentBuilder -> DescribeAvailabilityZonesOutput, "DescribeAvailabilityZones";
-        describe_vpcs => describe_vpcs::DescribeVpcsFluentBuilder -> DescribeVpcsOutput, "DescribeVpcs";
-        describe_subnets => describe_subnets::DescribeSubnetsFluentBuilder -> DescribeSubnetsOutput, "DescribeSubnets";
-        describe_security_groups => describe_security_groups::DescribeSecurityGroupsFluentBuilder -> DescribeSecurityGroupsOutput, "DescribeSecurityGroups";
-        describe_route_tables => describe_route_tables::DescribeRouteTablesFluentBuilder -> DescribeRouteTablesOutput, "DescribeRouteTables";
-        describe_internet_gateways => describe_internet_gateways::DescribeInternetGatewaysFluentBuilder -> DescribeInternetGatewaysOutput, "DescribeInternetGateways";
         create_vpc => create_vpc::CreateVpcFluentBuilder -> CreateVpcOutput, "CreateVpc";
         associate_vpc_cidr_block => associate_vpc_cidr_block::AssociateVpcCidrBlockFluentBuilder -> AssociateVpcCidrBlockOutput, "AssociateVpcCidrBlock";
         create_subnet => create_subnet::CreateSubnetFluentBuilder -> CreateSubnetOutput, "CreateSubnet";
@@ -161,13 +165,6 @@ impl Owned {
     pub fn id(&self) -> &str {
         &self.id
     }
-}
-
-fn region_of(config: &aws_types::SdkConfig) -> String {
-    config
-        .region()
-        .map(|r| r.as_ref().to_owned())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

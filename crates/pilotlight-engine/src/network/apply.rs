@@ -15,9 +15,10 @@ use pilotlight_aws::{ErrorKind, tags};
 use pilotlight_core::network::{
     IdMap, NetworkAction, NetworkKind, Peer, Permission, RouteTarget, to_dr_permission,
 };
-use pilotlight_store::{MappingStatus, NewMapping, Store};
+use pilotlight_store::{MappingStatus, Store};
 use tokio_util::sync::CancellationToken;
 
+use super::Regions;
 use crate::ReconcileError;
 
 /// Applies actions and records mappings.
@@ -70,20 +71,12 @@ impl Applier<'_> {
         fingerprint: String,
     ) -> Result<(), ReconcileError> {
         self.ids.insert(kind, source, dr_id);
-        self.store
-            .upsert_mapping(
-                &NewMapping {
-                    kind: kind.as_str().to_owned(),
-                    primary_id: source.to_owned(),
-                    dr_id: dr_id.to_owned(),
-                    primary_region: self.primary_region.to_owned(),
-                    dr_region: self.dr.region().to_owned(),
-                    fingerprint,
-                    status: MappingStatus::Active,
-                },
-                crate::now_ms(),
-            )
-            .await?;
+        let row = Regions {
+            primary: self.primary_region,
+            dr: self.dr.region(),
+        }
+        .mapping(kind, source, dr_id, fingerprint, MappingStatus::Active);
+        self.store.upsert_mapping(&row, crate::now_ms()).await?;
         Ok(())
     }
 

@@ -31,111 +31,79 @@ pub(crate) trait Ec2Reader {
     async fn availability_zones(&self) -> Result<Vec<String>, AwsError>;
 }
 
+/// One paginated list: follow `NextToken` until the last page, converting every item.
+macro_rules! paginate {
+    ($ec2:expr, $method:ident, $filters:expr, $page:expr, $items:ident, $convert:expr) => {{
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = $ec2
+                .$method(|b| {
+                    b.set_filters(non_empty(&$filters))
+                        .max_results($page)
+                        .set_next_token(token.clone())
+                })
+                .await?;
+            out.extend(page.$items().iter().filter_map($convert));
+            token = next(page.next_token());
+            if token.is_none() {
+                break Ok(out);
+            }
+        }
+    }};
+}
+
 macro_rules! impl_reader {
     ($ty:ty) => {
         impl Ec2Reader for $ty {
             async fn vpcs(&self, filters: Vec<Filter>) -> Result<Vec<Vpc>, AwsError> {
-                let mut out = Vec::new();
-                let mut token: Option<String> = None;
-                loop {
-                    let page = self
-                        .describe_vpcs(|b| {
-                            b.set_filters(non_empty(&filters))
-                                .max_results(PAGE)
-                                .set_next_token(token.clone())
-                        })
-                        .await?;
-                    out.extend(page.vpcs().iter().filter_map(vpc));
-                    token = next(page.next_token());
-                    if token.is_none() {
-                        return Ok(out);
-                    }
-                }
+                paginate!(self, describe_vpcs, filters, PAGE, vpcs, vpc)
             }
 
             async fn subnets(&self, filters: Vec<Filter>) -> Result<Vec<Subnet>, AwsError> {
-                let mut out = Vec::new();
-                let mut token: Option<String> = None;
-                loop {
-                    let page = self
-                        .describe_subnets(|b| {
-                            b.set_filters(non_empty(&filters))
-                                .max_results(PAGE)
-                                .set_next_token(token.clone())
-                        })
-                        .await?;
-                    out.extend(page.subnets().iter().filter_map(subnet));
-                    token = next(page.next_token());
-                    if token.is_none() {
-                        return Ok(out);
-                    }
-                }
+                paginate!(self, describe_subnets, filters, PAGE, subnets, subnet)
             }
 
             async fn security_groups(
                 &self,
                 filters: Vec<Filter>,
             ) -> Result<Vec<SecurityGroup>, AwsError> {
-                let mut out = Vec::new();
-                let mut token: Option<String> = None;
-                loop {
-                    let page = self
-                        .describe_security_groups(|b| {
-                            b.set_filters(non_empty(&filters))
-                                .max_results(PAGE)
-                                .set_next_token(token.clone())
-                        })
-                        .await?;
-                    out.extend(page.security_groups().iter().filter_map(security_group));
-                    token = next(page.next_token());
-                    if token.is_none() {
-                        return Ok(out);
-                    }
-                }
+                paginate!(
+                    self,
+                    describe_security_groups,
+                    filters,
+                    PAGE,
+                    security_groups,
+                    security_group
+                )
             }
 
             async fn route_tables(
                 &self,
                 filters: Vec<Filter>,
             ) -> Result<Vec<RouteTable>, AwsError> {
-                let mut out = Vec::new();
-                let mut token: Option<String> = None;
-                loop {
-                    let page = self
-                        .describe_route_tables(|b| {
-                            b.set_filters(non_empty(&filters))
-                                .max_results(ROUTE_TABLE_PAGE)
-                                .set_next_token(token.clone())
-                        })
-                        .await?;
-                    out.extend(page.route_tables().iter().filter_map(route_table));
-                    token = next(page.next_token());
-                    if token.is_none() {
-                        return Ok(out);
-                    }
-                }
+                paginate!(
+                    self,
+                    describe_route_tables,
+                    filters,
+                    ROUTE_TABLE_PAGE,
+                    route_tables,
+                    route_table
+                )
             }
 
             async fn internet_gateways(
                 &self,
                 filters: Vec<Filter>,
             ) -> Result<Vec<InternetGateway>, AwsError> {
-                let mut out = Vec::new();
-                let mut token: Option<String> = None;
-                loop {
-                    let page = self
-                        .describe_internet_gateways(|b| {
-                            b.set_filters(non_empty(&filters))
-                                .max_results(PAGE)
-                                .set_next_token(token.clone())
-                        })
-                        .await?;
-                    out.extend(page.internet_gateways().iter().filter_map(internet_gateway));
-                    token = next(page.next_token());
-                    if token.is_none() {
-                        return Ok(out);
-                    }
-                }
+                paginate!(
+                    self,
+                    describe_internet_gateways,
+                    filters,
+                    PAGE,
+                    internet_gateways,
+                    internet_gateway
+                )
             }
 
             async fn availability_zones(&self) -> Result<Vec<String>, AwsError> {

@@ -236,20 +236,12 @@ impl NetworkReconciler {
                 let fingerprint = existing
                     .map(|m| m.fingerprint.clone())
                     .unwrap_or_else(|| fingerprint(kind, source, primary));
-                self.store
-                    .upsert_mapping(
-                        &NewMapping {
-                            kind: kind.as_str().to_owned(),
-                            primary_id: source.to_owned(),
-                            dr_id: dr_id.to_owned(),
-                            primary_region: self.primary.region().to_owned(),
-                            dr_region: self.dr.region().to_owned(),
-                            fingerprint,
-                            status,
-                        },
-                        now,
-                    )
-                    .await?;
+                let row = Regions {
+                    primary: self.primary.region(),
+                    dr: self.dr.region(),
+                }
+                .mapping(kind, source, dr_id, fingerprint, status);
+                self.store.upsert_mapping(&row, now).await?;
             }
         }
         Ok(())
@@ -274,6 +266,34 @@ impl NetworkReconciler {
         self.metrics
             .network_unmirrored_routes
             .set(unmirrored as i64);
+    }
+}
+
+/// The region pair a mapping row records.
+pub(crate) struct Regions<'a> {
+    pub primary: &'a str,
+    pub dr: &'a str,
+}
+
+impl Regions<'_> {
+    /// The store row for one primary → DR pair.
+    pub(crate) fn mapping(
+        &self,
+        kind: NetworkKind,
+        source: &str,
+        dr_id: &str,
+        fingerprint: String,
+        status: MappingStatus,
+    ) -> NewMapping {
+        NewMapping {
+            kind: kind.as_str().to_owned(),
+            primary_id: source.to_owned(),
+            dr_id: dr_id.to_owned(),
+            primary_region: self.primary.to_owned(),
+            dr_region: self.dr.to_owned(),
+            fingerprint,
+            status,
+        }
     }
 }
 
