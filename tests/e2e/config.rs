@@ -84,3 +84,19 @@ fn default_config_is_the_example_and_valid() -> Result<()> {
     ensure!(code == 0 && stdout.contains("valid"), "{stderr}");
     Ok(())
 }
+
+#[test]
+fn migrate_creates_the_sqlite_store_and_is_idempotent() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("nested").join("pilotlight.db");
+    let url = format!("store.url=\"sqlite://{}\"", db.display());
+    for _ in 0..2 {
+        let (code, stdout, stderr) = run(&["--set", &url, "migrate"], &[])?;
+        ensure!(
+            code == 0 && stdout.contains("migrations applied"),
+            "{code}: {stderr}"
+        );
+    }
+    ensure!(db.exists(), "no database at {}", db.display());
+    Ok(())
+}
