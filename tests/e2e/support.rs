@@ -349,7 +349,7 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
-/// The `pilotlight` binary next to this test binary (cargo builds it for `cargo test`).
+/// The `pilotlight` binary next to this test binary (`cargo build --workspace --bins`).
 pub fn pilotlight_bin() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let dir = exe
@@ -359,7 +359,7 @@ pub fn pilotlight_bin() -> Result<PathBuf> {
     let bin = dir.join("pilotlight");
     anyhow::ensure!(
         bin.exists(),
-        "{} not found: build it with `cargo build -p pilotlight` (cargo test --workspace does)",
+        "{} not found: build it first with `cargo build --workspace --bins` (scripts/test.sh does)",
         bin.display()
     );
     Ok(bin)
