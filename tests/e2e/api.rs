@@ -71,6 +71,7 @@ async fn serve() -> Result<(std::net::SocketAddr, Store, CancellationToken)> {
         leader: LeaderState::default(),
         status,
         scheduler: Arc::new(RwLock::new(Some(handle))),
+        rpo: pilotlight_engine::copy::RpoBoard::default(),
         info: DaemonInfo {
             version: "test",
             primary_region: "us-east-1".into(),

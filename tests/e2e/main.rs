@@ -4,7 +4,9 @@
 
 mod api;
 mod config;
+mod copies;
 mod daemon;
 mod lab;
+mod lab_copies;
 mod network;
 mod support;

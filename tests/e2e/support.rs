@@ -94,7 +94,15 @@ impl World {
 
     /// A daemon config for this world: the session's endpoint, SQLite under the temp dir,
     /// port-0 listeners, a long cycle (tests trigger runs), plus `extra` overrides.
+    ///
+    /// Copies are off unless `extra` configures `[copy]`, so tests of other reconcilers count
+    /// only their own calls.
     pub fn config_toml(&self, extra: &str) -> Result<String> {
+        let copies_off = if extra.contains("[copy]") {
+            ""
+        } else {
+            "[copy]\nenabled = false\n"
+        };
         let data_dir = self.dir.path().join("data");
         let keys = self.dir.path().join("aws-key");
         std::fs::write(&keys, "testing\n")?;
@@ -134,6 +142,7 @@ lease_ttl_secs = 15
 [log]
 level = "warn,pilotlight=info"
 
+{copies_off}
 {extra}
 "#,
             endpoint = self.session.endpoint(),

@@ -48,6 +48,8 @@ pub struct ApiState {
     pub status: StatusBoard,
     /// Present while this replica leads and runs the scheduler.
     pub scheduler: Arc<std::sync::RwLock<Option<SchedulerHandle>>>,
+    /// The copy reconcilers' latest per-resource RPO picture.
+    pub rpo: pilotlight_engine::copy::RpoBoard,
     pub info: DaemonInfo,
 }
 
@@ -75,6 +77,8 @@ pub fn router(state: ApiState, limits: ApiLimits) -> Router {
         .route("/v1/mappings", get(routes::mappings))
         .route("/v1/reconcilers/{name}/run", post(routes::run_reconciler))
         .route("/v1/audit", get(routes::audit))
+        .route("/v1/copies", get(routes::copies))
+        .route("/v1/rpo", get(routes::rpo))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))

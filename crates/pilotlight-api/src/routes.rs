@@ -225,6 +225,89 @@ pub async fn audit(
     Ok(Json(json!({"items": items})))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopiesQuery {
+    kind: Option<String>,
+    /// Comma-separated states.
+    state: Option<String>,
+    tier: Option<i32>,
+    limit: Option<u32>,
+}
+
+/// Copies tracked in the store (R2–R4), filtered by kind, state and tier.
+pub async fn copies(
+    principal: Principal,
+    State(state): State<ApiState>,
+    query: Result<Query<CopiesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Viewer)?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let kind = q
+        .kind
+        .as_deref()
+        .map(str::parse::<pilotlight_store::CopyKind>)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let states = q
+        .state
+        .as_deref()
+        .map(|s| {
+            s.split(',')
+                .map(|x| x.trim().parse::<pilotlight_store::CopyState>())
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?
+        .unwrap_or_default();
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be between 1 and 10000"));
+    }
+    let mut items = state
+        .store
+        .list_copies(
+            kind,
+            &states,
+            if q.tier.is_some() { u32::MAX } else { limit },
+        )
+        .await
+        .map_err(|e| ApiError::internal("listing copies", &e))?;
+    if let Some(tier) = q.tier {
+        items.retain(|c| c.tier == tier);
+        items.truncate(limit as usize);
+    }
+    Ok(Json(json!({"items": items})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpoQuery {
+    kind: Option<String>,
+    tier: Option<u8>,
+    /// Only resources past their RPO target.
+    past_target: Option<bool>,
+}
+
+/// Per-resource RPO lag (R7), from the copy reconcilers' latest cycle.
+pub async fn rpo(
+    principal: Principal,
+    State(state): State<ApiState>,
+    query: Result<Query<RpoQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Viewer)?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let items: Vec<_> = state
+        .rpo
+        .snapshot()
+        .into_iter()
+        .filter(|r| q.kind.as_deref().is_none_or(|k| r.kind == k))
+        .filter(|r| q.tier.is_none_or(|t| r.tier == t))
+        .filter(|r| !q.past_target.unwrap_or(false) || r.past_target)
+        .collect();
+    Ok(Json(json!({"items": items})))
+}
+
 pub async fn not_found() -> ApiError {
     ApiError::not_found("no such route")
 }

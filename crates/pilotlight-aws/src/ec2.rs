@@ -14,61 +14,23 @@ use pilotlight_core::aws_limits::{CallShape, Service};
 
 use crate::call::AwsCtx;
 use crate::error::AwsError;
-use crate::tags;
-
-macro_rules! ec2_ops {
-    ($( $(#[$doc:meta])* $method:ident => $module:ident :: $builder:ident -> $output:ident, $op:literal; )*) => {
-        $(
-            $(#[$doc])*
-            ///
-            /// # Errors
-            /// The call's classified [`AwsError`].
-            pub async fn $method(
-                &self,
-                build: impl FnOnce(aws_sdk_ec2::operation::$module::builders::$builder)
-                    -> aws_sdk_ec2::operation::$module::builders::$builder,
-            ) -> Result<aws_sdk_ec2::operation::$module::$output, AwsError> {
-                let request = build(self.client.$method());
-                self.ctx
-                    .call(Service::Ec2, &self.region, $op, CallShape::default(), || request.send())
-                    .await
-            }
-        )*
-    };
-}
+use crate::ops::{handle_ctor, sdk_ops};
 
 /// The describe calls both faces share: the only calls the primary face has.
 macro_rules! describe_ops {
     () => {
-        ec2_ops! {
+        sdk_ops! {
+            aws_sdk_ec2, Service::Ec2;
             describe_availability_zones => describe_availability_zones::DescribeAvailabilityZonesFluentBuilder -> DescribeAvailabilityZonesOutput, "DescribeAvailabilityZones";
             describe_vpcs => describe_vpcs::DescribeVpcsFluentBuilder -> DescribeVpcsOutput, "DescribeVpcs";
             describe_subnets => describe_subnets::DescribeSubnetsFluentBuilder -> DescribeSubnetsOutput, "DescribeSubnets";
             describe_security_groups => describe_security_groups::DescribeSecurityGroupsFluentBuilder -> DescribeSecurityGroupsOutput, "DescribeSecurityGroups";
             describe_route_tables => describe_route_tables::DescribeRouteTablesFluentBuilder -> DescribeRouteTablesOutput, "DescribeRouteTables";
             describe_internet_gateways => describe_internet_gateways::DescribeInternetGatewaysFluentBuilder -> DescribeInternetGatewaysOutput, "DescribeInternetGateways";
-        }
-    };
-}
-
-/// Builds a handle from the region's SDK config.
-macro_rules! handle_ctor {
-    ($ty:ident) => {
-        impl $ty {
-            pub fn new(config: &aws_types::SdkConfig, ctx: AwsCtx) -> $ty {
-                $ty {
-                    client: aws_sdk_ec2::Client::new(config),
-                    region: config
-                        .region()
-                        .map(|r| r.as_ref().to_owned())
-                        .unwrap_or_default(),
-                    ctx,
-                }
-            }
-
-            pub fn region(&self) -> &str {
-                &self.region
-            }
+            describe_snapshots => describe_snapshots::DescribeSnapshotsFluentBuilder -> DescribeSnapshotsOutput, "DescribeSnapshots";
+            describe_volumes => describe_volumes::DescribeVolumesFluentBuilder -> DescribeVolumesOutput, "DescribeVolumes";
+            describe_images => describe_images::DescribeImagesFluentBuilder -> DescribeImagesOutput, "DescribeImages";
+            describe_instances => describe_instances::DescribeInstancesFluentBuilder -> DescribeInstancesOutput, "DescribeInstances";
         }
     };
 }
@@ -89,18 +51,19 @@ pub struct DrEc2 {
     ctx: AwsCtx,
 }
 
-handle_ctor!(PrimaryEc2);
+handle_ctor!(PrimaryEc2, aws_sdk_ec2);
 
 impl PrimaryEc2 {
     describe_ops!();
 }
 
-handle_ctor!(DrEc2);
+handle_ctor!(DrEc2, aws_sdk_ec2);
 
 impl DrEc2 {
     describe_ops!();
 
-    ec2_ops! {
+    sdk_ops! {
+        aws_sdk_ec2, Service::Ec2;
         create_vpc => create_vpc::CreateVpcFluentBuilder -> CreateVpcOutput, "CreateVpc";
         associate_vpc_cidr_block => associate_vpc_cidr_block::AssociateVpcCidrBlockFluentBuilder -> AssociateVpcCidrBlockOutput, "AssociateVpcCidrBlock";
         create_subnet => create_subnet::CreateSubnetFluentBuilder -> CreateSubnetOutput, "CreateSubnet";
@@ -116,6 +79,40 @@ impl DrEc2 {
         create_route => create_route::CreateRouteFluentBuilder -> CreateRouteOutput, "CreateRoute";
         associate_route_table => associate_route_table::AssociateRouteTableFluentBuilder -> AssociateRouteTableOutput, "AssociateRouteTable";
         create_tags => create_tags::CreateTagsFluentBuilder -> CreateTagsOutput, "CreateTags";
+        copy_image => copy_image::CopyImageFluentBuilder -> CopyImageOutput, "CopyImage";
+    }
+
+    /// `CopySnapshot`, sent exactly once. It has no idempotency token, so an SDK retry after a
+    /// lost response could make a second copy; callers journal the request and resolve an
+    /// unknown outcome by looking the copy up by its `pilotlight:source` tag.
+    ///
+    /// # Errors
+    /// The call's classified [`AwsError`].
+    pub async fn copy_snapshot(
+        &self,
+        build: impl FnOnce(
+            aws_sdk_ec2::operation::copy_snapshot::builders::CopySnapshotFluentBuilder,
+        )
+            -> aws_sdk_ec2::operation::copy_snapshot::builders::CopySnapshotFluentBuilder,
+    ) -> Result<aws_sdk_ec2::operation::copy_snapshot::CopySnapshotOutput, AwsError> {
+        let request = build(self.client.copy_snapshot());
+        self.ctx
+            .call(
+                Service::Ec2,
+                &self.region,
+                "CopySnapshot",
+                CallShape::default(),
+                || {
+                    request
+                        .customize()
+                        .config_override(
+                            aws_sdk_ec2::config::Builder::default()
+                                .retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled()),
+                        )
+                        .send()
+                },
+            )
+            .await
     }
 
     /// Deletes a subnet pilotlight owns.
@@ -123,48 +120,72 @@ impl DrEc2 {
     /// # Errors
     /// The call's classified [`AwsError`].
     pub async fn delete_subnet(&self, subnet: &Owned) -> Result<(), AwsError> {
-        let request = self.client.delete_subnet().subnet_id(&subnet.id);
+        let request = self.client.delete_subnet().subnet_id(subnet.id());
+        self.owned_call("DeleteSubnet", || request.send()).await
+    }
+
+    /// Deletes a snapshot pilotlight owns (a DR copy past retention).
+    ///
+    /// # Errors
+    /// The call's classified [`AwsError`].
+    pub async fn delete_snapshot(&self, snapshot: &Owned) -> Result<(), AwsError> {
+        let request = self.client.delete_snapshot().snapshot_id(snapshot.id());
+        self.owned_call("DeleteSnapshot", || request.send()).await
+    }
+
+    /// Deregisters an AMI pilotlight owns (a DR copy past retention).
+    ///
+    /// # Errors
+    /// The call's classified [`AwsError`].
+    pub async fn deregister_image(&self, image: &Owned) -> Result<(), AwsError> {
+        let request = self.client.deregister_image().image_id(image.id());
+        self.owned_call("DeregisterImage", || request.send()).await
+    }
+
+    async fn owned_call<T, E, F, Fut>(
+        &self,
+        operation: &'static str,
+        send: F,
+    ) -> Result<(), AwsError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<
+                Output = Result<
+                    T,
+                    aws_smithy_runtime_api::client::result::SdkError<
+                        E,
+                        aws_smithy_runtime_api::http::Response,
+                    >,
+                >,
+            >,
+        E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+            + std::error::Error
+            + Send
+            + Sync
+            + 'static,
+    {
         self.ctx
             .call(
                 Service::Ec2,
                 &self.region,
-                "DeleteSubnet",
+                operation,
                 CallShape::default(),
-                || request.send(),
+                send,
             )
             .await
             .map(|_| ())
     }
 }
 
-/// The id of a DR resource proven to carry `pilotlight:managed=true`: the only kind of id the
-/// delete methods accept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Owned {
-    id: String,
-}
+pub use crate::tags::Owned;
 
-impl Owned {
-    /// Returns the id as owned if and only if `tags` mark it as pilotlight's.
-    pub fn from_tags(id: &str, tags: &[Tag]) -> Option<Owned> {
-        Owned::from_pairs(
-            id,
-            tags.iter()
-                .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())),
-        )
-    }
-
-    /// [`Owned::from_tags`] for tags already read into key/value pairs.
-    pub fn from_pairs<'a>(
-        id: &str,
-        tags: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Option<Owned> {
-        tags::is_managed(tags).then(|| Owned { id: id.to_owned() })
-    }
-
-    pub fn id(&self) -> &str {
-        &self.id
-    }
+/// The id as [`Owned`] if and only if its EC2 `tags` mark it as pilotlight's.
+pub fn owned(id: &str, tags: &[Tag]) -> Option<Owned> {
+    Owned::from_pairs(
+        id,
+        tags.iter()
+            .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())),
+    )
 }
 
 #[cfg(test)]
@@ -173,10 +194,13 @@ mod tests {
 
     #[test]
     fn owned_requires_the_managed_tag() {
-        let managed = [Tag::builder().key(tags::MANAGED).value("true").build()];
+        let managed = [Tag::builder()
+            .key(crate::tags::MANAGED)
+            .value("true")
+            .build()];
         let other = [Tag::builder().key("Name").value("x").build()];
-        assert!(Owned::from_tags("subnet-1", &managed).is_some());
-        assert!(Owned::from_tags("subnet-1", &other).is_none());
-        assert!(Owned::from_tags("subnet-1", &[]).is_none());
+        assert!(owned("subnet-1", &managed).is_some());
+        assert!(owned("subnet-1", &other).is_none());
+        assert!(owned("subnet-1", &[]).is_none());
     }
 }

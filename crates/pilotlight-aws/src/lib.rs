@@ -16,6 +16,8 @@ pub mod call;
 pub mod ec2;
 pub mod error;
 pub mod metrics;
+mod ops;
+pub mod rds;
 pub mod sdk;
 pub mod tags;
 pub mod throttle;

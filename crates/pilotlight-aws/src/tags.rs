@@ -13,3 +13,24 @@ pub const RUN: &str = "pilotlight:run";
 pub fn is_managed<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
     tags.into_iter().any(|(k, v)| k == MANAGED && v == "true")
 }
+
+/// The id of a DR resource proven to carry `pilotlight:managed=true`: the only kind of id the
+/// delete methods of the DR handles accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owned {
+    id: String,
+}
+
+impl Owned {
+    /// Returns the id as owned if and only if `tags` mark it as pilotlight's.
+    pub fn from_pairs<'a>(
+        id: &str,
+        tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Option<Owned> {
+        is_managed(tags).then(|| Owned { id: id.to_owned() })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}

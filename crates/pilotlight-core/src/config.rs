@@ -37,6 +37,8 @@ pub struct Config {
     pub reconcile: ReconcileConfig,
     /// The network mirror (SPEC R1).
     pub network: NetworkConfig,
+    /// Cross-region copies of EBS snapshots, RDS snapshots and AMIs (SPEC R2–R4).
+    pub copy: CopyConfig,
     /// Recovery tiers and their RPO targets.
     pub tiers: TiersConfig,
     /// Overrides of the AWS API token buckets (SPEC D8).
@@ -332,6 +334,133 @@ impl NetworkConfig {
             .as_deref()?
             .split_once('=')
             .filter(|(key, _)| !key.is_empty())
+    }
+}
+
+/// `[copy]`: the copy reconciler, which copies primary EBS snapshots, RDS DB and cluster
+/// snapshots and AMIs into the DR region and retains a few DR copies of each (SPEC R2–R4).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CopyConfig {
+    /// Run the copy reconciler at all. `false`: nothing is copied and no DR copy is deleted.
+    pub enabled: bool,
+    /// How often the copy reconciler lists primary snapshots and polls the copies in flight, in
+    /// seconds (at least 1).
+    pub cycle_secs: u64,
+    /// Protect EBS snapshots (`CopySnapshot`).
+    pub ebs: bool,
+    /// Protect RDS DB instance snapshots (`CopyDBSnapshot`).
+    pub rds: bool,
+    /// Protect Aurora DB cluster snapshots (`CopyDBClusterSnapshot`).
+    pub rds_clusters: bool,
+    /// Protect the AMIs of primary instances (`CopyImage`).
+    pub amis: bool,
+    /// Tag key → value (`"dr:protect" = "true"`): a primary snapshot, DB instance, DB cluster or
+    /// instance is protected only if it carries all these tags. Empty: everything the account
+    /// owns. Keys 1 to 128 characters, values 1 to 256 (AWS's tag limits).
+    pub selector_tags: BTreeMap<String, String>,
+    /// Protect only snapshots of these EBS volumes (`vol-` and 8 or 17 lowercase hex
+    /// digits). Empty: no restriction.
+    pub volume_ids: Vec<String>,
+    /// Protect only snapshots of these DB instances (identifiers of 1 to 63 letters, digits and
+    /// hyphens, starting with a letter, not ending with a hyphen, no `--`). Empty: no
+    /// restriction.
+    pub db_instance_ids: Vec<String>,
+    /// Protect only snapshots of these Aurora DB clusters (identifiers as for
+    /// `db_instance_ids`). Empty: no restriction.
+    pub db_cluster_ids: Vec<String>,
+    /// EBS snapshot copies in flight at once into the DR region (1 to 20). AWS allows 20
+    /// concurrent snapshot copies per destination region and refuses more
+    /// (`ResourceLimitExceeded`), so a higher value could never be used.
+    pub ebs_max_in_flight: u32,
+    /// RDS DB snapshot copies in flight at once into the DR region (1 to 20). AWS allows 20
+    /// cross-region DB snapshot copies in progress per destination region and refuses more.
+    pub rds_max_in_flight: u32,
+    /// Aurora DB cluster snapshot copies in flight at once into the DR region (1 to 5). AWS
+    /// allows 5 cluster snapshot copies in progress per destination region and refuses more
+    /// (the Aurora guide's figure; the general RDS quotas page says 20, the lower one is used).
+    pub rds_cluster_max_in_flight: u32,
+    /// AMI copies in flight at once into the DR region (1 to 300). AWS allows 300 concurrent
+    /// AMI copies per destination region and refuses more.
+    pub ami_max_in_flight: u32,
+    /// DR copies retained per protected EBS volume (at least 1); older ones are deleted. Only
+    /// copies pilotlight made (owned copies) are ever deleted.
+    pub keep_per_volume: u32,
+    /// DR copies retained per protected DB instance or DB cluster (at least 1); older ones are
+    /// deleted (owned copies only).
+    pub keep_per_db: u32,
+    /// DR copies retained per protected AMI source (at least 1); older ones are deleted (owned
+    /// copies only).
+    pub keep_per_image: u32,
+    /// The account's quota of manual DB snapshots in the DR region (at least 1; AWS's default
+    /// is 100, adjustable). Retention never plans more retained RDS copies than this, even
+    /// when `keep_per_db` times the number of protected databases is larger; that product is
+    /// only known at run time, so it is not checked here.
+    pub rds_manual_snapshot_quota: u32,
+    /// Primary KMS key ARN → DR KMS key ARN used to re-encrypt copies of sources encrypted with
+    /// it. Keys must be key ARNs in `regions.primary` (`arn:aws:kms:<primary>:<account>:key/…`),
+    /// values key or alias ARNs in `regions.dr`.
+    pub kms_key_map: BTreeMap<String, String>,
+    /// DR KMS key for encrypted sources whose key is not in `kms_key_map`: a key or alias ARN
+    /// in `regions.dr`, or an alias name `alias/…`. Unset: no default; only the keys in
+    /// `kms_key_map` have a DR key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dr_default_kms_key: Option<String>,
+    /// A copy still pending after this long is marked failed and retried, in seconds (at
+    /// least 60; default 48 h).
+    pub copy_timeout_secs: u64,
+}
+
+impl CopyConfig {
+    /// AWS's limit on concurrent EBS snapshot copies per destination region.
+    pub const AWS_EBS_MAX_IN_FLIGHT: u32 = 20;
+    /// AWS's limit on cross-region DB snapshot copies in progress per destination region.
+    pub const AWS_RDS_MAX_IN_FLIGHT: u32 = 20;
+    /// AWS's limit on DB cluster snapshot copies in progress per destination region.
+    pub const AWS_RDS_CLUSTER_MAX_IN_FLIGHT: u32 = 5;
+    /// AWS's limit on concurrent AMI copies per destination region.
+    pub const AWS_AMI_MAX_IN_FLIGHT: u32 = 300;
+    /// The smallest `copy_timeout_secs` accepted.
+    pub const MIN_COPY_TIMEOUT_SECS: u64 = 60;
+
+    /// The configured in-flight limit for a copy kind: `"ebs_snapshot"`, `"rds_snapshot"`,
+    /// `"rds_cluster_snapshot"` or `"ami"`; 0 for any other string (nothing may be in flight).
+    pub fn max_in_flight(&self, kind: &str) -> u32 {
+        match kind {
+            "ebs_snapshot" => self.ebs_max_in_flight,
+            "rds_snapshot" => self.rds_max_in_flight,
+            "rds_cluster_snapshot" => self.rds_cluster_max_in_flight,
+            "ami" => self.ami_max_in_flight,
+            _ => 0,
+        }
+    }
+}
+
+impl Default for CopyConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            cycle_secs: 60,
+            ebs: true,
+            rds: true,
+            rds_clusters: true,
+            amis: true,
+            selector_tags: BTreeMap::new(),
+            volume_ids: Vec::new(),
+            db_instance_ids: Vec::new(),
+            db_cluster_ids: Vec::new(),
+            ebs_max_in_flight: Self::AWS_EBS_MAX_IN_FLIGHT,
+            rds_max_in_flight: Self::AWS_RDS_MAX_IN_FLIGHT,
+            rds_cluster_max_in_flight: Self::AWS_RDS_CLUSTER_MAX_IN_FLIGHT,
+            ami_max_in_flight: Self::AWS_AMI_MAX_IN_FLIGHT,
+            keep_per_volume: 2,
+            keep_per_db: 2,
+            keep_per_image: 2,
+            rds_manual_snapshot_quota: 100,
+            kms_key_map: BTreeMap::new(),
+            dr_default_kms_key: None,
+            copy_timeout_secs: 172_800,
+        }
     }
 }
 

@@ -1,8 +1,10 @@
 //! pilotlight's pure domain: configuration, AWS's documented limits, the network model and its
-//! diff. Nothing in this crate performs I/O; the crates that talk to AWS, the store and the
-//! network depend on it, never the other way round.
+//! diff, and the copy scheduler with its RPO arithmetic. Nothing in this crate performs I/O;
+//! the crates that talk to AWS, the store and the network depend on it, never the other way
+//! round.
 
 pub mod aws_limits;
 pub mod config;
+pub mod copy;
 pub mod network;
 pub mod secret;

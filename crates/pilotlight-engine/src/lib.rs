@@ -8,6 +8,7 @@
 //!
 //! Reconcilers today: [`network`] (R1, the VPC/subnet/security-group mirror).
 
+pub mod copy;
 pub mod error;
 pub mod leader;
 pub mod metrics;

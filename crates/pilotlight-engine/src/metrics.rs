@@ -34,6 +34,20 @@ pub struct ChangeLabels {
     pub action: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CopyLabels {
+    pub kind: &'static str,
+    /// `started`, `completed`, `failed`, `deleted`.
+    pub event: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpoLabels {
+    pub kind: &'static str,
+    /// The tier number (1–9).
+    pub tier: String,
+}
+
 type HistogramFamily = Family<ReconcilerLabels, Histogram, fn() -> Histogram>;
 
 /// Reconciler metrics.
@@ -46,6 +60,14 @@ pub struct EngineMetrics {
     pub network_orphaned: Family<KindLabels, Gauge>,
     pub network_unmirrored_routes: Gauge,
     pub network_changes: Family<ChangeLabels, Counter>,
+    pub copy_events: Family<CopyLabels, Counter>,
+    pub copy_bytes: Family<KindLabels, Counter>,
+    pub copy_queue: Family<RpoLabels, Gauge>,
+    pub copy_in_flight: Family<RpoLabels, Gauge>,
+    pub rpo_worst: Family<RpoLabels, Gauge>,
+    pub rpo_median: Family<RpoLabels, Gauge>,
+    pub rpo_past_target: Family<RpoLabels, Gauge>,
+    pub rpo_never_copied: Family<RpoLabels, Gauge>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -63,6 +85,14 @@ impl EngineMetrics {
             network_orphaned: Family::default(),
             network_unmirrored_routes: Gauge::default(),
             network_changes: Family::default(),
+            copy_events: Family::default(),
+            copy_bytes: Family::default(),
+            copy_queue: Family::default(),
+            copy_in_flight: Family::default(),
+            rpo_worst: Family::default(),
+            rpo_median: Family::default(),
+            rpo_past_target: Family::default(),
+            rpo_never_copied: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("reconcile");
         r.register(
@@ -100,6 +130,51 @@ impl EngineMetrics {
             "changes",
             "Changes the network mirror made in the DR region, by kind and action",
             m.network_changes.clone(),
+        );
+        let c = registry.sub_registry_with_prefix("copy");
+        c.register(
+            "events",
+            "Copies started, completed, failed and deleted by retention, by kind",
+            m.copy_events.clone(),
+        );
+        c.register_with_unit(
+            "copied",
+            "Bytes of sources whose DR copy completed, by kind",
+            prometheus_client::registry::Unit::Bytes,
+            m.copy_bytes.clone(),
+        );
+        c.register(
+            "queue_depth",
+            "Protected resources with a newer source waiting for a copy slot, by kind and tier",
+            m.copy_queue.clone(),
+        );
+        c.register(
+            "in_flight",
+            "Copies in flight to the DR region, by kind and tier",
+            m.copy_in_flight.clone(),
+        );
+        let r = registry.sub_registry_with_prefix("rpo");
+        r.register_with_unit(
+            "worst_lag",
+            "Worst RPO lag (now minus the creation time of the source behind the newest DR copy) of copied resources, by kind and tier",
+            prometheus_client::registry::Unit::Seconds,
+            m.rpo_worst.clone(),
+        );
+        r.register_with_unit(
+            "median_lag",
+            "Median (lower) RPO lag of copied resources, by kind and tier",
+            prometheus_client::registry::Unit::Seconds,
+            m.rpo_median.clone(),
+        );
+        r.register(
+            "past_target_resources",
+            "Resources whose RPO lag exceeds their tier's target (never-copied included), by kind and tier",
+            m.rpo_past_target.clone(),
+        );
+        r.register(
+            "never_copied_resources",
+            "Protected resources with no completed DR copy yet, by kind and tier",
+            m.rpo_never_copied.clone(),
         );
         m
     }

@@ -98,7 +98,7 @@ pub enum LabError {
     #[error("invalid estate spec: {}", problems.join("; "))]
     InvalidSpec { problems: Vec<String> },
     /// An AWS call made by the lab (seeding) failed.
-    #[error("EC2 {operation} for {resource} in {region} failed")]
+    #[error("{operation} for {resource} in {region} failed")]
     Aws {
         operation: &'static str,
         resource: String,
@@ -107,7 +107,7 @@ pub enum LabError {
         source: BoxError,
     },
     /// An AWS answer lacked a field the lab needs.
-    #[error("EC2 {operation} for {resource} returned no {field}")]
+    #[error("{operation} for {resource} returned no {field}")]
     MissingField {
         operation: &'static str,
         resource: String,

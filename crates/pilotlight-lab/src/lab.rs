@@ -126,4 +126,9 @@ impl LabSession {
     pub async fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
         aws_sdk_ec2::Client::new(&self.sdk_config(region).await)
     }
+
+    /// An RDS client for `region` through this session's proxy.
+    pub async fn rds(&self, region: &str) -> aws_sdk_rds::Client {
+        aws_sdk_rds::Client::new(&self.sdk_config(region).await)
+    }
 }

@@ -1,5 +1,5 @@
-//! The `pilotlight-lab` command: start the lab, read its counters, inject faults, seed
-//! estates. A thin wrapper over the `pilotlight_lab` library; errors go to stderr with their
+//! The `pilotlight-lab` command: start the lab, read its counters (calls and copies in
+//! flight), inject faults, seed estates. A thin wrapper over the `pilotlight_lab` library; errors go to stderr with their
 //! causes and exit code 1 (bad usage: clap's exit code 2).
 #![allow(clippy::print_stdout)]
 
@@ -27,9 +27,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Benchmarks; each prints JSON (record results in docs/benchmarks.md).
+    Bench {
+        #[command(subcommand)]
+        bench: BenchCommand,
+    },
     /// Start moto and the realism proxy; print the endpoint as JSON; run until Ctrl-C/SIGTERM.
     Up(UpArgs),
-    /// Print a proxy's call counters as a table.
+    /// Print a proxy's call counters and copy counters as tables.
     Counters {
         #[arg(long, env = "PILOTLIGHT_LAB_ENDPOINT")]
         endpoint: String,
@@ -69,6 +74,16 @@ struct UpArgs {
     /// Do not enforce AWS's rate limits.
     #[arg(long)]
     no_limits: bool,
+    /// GiB per second a snapshot/image copy moves (before --time-scale).
+    #[arg(long, default_value_t = 1.0)]
+    copy_gib_per_sec: f64,
+    /// Shortest copy in seconds (before --time-scale).
+    #[arg(long, default_value_t = 2.0)]
+    copy_min_secs: f64,
+    /// Replace AWS's in-flight copy limit of a kind, `KIND=N` with KIND ebs, rds, aurora or
+    /// ami (repeatable).
+    #[arg(long = "copy-limit", value_parser = parse_copy_limit)]
+    copy_limits: Vec<(String, u32)>,
     /// Seed an estate once up: `sample` or a TOML/JSON spec file.
     #[arg(long)]
     seed: Option<String>,
@@ -121,8 +136,35 @@ struct SeedArgs {
     /// A TOML/JSON estate spec (default: the built-in sample).
     #[arg(long)]
     spec: Option<PathBuf>,
+    /// Seed a benchmark estate of N volumes with one snapshot each instead (see --scaled-seed).
+    #[arg(long, conflicts_with = "spec")]
+    scaled: Option<usize>,
+    /// The generator seed for --scaled.
+    #[arg(long, default_value_t = 1)]
+    scaled_seed: u64,
     #[arg(long, default_value = "us-east-1")]
     region: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Copy-scheduler quality: worst RPO lag over a simulated day, pilotlight vs EDF vs FIFO,
+    /// on synthetic estates with the in-flight limit saturated. One JSON line per estate size.
+    Copy {
+        /// Estate sizes (volumes), comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [1000usize, 3000])]
+        volumes: Vec<usize>,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Offered load the copy throughput is sized for (above 1: slots saturated).
+        #[arg(long, default_value_t = 1.2)]
+        load: f64,
+        #[arg(long, default_value_t = 86_400)]
+        horizon_secs: u64,
+        /// Concurrent copies (AWS's EBS limit is 20).
+        #[arg(long, default_value_t = 20)]
+        in_flight: u32,
+    },
 }
 
 fn parse_param(text: &str) -> Result<(String, String), String> {
@@ -130,6 +172,21 @@ fn parse_param(text: &str) -> Result<(String, String), String> {
         .filter(|(k, _)| !k.is_empty())
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .ok_or_else(|| format!("expected K=V, got {text:?}"))
+}
+
+fn parse_copy_limit(text: &str) -> Result<(String, u32), String> {
+    let (kind, n) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected KIND=N, got {text:?}"))?;
+    if pilotlight_lab::CopyKind::parse(kind).is_none() {
+        return Err(format!(
+            "unknown copy kind {kind:?}; use ebs, rds, aurora or ami"
+        ));
+    }
+    let n = n
+        .parse::<u32>()
+        .map_err(|_| format!("invalid limit {n:?} in {text:?}"))?;
+    Ok((kind.to_owned(), n))
 }
 
 fn main() -> ExitCode {
@@ -198,12 +255,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         },
         Command::Seed(args) => {
-            let spec = match &args.spec {
-                Some(path) => EstateSpec::load(path)?,
-                None => EstateSpec::sample(),
+            let spec = match (&args.spec, args.scaled) {
+                (Some(path), _) => EstateSpec::load(path)?,
+                (None, Some(volumes)) => EstateSpec::scaled(volumes, args.scaled_seed),
+                (None, None) => EstateSpec::sample(),
             };
             let estate = seed_through(&args.endpoint, &args.region, &spec).await?;
             println!("{}", serde_json::to_string_pretty(&estate)?);
+            Ok(())
+        }
+        Command::Bench {
+            bench:
+                BenchCommand::Copy {
+                    volumes,
+                    seed,
+                    load,
+                    horizon_secs,
+                    in_flight,
+                },
+        } => {
+            for n in volumes {
+                let out =
+                    pilotlight_lab::bench::copy_scheduler(&pilotlight_lab::bench::CopyBench {
+                        volumes: n,
+                        seed,
+                        load,
+                        horizon_secs,
+                        in_flight,
+                    });
+                println!("{out}");
+            }
             Ok(())
         }
         Command::AddSubnet {
@@ -231,7 +312,8 @@ async fn seed_through(
 ) -> anyhow::Result<pilotlight_lab::SeededEstate> {
     let config = pilotlight_aws::sdk::static_sdk_config(endpoint, region).await;
     let ec2 = aws_sdk_ec2::Client::new(&config);
-    pilotlight_lab::seed(&ec2, region, spec)
+    let rds = aws_sdk_rds::Client::new(&config);
+    pilotlight_lab::seed_with_rds(&ec2, &rds, region, spec)
         .await
         .with_context(|| format!("seeding {region} through {endpoint}"))
 }
@@ -251,6 +333,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             time_scale: args.time_scale,
             enforce_limits: !args.no_limits,
             account_id: None,
+            copy_gib_per_sec: args.copy_gib_per_sec,
+            copy_min_secs: args.copy_min_secs,
+            copy_limits: args.copy_limits.into_iter().collect(),
         },
     )
     .await?;
@@ -267,6 +352,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             "account_id": DEFAULT_ACCOUNT,
             "time_scale": args.time_scale,
             "enforce_limits": !args.no_limits,
+            "copy_gib_per_sec": proxy.options().copy_gib_per_sec,
+            "copy_min_secs": proxy.options().copy_min_secs,
+            "copy_limits": proxy.options().copy_limits,
             "seeded": seeded,
         })
     );
@@ -341,6 +429,61 @@ fn counters_table(counts: &CallCounts) -> String {
         counts.total(),
         counts.throttled_total()
     ));
+    if !counts.copies.is_empty() {
+        out.push('\n');
+        out.push_str(&copies_table(counts));
+    }
+    out
+}
+
+/// The copy counters: one line per (kind, destination region).
+fn copies_table(counts: &CallCounts) -> String {
+    let header = [
+        "copies",
+        "region",
+        "in_flight",
+        "max",
+        "limit",
+        "started",
+        "refused",
+    ];
+    let rows: Vec<[String; 7]> = counts
+        .copies
+        .iter()
+        .map(|c| {
+            [
+                c.kind.clone(),
+                c.region.clone(),
+                c.in_flight.to_string(),
+                c.max_in_flight.to_string(),
+                c.limit.to_string(),
+                c.started.to_string(),
+                c.refused.to_string(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    for cells in std::iter::once(header.map(str::to_owned)).chain(rows) {
+        let mut line = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            if i >= 2 {
+                line.push_str(&format!("{cell:>w$}"));
+            } else {
+                line.push_str(&format!("{cell:<w$}"));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
     out
 }
 
@@ -409,6 +552,7 @@ mod tests {
     #[test]
     fn table_lists_rows_and_totals() {
         let counts = CallCounts {
+            copies: Vec::new(),
             rows: vec![CallCount {
                 service: "ec2".into(),
                 operation: "RunInstances".into(),
@@ -425,5 +569,68 @@ mod tests {
         assert!(lines[0].starts_with("service  operation"));
         assert!(lines[1].starts_with("ec2      RunInstances  us-west-2  yes"));
         assert_eq!(lines[2], "total 12 calls, 2 throttled");
+
+        let mut with_copies = counts.clone();
+        with_copies.copies.push(pilotlight_lab::CopyCount {
+            kind: "ebs".into(),
+            region: "us-west-2".into(),
+            in_flight: 7,
+            max_in_flight: 20,
+            limit: 20,
+            started: 31,
+            refused: 4,
+        });
+        let table = counters_table(&with_copies);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 6, "{table}");
+        assert_eq!(lines[3], "");
+        assert_eq!(
+            lines[4],
+            "copies  region     in_flight  max  limit  started  refused"
+        );
+        assert_eq!(
+            lines[5],
+            "ebs     us-west-2          7   20     20       31        4"
+        );
+    }
+
+    #[test]
+    fn up_and_seed_options() {
+        let cli = Cli::try_parse_from([
+            "pilotlight-lab",
+            "up",
+            "--copy-limit",
+            "ebs=3",
+            "--copy-limit",
+            "aurora=1",
+            "--copy-min-secs",
+            "0.5",
+        ])
+        .expect("parse");
+        let Command::Up(args) = cli.command else {
+            panic!("expected up");
+        };
+        assert_eq!(
+            args.copy_limits,
+            vec![("ebs".to_owned(), 3), ("aurora".to_owned(), 1)]
+        );
+        assert_eq!((args.copy_min_secs, args.copy_gib_per_sec), (0.5, 1.0));
+        assert!(Cli::try_parse_from(["pilotlight-lab", "up", "--copy-limit", "efs=3"]).is_err());
+        assert!(Cli::try_parse_from(["pilotlight-lab", "up", "--copy-limit", "ebs"]).is_err());
+        let cli = Cli::try_parse_from([
+            "pilotlight-lab",
+            "seed",
+            "--endpoint",
+            "http://127.0.0.1:1",
+            "--scaled",
+            "2000",
+            "--scaled-seed",
+            "9",
+        ])
+        .expect("parse");
+        let Command::Seed(args) = cli.command else {
+            panic!("expected seed");
+        };
+        assert_eq!((args.scaled, args.scaled_seed), (Some(2000), 9));
     }
 }

@@ -8,21 +8,33 @@
 //! account on a shared moto. Errors are written in each protocol's own envelope so the SDK
 //! parses their codes.
 //!
-//! The proxy's own API lives under `/__lab/` on the same port: `GET /__lab/counters`,
-//! `POST /__lab/counters/reset`, `GET|POST|DELETE /__lab/faults`, `GET /__lab/health`.
+//! Copies take time ([`copies`]): a successful `CopySnapshot`, `CopyDBSnapshot`,
+//! `CopyDBClusterSnapshot` or `CopyImage` stays in flight for a duration derived from the
+//! source's size ([`ProxyOptions::copy_gib_per_sec`], [`ProxyOptions::copy_min_secs`]); while
+//! it is, the destination region's describe answers show it pending with rising progress, and
+//! a copy request beyond AWS's in-flight limit of its kind is refused with AWS's error without
+//! reaching moto. The size comes from a describe of the source that the proxy sends to moto
+//! itself (as the same account; not counted).
+//!
+//! The proxy's own API lives under `/__lab/` on the same port: `GET /__lab/counters` (calls
+//! and copies), `POST /__lab/counters/reset`, `GET|POST|DELETE /__lab/faults`,
+//! `GET /__lab/health`.
 //!
 //! Bounds: request and response bodies up to [`MAX_BODY_BYTES`] (larger requests get 413,
 //! larger upstream answers 502); at most [`MAX_CONNECTIONS`] client connections at once
-//! (further ones wait in the listen backlog); counters, fault rules and client tokens are
-//! bounded as their modules document.
+//! (further ones wait in the listen backlog); counters, fault rules, client tokens and copy
+//! records are bounded as their modules document.
 
+pub mod copies;
 mod counters;
 mod envelope;
 mod faults;
 mod idempotency;
 mod identify;
 mod limits;
+mod rewrite;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -44,12 +56,14 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use copies::{COPY_KINDS, CopyCount, CopyKind};
 pub use counters::{CallCount, CallCounts};
 pub use envelope::ErrorReply;
 pub use faults::{FaultAction, FaultId, FaultRule, FaultStatus, MAX_RULES};
 pub use identify::{CallInfo, GLOBAL_REGION, Protocol, UNKNOWN, identify};
 
 use crate::error::LabError;
+use copies::{CopyRecord, CopyTracker};
 use counters::{Counters, Outcome};
 use faults::FaultTable;
 use idempotency::{CachedResponse, ClientTokens, fingerprint};
@@ -77,6 +91,17 @@ pub struct ProxyOptions {
     /// The 12-digit account every forwarded request is made as (`x-moto-account-id`); `None`
     /// passes the client's header through, or moto's default account.
     pub account_id: Option<String>,
+    /// How fast a copy moves data, in GiB per second of AWS time: a copy of S GiB stays in
+    /// flight `max(copy_min_secs, S / copy_gib_per_sec) / time_scale` seconds. Default 1.0.
+    /// Must be finite and positive.
+    pub copy_gib_per_sec: f64,
+    /// The shortest copy, in seconds of AWS time (divided by `time_scale` like the rest).
+    /// Default 2.0. Must be finite and not negative.
+    pub copy_min_secs: f64,
+    /// In-flight copy limits per destination region and account that replace AWS's, by kind
+    /// (`ebs` 20, `rds` 20, `aurora` 5, `ami` 300 — [`CopyKind::default_limit`]); kinds not
+    /// listed keep AWS's limit. Enforced whatever `enforce_limits` says.
+    pub copy_limits: BTreeMap<String, u32>,
 }
 
 impl Default for ProxyOptions {
@@ -85,6 +110,9 @@ impl Default for ProxyOptions {
             time_scale: 1.0,
             enforce_limits: true,
             account_id: None,
+            copy_gib_per_sec: 1.0,
+            copy_min_secs: 2.0,
+            copy_limits: BTreeMap::new(),
         }
     }
 }
@@ -103,6 +131,25 @@ impl ProxyOptions {
         {
             problems.push(format!("account_id must be 12 digits, got {account:?}"));
         }
+        if !(self.copy_gib_per_sec.is_finite() && self.copy_gib_per_sec > 0.0) {
+            problems.push(format!(
+                "copy_gib_per_sec must be a positive number, got {}",
+                self.copy_gib_per_sec
+            ));
+        }
+        if !(self.copy_min_secs.is_finite() && self.copy_min_secs >= 0.0) {
+            problems.push(format!(
+                "copy_min_secs must be a number >= 0, got {}",
+                self.copy_min_secs
+            ));
+        }
+        for kind in self.copy_limits.keys() {
+            if CopyKind::parse(kind).is_none() {
+                problems.push(format!(
+                    "copy_limits: unknown kind {kind:?}; use ebs, rds, aurora or ami"
+                ));
+            }
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -110,6 +157,14 @@ impl ProxyOptions {
                 reason: problems.join("; "),
             })
         }
+    }
+
+    /// The copy-limit overrides by kind (unknown names were rejected by `validate`).
+    fn copy_limit_overrides(&self) -> BTreeMap<CopyKind, u32> {
+        self.copy_limits
+            .iter()
+            .filter_map(|(k, v)| CopyKind::parse(k).map(|k| (k, *v)))
+            .collect()
     }
 }
 
@@ -139,6 +194,7 @@ impl RealismProxy {
         let shared = Arc::new(Shared {
             upstream,
             buckets: Mutex::new(TokenBuckets::new(opts.time_scale)),
+            copies: Mutex::new(CopyTracker::new(&opts.copy_limit_overrides())),
             opts,
             client,
             counters: Mutex::default(),
@@ -184,14 +240,29 @@ impl ProxyHandle {
         &self.shared.opts
     }
 
-    /// A snapshot of the call counters.
+    /// A snapshot of the call counters, with the copy counters.
     pub fn counters(&self) -> CallCounts {
-        lock(&self.shared.counters).snapshot()
+        self.shared.counters_snapshot()
     }
 
-    /// Zeroes the call counters.
+    /// Zeroes the call counters and the copy totals (each copy maximum drops to what is in
+    /// flight now).
     pub fn reset_counters(&self) {
-        lock(&self.shared.counters).reset();
+        self.shared.reset_counters();
+    }
+
+    /// Copies of `kind` (`ebs`, `rds`, `aurora`, `ami`) in flight to `region` now, all
+    /// accounts together; 0 for an unknown kind.
+    pub fn copies_in_flight(&self, kind: &str, region: &str) -> u32 {
+        CopyKind::parse(kind).map_or(0, |k| {
+            lock(&self.shared.copies).in_flight(k, region, Instant::now())
+        })
+    }
+
+    /// The most copies of `kind` ever in flight to `region` at once (since start or the last
+    /// counter reset), all accounts together; 0 for an unknown kind.
+    pub fn max_copies_in_flight(&self, kind: &str, region: &str) -> u32 {
+        CopyKind::parse(kind).map_or(0, |k| lock(&self.shared.copies).max_in_flight(k, region))
     }
 
     /// Adds a fault rule (after the existing ones, which match first).
@@ -243,11 +314,23 @@ struct Shared {
     counters: Mutex<Counters>,
     faults: Mutex<FaultTable>,
     buckets: Mutex<TokenBuckets>,
+    copies: Mutex<CopyTracker>,
     tokens: ClientTokens,
     seq: AtomicU64,
 }
 
 impl Shared {
+    fn counters_snapshot(&self) -> CallCounts {
+        let mut counts = lock(&self.counters).snapshot();
+        counts.copies = lock(&self.copies).snapshot(Instant::now());
+        counts
+    }
+
+    fn reset_counters(&self) {
+        lock(&self.counters).reset();
+        lock(&self.copies).reset(Instant::now());
+    }
+
     fn request_id(&self) -> String {
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
         format!(
@@ -389,7 +472,21 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<ProxyResp
     }
     record(outcome);
 
-    // 3. ClientToken idempotency, then moto.
+    // 3. In-flight copy limits.
+    let slot = match CopyKind::of_copy(&call.service, &call.operation) {
+        Some(kind) => match CopySlot::take(&shared, &account, &call.region, kind) {
+            Ok(slot) => Some(slot),
+            Err(limit) => {
+                tracing::debug!(kind = %kind, region = %call.region, limit,
+                    "copy refused: in-flight limit reached");
+                let reply = copies::limit_reply(kind, limit);
+                return Ok(envelope::error_response(call.protocol, &reply, &request_id));
+            }
+        },
+        None => None,
+    };
+
+    // 4. ClientToken idempotency, then moto.
     let token = (call.service == "ec2" && call.operation == "RunInstances")
         .then(|| call.param("ClientToken"))
         .flatten()
@@ -431,7 +528,11 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<ProxyResp
             }
         }
         None => match forward(&shared, &parts, body, &account).await {
-            Ok((status, headers, body)) => rebuild(status, &headers, body, &parts.method),
+            Ok((status, headers, body)) => {
+                let body =
+                    copy_realism(&shared, &call, &account, status, &headers, body, slot).await;
+                rebuild(status, &headers, body, &parts.method)
+            }
             Err(e) => bad_gateway(&call, &request_id, &e),
         },
     };
@@ -441,6 +542,282 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<ProxyResp
         return Err(Dropped);
     }
     Ok(response)
+}
+
+/// A reserved place under a copy limit; given back on drop unless the copy started.
+struct CopySlot {
+    shared: Arc<Shared>,
+    account: String,
+    region: String,
+    kind: CopyKind,
+    armed: bool,
+}
+
+impl CopySlot {
+    /// Reserves a place, or returns the limit that is reached.
+    fn take(
+        shared: &Arc<Shared>,
+        account: &str,
+        region: &str,
+        kind: CopyKind,
+    ) -> Result<CopySlot, u32> {
+        lock(&shared.copies).try_reserve(account, region, kind, Instant::now())?;
+        Ok(CopySlot {
+            shared: shared.clone(),
+            account: account.to_owned(),
+            region: region.to_owned(),
+            kind,
+            armed: true,
+        })
+    }
+
+    /// The copy `id` is under way.
+    fn start(mut self, id: &str, record: CopyRecord) {
+        self.armed = false;
+        lock(&self.shared.copies).start(&self.account, &self.region, self.kind, id, record);
+    }
+}
+
+impl Drop for CopySlot {
+    fn drop(&mut self) {
+        if self.armed {
+            lock(&self.shared.copies).release(&self.account, &self.region, self.kind);
+        }
+    }
+}
+
+/// What copy realism does to a forwarded call's answer: start tracking a new copy (and show
+/// it pending in the copy answer), end a deleted one, or show in-flight copies pending in a
+/// describe answer. Anything unexpected leaves moto's answer as it is.
+async fn copy_realism(
+    shared: &Arc<Shared>,
+    call: &CallInfo,
+    account: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: Bytes,
+    slot: Option<CopySlot>,
+) -> Bytes {
+    if !status.is_success() || headers.contains_key(header::CONTENT_ENCODING) {
+        return body;
+    }
+    if let Some(slot) = slot {
+        return start_copy(shared, call, account, slot, body).await;
+    }
+    if let Some((kind, param)) = CopyKind::of_delete(&call.service, &call.operation) {
+        if let Some(id) = call.param(param) {
+            let (_, id) = copies::rds_source(id, &call.region);
+            lock(&shared.copies).forget(account, &call.region, kind, &id);
+        }
+        return body;
+    }
+    let Some((kind, listing)) = CopyKind::of_describe(&call.service, &call.operation) else {
+        return body;
+    };
+    let progress = lock(&shared.copies).progress_of(account, &call.region, kind, Instant::now());
+    if progress.is_empty() {
+        return body;
+    }
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return body;
+    };
+    rewrite::rewrite_items(text, listing.container, listing.id, |id| {
+        progress.get(id).map(|p| kind.pending_edits(*p))
+    })
+    .map_or(body, Bytes::from)
+}
+
+async fn start_copy(
+    shared: &Arc<Shared>,
+    call: &CallInfo,
+    account: &str,
+    slot: CopySlot,
+    body: Bytes,
+) -> Bytes {
+    let kind = slot.kind;
+    let Some(id) = std::str::from_utf8(&body)
+        .ok()
+        .and_then(|text| rewrite::first_text(text, kind.new_id_element()))
+        .map(str::to_owned)
+    else {
+        tracing::warn!(operation = %call.operation, "copy answer without the new id; not tracked");
+        return body;
+    };
+    let size_gib = match source_size(shared, call, account, kind).await {
+        Ok(size) => size,
+        Err(reason) => {
+            tracing::warn!(operation = %call.operation, copy = %id, %reason,
+                "source size unknown; the copy takes the minimum time");
+            0.0
+        }
+    };
+    let opts = &shared.opts;
+    let duration = copies::copy_duration(
+        size_gib,
+        opts.copy_gib_per_sec,
+        opts.copy_min_secs,
+        opts.time_scale,
+    );
+    tracing::debug!(kind = %kind, region = %call.region, copy = %id, size_gib,
+        secs = duration.as_secs_f64(), "copy in flight");
+    slot.start(
+        &id,
+        CopyRecord {
+            size_gib,
+            started: Instant::now(),
+            duration,
+        },
+    );
+    let Some(listing) = kind.copy_answer() else {
+        return body;
+    };
+    std::str::from_utf8(&body)
+        .ok()
+        .and_then(|text| {
+            rewrite::rewrite_items(text, listing.container, listing.id, |i| {
+                (i == id).then(|| kind.pending_edits(0))
+            })
+        })
+        .map_or(body, Bytes::from)
+}
+
+/// The size in GiB of a copy call's source, from a describe of it that the proxy sends to
+/// moto in the source region: EBS `volumeSize`; AMI the sum of its block devices'
+/// `volumeSize`; RDS `AllocatedStorage`; Aurora `AllocatedStorage` with 0/1 read as 10.
+async fn source_size(
+    shared: &Shared,
+    call: &CallInfo,
+    account: &str,
+    kind: CopyKind,
+) -> Result<f64, String> {
+    let need = |name: &str| {
+        call.param(name)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| format!("no {name} in the copy request"))
+    };
+    let ec2_region = call
+        .param("SourceRegion")
+        .unwrap_or(&call.region)
+        .to_owned();
+    let (service, region, form) = match kind {
+        CopyKind::Ebs => (
+            "ec2",
+            ec2_region,
+            format!(
+                "Action=DescribeSnapshots&Version=2016-11-15&SnapshotId.1={}",
+                form_encode(&need("SourceSnapshotId")?)
+            ),
+        ),
+        CopyKind::Ami => (
+            "ec2",
+            ec2_region,
+            format!(
+                "Action=DescribeImages&Version=2016-11-15&ImageId.1={}",
+                form_encode(&need("SourceImageId")?)
+            ),
+        ),
+        CopyKind::Rds => {
+            let (region, id) =
+                copies::rds_source(&need("SourceDBSnapshotIdentifier")?, &call.region);
+            (
+                "rds",
+                region,
+                format!(
+                    "Action=DescribeDBSnapshots&Version=2014-10-31&DBSnapshotIdentifier={}",
+                    form_encode(&id)
+                ),
+            )
+        }
+        CopyKind::Aurora => {
+            let (region, id) =
+                copies::rds_source(&need("SourceDBClusterSnapshotIdentifier")?, &call.region);
+            (
+                "rds",
+                region,
+                format!(
+                    "Action=DescribeDBClusterSnapshots&Version=2014-10-31&\
+                     DBClusterSnapshotIdentifier={}",
+                    form_encode(&id)
+                ),
+            )
+        }
+    };
+    let text = moto_query(shared, service, &region, account, form).await?;
+    let number = |s: &str| s.parse::<f64>().ok().filter(|n| n.is_finite() && *n >= 0.0);
+    let size = match kind {
+        CopyKind::Ebs => rewrite::first_text(&text, "volumeSize").and_then(number),
+        CopyKind::Ami => {
+            let sizes: Vec<f64> = rewrite::all_texts(&text, "volumeSize")
+                .into_iter()
+                .filter_map(number)
+                .collect();
+            (!sizes.is_empty()).then(|| sizes.iter().sum())
+        }
+        CopyKind::Rds => rewrite::first_text(&text, "AllocatedStorage").and_then(number),
+        CopyKind::Aurora => rewrite::first_text(&text, "AllocatedStorage")
+            .and_then(number)
+            .map(copies::aurora_size),
+    };
+    size.ok_or_else(|| format!("no size in moto's {service} answer from {region}"))
+}
+
+/// Sends one query-protocol call of the proxy's own to moto, as `account` in `region`.
+async fn moto_query(
+    shared: &Shared,
+    service: &str,
+    region: &str,
+    account: &str,
+    form: String,
+) -> Result<String, String> {
+    let uri = Uri::builder()
+        .scheme("http")
+        .authority(shared.upstream.to_string())
+        .path_and_query("/")
+        .build()
+        .map_err(|e| e.to_string())?;
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header(
+            header::AUTHORIZATION,
+            format!(
+                "AWS4-HMAC-SHA256 Credential=pilotlight-lab/20260101/{region}/{service}/\
+                 aws4_request, SignedHeaders=host, Signature=0"
+            ),
+        )
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(ACCOUNT_HEADER, account)
+        .body(Full::new(Bytes::from(form)))
+        .map_err(|e| e.to_string())?;
+    let response = shared
+        .client
+        .request(request)
+        .await
+        .map_err(|e| error_chain(&e))?;
+    let status = response.status();
+    let body = Limited::new(response.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    if !status.is_success() {
+        return Err(format!("moto answered HTTP {status}"));
+    }
+    String::from_utf8(body.to_vec()).map_err(|e| e.to_string())
+}
+
+/// Percent-encodes a form value (everything but unreserved characters).
+fn form_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// What changes a call's charges: instances for EC2 instance actions (`MaxCount` or the id
@@ -612,11 +989,9 @@ async fn admin(shared: &Shared, req: Request<Incoming>) -> ProxyResponse {
         (&Method::GET, "/__lab/health") => {
             json_response(StatusCode::OK, &serde_json::json!({"ok": true}))
         }
-        (&Method::GET, "/__lab/counters") => {
-            to_json(StatusCode::OK, &lock(&shared.counters).snapshot())
-        }
+        (&Method::GET, "/__lab/counters") => to_json(StatusCode::OK, &shared.counters_snapshot()),
         (&Method::POST, "/__lab/counters/reset") => {
-            lock(&shared.counters).reset();
+            shared.reset_counters();
             empty(StatusCode::NO_CONTENT)
         }
         (&Method::GET, "/__lab/faults") => to_json(StatusCode::OK, &lock(&shared.faults).list()),

@@ -2,11 +2,15 @@
 //!
 //! An [`EstateSpec`] (serde; TOML or JSON) describes VPCs with secondary CIDRs, an internet
 //! gateway, subnets by AZ letter, security groups whose rules may reference other groups of the
-//! same VPC, and route tables. [`seed`] validates the whole spec first (reporting every problem
-//! at once), then creates it through the given EC2 client, tagging every resource with `Name`,
-//! and returns the name → id maps ([`SeededEstate`]). Only the lab mutates the primary region
-//! this way; pilotlight itself never does. Throttled calls (`RequestLimitExceeded` from the
-//! realism proxy) are retried with backoff until [`THROTTLE_DEADLINE`].
+//! same VPC, and route tables; and the data pilotlight copies ([`data`]): EBS volumes with
+//! snapshots, RDS instances and Aurora clusters with manual snapshots, AMIs with instances.
+//! [`seed_with_rds`] validates the whole spec first (reporting every problem at once), then
+//! creates it through the given clients, tagging every resource with `Name` (and the data with
+//! `dr:tier`), and returns the name → id maps ([`SeededEstate`]); [`seed`] does the same with an
+//! EC2 client only and leaves the spec's RDS part out. Only the lab mutates the primary region
+//! this way; pilotlight itself never does. Throttled calls (`RequestLimitExceeded` or
+//! `Throttling` from the realism proxy) are retried with backoff until [`THROTTLE_DEADLINE`].
+//! [`EstateSpec::scaled`] generates benchmark estates of thousands of volumes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -22,15 +26,30 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::LabError;
 
+pub mod data;
+
+pub use data::{
+    DbClusterSpec, DbInstanceSpec, ImageSpec, SEED_CONCURRENCY, SeededDb, SeededDbSnapshot,
+    SeededImage, SeededVolume, TIER_TAG, VolumeSpec, add_snapshot,
+};
+
 /// How long one seeding call keeps retrying while throttled.
 pub const THROTTLE_DEADLINE: Duration = Duration::from_secs(120);
 
-/// A whole estate: its VPCs.
+/// A whole estate: its VPCs and its data. Every list is optional (default empty).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EstateSpec {
     #[serde(default)]
     pub vpcs: Vec<VpcSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub db_instances: Vec<DbInstanceSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub db_clusters: Vec<DbClusterSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageSpec>,
 }
 
 /// One VPC and everything in it.
@@ -141,7 +160,10 @@ impl EstateSpec {
     /// A small but complete estate: VPC `prod` (10.20.0.0/16 plus secondary 10.21.0.0/16,
     /// an internet gateway, five subnets over AZs a–c, two of them public behind a public route
     /// table, security groups `web`/`app`/`db` where `app` and `db` reference each other) and
-    /// VPC `mgmt` (10.30.0.0/16, one subnet, a `bastion` group).
+    /// VPC `mgmt` (10.30.0.0/16, one subnet, a `bastion` group); six small volumes (2–8 GiB)
+    /// over tiers 1–3 with two or three snapshots each; DB instances `orders-db` (postgres) and
+    /// `reports-db` (mysql) with two snapshots each; Aurora cluster `ledger` with one snapshot;
+    /// AMIs `web-ami` (two instances in `prod/web-a`) and `batch-ami` (one in `prod/app-a`).
     pub fn sample() -> EstateSpec {
         let prod = VpcSpec {
             name: "prod".into(),
@@ -206,8 +228,25 @@ impl EstateSpec {
             }],
             route_tables: Vec::new(),
         };
+        let (volumes, db_instances, db_clusters, images) = data::sample_data();
         EstateSpec {
             vpcs: vec![prod, mgmt],
+            volumes,
+            db_instances,
+            db_clusters,
+            images,
+        }
+    }
+
+    /// A benchmark estate: `volumes` EBS volumes with one snapshot each, tiers 1/2/3 in about
+    /// 20/30/50 %, sizes from 8 GiB to 1 TiB (mostly small), over AZs a–c; the same `seed`
+    /// always gives the same estate. No VPCs, databases or images. Seeding it costs two calls
+    /// per volume, [`SEED_CONCURRENCY`] at a time; through a proxy that enforces AWS's limits,
+    /// `CreateVolume`/`CreateSnapshot` (100 burst, 5/s) pace it unless `time_scale` is raised.
+    pub fn scaled(volumes: usize, seed: u64) -> EstateSpec {
+        EstateSpec {
+            volumes: data::scaled_volumes(volumes, seed),
+            ..EstateSpec::default()
         }
     }
 
@@ -258,7 +297,8 @@ impl EstateSpec {
         })
     }
 
-    /// Checks names, references, AZ letters and route targets; lists every problem found.
+    /// Checks names, references, AZ letters, route targets, tiers, sizes and RDS identifiers;
+    /// lists every problem found.
     ///
     /// # Errors
     ///
@@ -372,6 +412,19 @@ impl EstateSpec {
                 }
             }
         }
+        let subnets: Vec<(&str, &str)> = self
+            .vpcs
+            .iter()
+            .flat_map(|v| v.subnets.iter().map(|s| (v.name.as_str(), s.name.as_str())))
+            .collect();
+        data::validate(
+            &self.volumes,
+            &self.db_instances,
+            &self.db_clusters,
+            &self.images,
+            &subnets,
+            &mut problems,
+        );
         if problems.is_empty() {
             Ok(())
         } else {
@@ -397,11 +450,19 @@ pub struct SeededVpc {
     pub route_tables: BTreeMap<String, String>,
 }
 
-/// What [`seed`] created: VPC name → its resources.
+/// What [`seed`] created: each kind's name → its resources.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeededEstate {
     pub region: String,
     pub vpcs: BTreeMap<String, SeededVpc>,
+    #[serde(default)]
+    pub volumes: BTreeMap<String, SeededVolume>,
+    #[serde(default)]
+    pub db_instances: BTreeMap<String, SeededDb>,
+    #[serde(default)]
+    pub db_clusters: BTreeMap<String, SeededDb>,
+    #[serde(default)]
+    pub images: BTreeMap<String, SeededImage>,
 }
 
 impl SeededEstate {
@@ -425,9 +486,26 @@ impl SeededEstate {
             .and_then(|v| v.security_groups.get(group))
             .map(String::as_str)
     }
+
+    /// A volume's id.
+    pub fn volume_id(&self, volume: &str) -> Option<&str> {
+        self.volumes.get(volume).map(|v| v.id.as_str())
+    }
+
+    /// A volume's snapshot ids, oldest first (empty for an unknown volume).
+    pub fn snapshot_ids(&self, volume: &str) -> &[String] {
+        self.volumes
+            .get(volume)
+            .map_or(&[][..], |v| v.snapshots.as_slice())
+    }
+
+    /// An AMI's id.
+    pub fn image_id(&self, image: &str) -> Option<&str> {
+        self.images.get(image).map(|i| i.id.as_str())
+    }
 }
 
-/// Runs one EC2 call, retrying while it is throttled (until [`THROTTLE_DEADLINE`]).
+/// Runs one AWS call, retrying while it is throttled (until [`THROTTLE_DEADLINE`]).
 async fn call<T, E, R, F, Fut>(
     operation: &'static str,
     resource: &str,
@@ -479,7 +557,9 @@ fn missing(operation: &'static str, resource: &str, field: &'static str) -> LabE
     }
 }
 
-/// Creates `spec` in `region` through `ec2`, tagging everything with `Name`.
+/// Creates the EC2 part of `spec` in `region` through `ec2` — VPCs, volumes with snapshots,
+/// AMIs with instances — tagging everything with `Name`. The spec's DB instances and clusters
+/// need an RDS client: they are left out here (and logged); [`seed_with_rds`] seeds them too.
 ///
 /// # Errors
 ///
@@ -491,14 +571,63 @@ pub async fn seed(
     region: &str,
     spec: &EstateSpec,
 ) -> Result<SeededEstate, LabError> {
+    if !spec.db_instances.is_empty() || !spec.db_clusters.is_empty() {
+        tracing::info!(
+            db_instances = spec.db_instances.len(),
+            db_clusters = spec.db_clusters.len(),
+            "no RDS client: the spec's databases are not seeded (use seed_with_rds)"
+        );
+    }
+    seed_all(ec2, None, region, spec).await
+}
+
+/// Creates all of `spec` in `region` through `ec2` and `rds`: VPCs, volumes with snapshots,
+/// AMIs with instances, DB instances and Aurora clusters with manual snapshots.
+///
+/// # Errors
+///
+/// As [`seed`].
+pub async fn seed_with_rds(
+    ec2: &aws_sdk_ec2::Client,
+    rds: &aws_sdk_rds::Client,
+    region: &str,
+    spec: &EstateSpec,
+) -> Result<SeededEstate, LabError> {
+    seed_all(ec2, Some(rds), region, spec).await
+}
+
+async fn seed_all(
+    ec2: &aws_sdk_ec2::Client,
+    rds: Option<&aws_sdk_rds::Client>,
+    region: &str,
+    spec: &EstateSpec,
+) -> Result<SeededEstate, LabError> {
     spec.validate()?;
     let mut estate = SeededEstate {
         region: region.to_owned(),
-        vpcs: BTreeMap::new(),
+        ..SeededEstate::default()
     };
     for vpc in &spec.vpcs {
         let seeded = seed_vpc(ec2, region, vpc).await?;
         estate.vpcs.insert(vpc.name.clone(), seeded);
+    }
+    estate.volumes = data::seed_volumes(ec2, region, &spec.volumes).await?;
+    let subnet_ids: BTreeMap<(String, String), String> = estate
+        .vpcs
+        .iter()
+        .flat_map(|(vpc, seeded)| {
+            seeded
+                .subnets
+                .iter()
+                .map(|(subnet, id)| ((vpc.clone(), subnet.clone()), id.clone()))
+        })
+        .collect();
+    estate.images = data::seed_images(ec2, region, &spec.images, &subnet_ids).await?;
+    if let Some(rds) = rds {
+        let (instances, clusters) =
+            data::seed_databases(rds, region, &spec.db_instances, &spec.db_clusters).await?;
+        estate.db_instances = instances;
+        estate.db_clusters = clusters;
     }
     Ok(estate)
 }
@@ -735,6 +864,66 @@ mod tests {
             .flat_map(|v| v.subnets.iter().map(|s| s.az.as_str()))
             .collect();
         assert!(azs.len() >= 3);
+        // The data part: 6 volumes over tiers 1-3 with 2-3 snapshots, 2 DBs x 2 snapshots,
+        // 1 cluster x 1 snapshot, 2 AMIs with 1-2 instances.
+        assert_eq!(s.volumes.len(), 6);
+        let tiers: BTreeSet<u8> = s.volumes.iter().map(|v| v.tier).collect();
+        assert_eq!(tiers, BTreeSet::from([1, 2, 3]));
+        assert!(s.volumes.iter().all(|v| (2..=3).contains(&v.snapshots)));
+        assert_eq!(s.db_instances.len(), 2);
+        assert!(s.db_instances.iter().all(|d| d.snapshots == 2));
+        assert_eq!(s.db_clusters.len(), 1);
+        assert_eq!(s.db_clusters[0].snapshots, 1);
+        assert_eq!(s.images.len(), 2);
+        assert!(s.images.iter().all(|i| (1..=2).contains(&i.instances)));
+    }
+
+    #[test]
+    fn specs_without_data_still_parse_and_scaled_is_volumes_only() {
+        let old = r#"{"vpcs":[{"name":"v","cidr":"10.1.0.0/16"}]}"#;
+        let spec = EstateSpec::from_json_str(old).expect("parse");
+        assert!(spec.volumes.is_empty() && spec.images.is_empty());
+        assert!(spec.db_instances.is_empty() && spec.db_clusters.is_empty());
+        // Nothing new is written for an estate without data.
+        assert_eq!(
+            serde_json::to_string(&spec)
+                .expect("json")
+                .matches("volumes")
+                .count(),
+            0
+        );
+        let scaled = EstateSpec::scaled(300, 1);
+        scaled.validate().expect("valid");
+        assert_eq!(scaled.volumes.len(), 300);
+        assert!(scaled.vpcs.is_empty() && scaled.images.is_empty());
+        let toml_text = r#"
+            [[volumes]]
+            name = "data"
+            size_gib = 10
+            az = "a"
+            tier = 1
+            snapshots = 2
+            tags = { team = "core" }
+
+            [[db_instances]]
+            name = "db1"
+            tier = 2
+
+            [[images]]
+            name = "img"
+            tier = 3
+        "#;
+        let spec = EstateSpec::from_toml_str(toml_text).expect("parse");
+        spec.validate().expect("valid");
+        assert_eq!(spec.volumes[0].tags["team"], "core");
+        assert_eq!(spec.db_instances[0].engine, "postgres");
+        assert_eq!(spec.db_instances[0].size_gib, 20);
+        assert_eq!(spec.images[0].instances, 0);
+        assert_eq!(spec.images[0].root_gib, 8);
+        assert!(
+            EstateSpec::from_toml_str("[[volumes]]\nname = \"x\"\nbogus = 1\n").is_err(),
+            "unknown fields are rejected"
+        );
     }
 
     #[test]

@@ -96,6 +96,17 @@ impl From<&CopyRecord> for CopyUpdate {
     }
 }
 
+/// The newest completed copy of one resource: what its RPO lag is measured from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct CopyWatermark {
+    /// Resource the sources belong to.
+    pub resource_id: String,
+    /// Tier recorded with its newest completed copy.
+    pub tier: i32,
+    /// Creation time of the source behind the newest completed copy (unix ms).
+    pub source_created_at_ms: i64,
+}
+
 /// Number of copies of one kind in one state.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct CopyStateCount {
@@ -245,6 +256,80 @@ impl Store {
             query.bind(i64::from(limit)).fetch_all(pool).await
         })
         .map_err(StoreError::query("list_copies"))
+    }
+
+    /// The copies of `kind` into `dest_region` still in play (`queued` or `in_flight`): what a
+    /// reconcile cycle tracks, bounded by the number of protected resources rather than by
+    /// history.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`] when the database fails.
+    pub async fn active_copies(
+        &self,
+        kind: CopyKind,
+        dest_region: &str,
+    ) -> Result<Vec<CopyRecord>, StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, CopyRecord>(
+                "SELECT * FROM copies WHERE kind = $1 AND dest_region = $2                  AND state IN ($3, $4) ORDER BY id",
+            )
+            .bind(kind)
+            .bind(dest_region)
+            .bind(CopyState::Queued)
+            .bind(CopyState::InFlight)
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(StoreError::query("active_copies"))
+    }
+
+    /// Per resource, the newest completed copy of `kind` into `dest_region` (one row per
+    /// resource, however long the history).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`] when the database fails.
+    pub async fn copy_watermarks(
+        &self,
+        kind: CopyKind,
+        dest_region: &str,
+    ) -> Result<Vec<CopyWatermark>, StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, CopyWatermark>(
+                "SELECT c.resource_id, MAX(c.tier) AS tier,                  MAX(c.source_created_at_ms) AS source_created_at_ms                  FROM copies c WHERE c.kind = $1 AND c.dest_region = $2 AND c.state = $3                  GROUP BY c.resource_id ORDER BY c.resource_id",
+            )
+            .bind(kind)
+            .bind(dest_region)
+            .bind(CopyState::Completed)
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(StoreError::query("copy_watermarks"))
+    }
+
+    /// The copy of `source_id` into `dest_region`, if any (the ledger's unique key).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`] when the database fails.
+    pub async fn copy_by_source(
+        &self,
+        kind: CopyKind,
+        source_id: &str,
+        dest_region: &str,
+    ) -> Result<Option<CopyRecord>, StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, CopyRecord>(
+                "SELECT * FROM copies WHERE kind = $1 AND source_id = $2 AND dest_region = $3",
+            )
+            .bind(kind)
+            .bind(source_id)
+            .bind(dest_region)
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(StoreError::query("copy_by_source"))
     }
 
     /// Every copy of one resource's sources of `kind` into `dest_region`, newest source

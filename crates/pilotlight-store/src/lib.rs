@@ -48,7 +48,7 @@ mod mappings;
 pub mod types;
 
 pub use audit::{AuditEntry, NewAuditEntry};
-pub use copies::{CopyRecord, CopyStateCount, CopyUpdate, NewCopy};
+pub use copies::{CopyRecord, CopyStateCount, CopyUpdate, CopyWatermark, NewCopy};
 pub use error::StoreError;
 pub use inventory::{InventoryVersion, NewInventoryVersion};
 pub use journal::{ItemStateCount, NewRun, RestoreItem, RestoreRun, RestoreStep, RunUpdate};

@@ -55,6 +55,7 @@ macro_rules! both_backends {
 both_backends!(
     check_mappings,
     check_copies,
+    check_copy_watermarks,
     check_inventory,
     check_runs,
     check_steps_and_items,
@@ -862,6 +863,78 @@ async fn check_copies(db: TestDb) {
             (CopyKind::EbsSnapshot, CopyState::Queued, 2),
             (CopyKind::RdsSnapshot, CopyState::Failed, 1),
         ]
+    );
+}
+
+async fn check_copy_watermarks(db: TestDb) {
+    let store = &db.store;
+    let mut ids = Vec::new();
+    for (source, resource, created) in [
+        ("snap-a1", "vol-a", 1_000),
+        ("snap-a2", "vol-a", 2_000),
+        ("snap-a3", "vol-a", 3_000),
+        ("snap-b1", "vol-b", 1_500),
+    ] {
+        ids.push(
+            store
+                .insert_copy(&new_copy(CopyKind::EbsSnapshot, source, resource, created))
+                .await
+                .unwrap(),
+        );
+    }
+    // a1, a2 and b1 complete; a3 is in flight.
+    for id in [ids[0], ids[1], ids[3]] {
+        let row = store.get_copy(id).await.unwrap().unwrap();
+        let mut u = CopyUpdate::from(&row);
+        u.state = CopyState::Completed;
+        u.progress_pct = 100;
+        store.update_copy(id, &u).await.unwrap();
+    }
+    let row = store.get_copy(ids[2]).await.unwrap().unwrap();
+    let mut u = CopyUpdate::from(&row);
+    u.state = CopyState::InFlight;
+    store.update_copy(ids[2], &u).await.unwrap();
+
+    let marks = store
+        .copy_watermarks(CopyKind::EbsSnapshot, "us-west-2")
+        .await
+        .unwrap();
+    let marks: Vec<(String, i64)> = marks
+        .into_iter()
+        .map(|m| (m.resource_id, m.source_created_at_ms))
+        .collect();
+    assert_eq!(
+        marks,
+        vec![("vol-a".to_owned(), 2_000), ("vol-b".to_owned(), 1_500)],
+        "the newest *completed* source per resource"
+    );
+    assert!(
+        store
+            .copy_watermarks(CopyKind::EbsSnapshot, "eu-west-1")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let active = store
+        .active_copies(CopyKind::EbsSnapshot, "us-west-2")
+        .await
+        .unwrap();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].source_id, "snap-a3");
+
+    let by_source = store
+        .copy_by_source(CopyKind::EbsSnapshot, "snap-b1", "us-west-2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_source.id, ids[3]);
+    assert!(
+        store
+            .copy_by_source(CopyKind::Ami, "snap-b1", "us-west-2")
+            .await
+            .unwrap()
+            .is_none()
     );
 }
 

@@ -8,7 +8,7 @@
 //! ├── metrics server
 //! ├── leader elector             (renews the lease; reports leading / following)
 //! └── leadership loop            (starts a Scheduler while leading, cancels it when not)
-//!     └── scheduler → reconcilers
+//!     └── scheduler → reconcilers (network, ebs_snapshot, …)
 //! ```
 //!
 //! Shutdown has two phases: when `shutdown` fires the scheduler stops starting work and the
@@ -16,7 +16,7 @@
 //! `daemon.shutdown_grace_secs`, then stops the servers, releases the lease and returns. The
 //! binary turns a second signal into an immediate exit.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -30,7 +30,9 @@ use pilotlight_aws::throttle::{Throttle, ThrottleSettings};
 use pilotlight_aws::{AwsCtx, AwsSettings, Credentials, RetryMode};
 use pilotlight_core::aws_limits::Bucket;
 use pilotlight_core::config::{self, Config};
+use pilotlight_core::copy::{CopyKind, Limits};
 use pilotlight_core::network::MirrorScope;
+use pilotlight_engine::copy::{CopyReconciler, CopySettings, EbsCopies, EbsSelection, RpoBoard};
 use pilotlight_engine::leader::{LeaderElector, LeaderState};
 use pilotlight_engine::metrics::EngineMetrics;
 use pilotlight_engine::network::{NetworkReconciler, NetworkSettings};
@@ -158,6 +160,26 @@ fn throttle_settings(config: &Config) -> ThrottleSettings {
     }
 }
 
+fn copy_settings(config: &Config) -> CopySettings {
+    let c = &config.copy;
+    CopySettings {
+        primary_region: config.regions.primary.clone(),
+        dr_region: config.regions.dr.clone(),
+        limits: Limits::from_config(c),
+        keep: BTreeMap::from([
+            (CopyKind::EbsSnapshot, c.keep_per_volume),
+            (CopyKind::RdsSnapshot, c.keep_per_db),
+            (CopyKind::RdsClusterSnapshot, c.keep_per_db),
+            (CopyKind::Ami, c.keep_per_image),
+        ]),
+        rpo_secs: config.tiers.rpo_secs.clone(),
+        default_tier: config.tiers.default_tier,
+        cycle: Duration::from_secs(c.cycle_secs),
+        max_backoff: Duration::from_secs(config.reconcile.max_backoff_secs),
+        copy_timeout: Duration::from_secs(c.copy_timeout_secs),
+    }
+}
+
 fn holder_id() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
@@ -215,8 +237,8 @@ pub async fn run(
     let dr_ec2 = DrEc2::new(&dr_sdk, ctx.clone());
 
     let network = Arc::new(NetworkReconciler::new(
-        primary_ec2,
-        dr_ec2,
+        primary_ec2.clone(),
+        dr_ec2.clone(),
         store.clone(),
         NetworkSettings {
             az_map: config.regions.az_map.clone(),
@@ -233,7 +255,29 @@ pub async fn run(
         },
         engine_metrics.clone(),
     ));
-    let reconcilers: Vec<Arc<dyn Reconciler>> = vec![network];
+    let mut reconcilers: Vec<Arc<dyn Reconciler>> = vec![network];
+    let rpo_board = RpoBoard::default();
+    if config.copy.enabled && config.copy.ebs {
+        let ebs = EbsCopies {
+            primary: primary_ec2,
+            dr: dr_ec2,
+            selection: EbsSelection {
+                tags: config.copy.selector_tags.clone(),
+                volume_ids: config.copy.volume_ids.clone(),
+                tier_tag: config.tiers.tag_key.clone(),
+                default_tier: config.tiers.default_tier,
+                kms_key_map: config.copy.kms_key_map.clone(),
+                dr_default_kms_key: config.copy.dr_default_kms_key.clone(),
+            },
+        };
+        reconcilers.push(Arc::new(CopyReconciler::new(
+            Arc::new(ebs),
+            store.clone(),
+            copy_settings(config),
+            engine_metrics.clone(),
+            rpo_board.clone(),
+        )));
+    }
 
     let leader_state = LeaderState::default();
     let status = StatusBoard::default();
@@ -250,6 +294,7 @@ pub async fn run(
         leader: leader_state.clone(),
         status: status.clone(),
         scheduler: scheduler_slot.clone(),
+        rpo: rpo_board,
         info: DaemonInfo {
             version: env!("CARGO_PKG_VERSION"),
             primary_region: config.regions.primary.clone(),

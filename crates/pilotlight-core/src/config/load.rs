@@ -11,7 +11,7 @@ use serde::de::{self, DeserializeOwned, Visitor};
 use toml::{Table, Value};
 
 use super::{
-    ApiConfig, AwsConfig, Config, ConfigError, ConfigErrors, DaemonConfig, LogConfig,
+    ApiConfig, AwsConfig, Config, ConfigError, ConfigErrors, CopyConfig, DaemonConfig, LogConfig,
     NetworkConfig, ReconcileConfig, RegionsConfig, Role, Source, StoreConfig, ThrottleConfig,
     TiersConfig, parse_throttle_key, parse_tier,
 };
@@ -203,7 +203,11 @@ fn parse_key_path(text: &str) -> Option<Vec<String>> {
 /// The sections of `Config` and the checks of their nested open maps and arrays.
 const SECTIONS: &[(&str, Check)] = &[
     ("regions", |l, p, v| {
-        l.check_struct::<RegionsConfig>(p, v, &[("az_map", |l, p, v| l.check_map(p, v, az_entry))])
+        l.check_struct::<RegionsConfig>(
+            p,
+            v,
+            &[("az_map", |l, p, v| l.check_map(p, v, string_entry))],
+        )
     }),
     ("aws", |l, p, v| l.check_struct::<AwsConfig>(p, v, &[])),
     ("store", |l, p, v| l.check_struct::<StoreConfig>(p, v, &[])),
@@ -215,6 +219,16 @@ const SECTIONS: &[(&str, Check)] = &[
     }),
     ("network", |l, p, v| {
         l.check_struct::<NetworkConfig>(p, v, &[])
+    }),
+    ("copy", |l, p, v| {
+        l.check_struct::<CopyConfig>(
+            p,
+            v,
+            &[
+                ("selector_tags", |l, p, v| l.check_map(p, v, string_entry)),
+                ("kms_key_map", |l, p, v| l.check_map(p, v, string_entry)),
+            ],
+        )
     }),
     ("tiers", |l, p, v| {
         l.check_struct::<TiersConfig>(
@@ -236,7 +250,8 @@ const SECTIONS: &[(&str, Check)] = &[
     }),
 ];
 
-fn az_entry(loader: &mut Loader, path: &[Seg], _key: &str, value: &mut Value) -> bool {
+/// An entry of an open table of strings (`regions.az_map`, `copy.selector_tags`, …).
+fn string_entry(loader: &mut Loader, path: &[Seg], _key: &str, value: &mut Value) -> bool {
     loader.check_leaf::<String>(path, value)
 }
 

@@ -693,6 +693,29 @@ prune = true
 include_default_vpc = true
 vpc_tag_selector = "dr:mirror=true"
 
+[copy]
+enabled = false
+cycle_secs = 30
+ebs = false
+rds = false
+rds_clusters = false
+amis = false
+selector_tags = { "dr:protect" = "true" }
+volume_ids = ["vol-0123456789abcdef0"]
+db_instance_ids = ["app-db"]
+db_cluster_ids = ["orders-cluster"]
+ebs_max_in_flight = 10
+rds_max_in_flight = 8
+rds_cluster_max_in_flight = 2
+ami_max_in_flight = 50
+keep_per_volume = 3
+keep_per_db = 4
+keep_per_image = 1
+rds_manual_snapshot_quota = 200
+kms_key_map = { "arn:aws:kms:eu-central-1:123456789012:key/p" = "arn:aws:kms:eu-west-1:123456789012:alias/dr" }
+dr_default_kms_key = "alias/dr-default"
+copy_timeout_secs = 86400
+
 [tiers]
 tag_key = "tier"
 default_tier = 2
@@ -756,6 +779,32 @@ fn full() -> Config {
             prune: true,
             include_default_vpc: true,
             vpc_tag_selector: Some("dr:mirror=true".to_owned()),
+        },
+        copy: CopyConfig {
+            enabled: false,
+            cycle_secs: 30,
+            ebs: false,
+            rds: false,
+            rds_clusters: false,
+            amis: false,
+            selector_tags: BTreeMap::from([("dr:protect".to_owned(), "true".to_owned())]),
+            volume_ids: vec!["vol-0123456789abcdef0".to_owned()],
+            db_instance_ids: vec!["app-db".to_owned()],
+            db_cluster_ids: vec!["orders-cluster".to_owned()],
+            ebs_max_in_flight: 10,
+            rds_max_in_flight: 8,
+            rds_cluster_max_in_flight: 2,
+            ami_max_in_flight: 50,
+            keep_per_volume: 3,
+            keep_per_db: 4,
+            keep_per_image: 1,
+            rds_manual_snapshot_quota: 200,
+            kms_key_map: BTreeMap::from([(
+                "arn:aws:kms:eu-central-1:123456789012:key/p".to_owned(),
+                "arn:aws:kms:eu-west-1:123456789012:alias/dr".to_owned(),
+            )]),
+            dr_default_kms_key: Some("alias/dr-default".to_owned()),
+            copy_timeout_secs: 86_400,
         },
         tiers: TiersConfig {
             tag_key: "tier".to_owned(),
@@ -849,7 +898,7 @@ fn all_keys() -> Vec<(String, String)> {
             keys.push((section.clone(), key.clone()));
         }
     }
-    assert_eq!(keys.len(), 35, "every key of every section: {keys:?}");
+    assert_eq!(keys.len(), 56, "every key of every section: {keys:?}");
     keys
 }
 
@@ -917,4 +966,335 @@ fn docs_example_output_is_what_the_loader_prints() {
         docs.contains(&format!("{err}\n")),
         "docs/config.md lacks:\n{err}"
     );
+}
+
+#[test]
+fn copy_defaults() {
+    let copy = Config::from_sources(None, &BTreeMap::new(), &[])
+        .expect("defaults are valid")
+        .copy;
+    assert_eq!(copy, CopyConfig::default());
+    assert!(copy.enabled);
+    assert_eq!(copy.cycle_secs, 60);
+    assert!(copy.ebs && copy.rds && copy.rds_clusters && copy.amis);
+    assert!(copy.selector_tags.is_empty());
+    assert!(copy.volume_ids.is_empty());
+    assert!(copy.db_instance_ids.is_empty());
+    assert!(copy.db_cluster_ids.is_empty());
+    assert_eq!(
+        (
+            copy.ebs_max_in_flight,
+            copy.rds_max_in_flight,
+            copy.rds_cluster_max_in_flight,
+            copy.ami_max_in_flight
+        ),
+        (20, 20, 5, 300)
+    );
+    assert_eq!(
+        (copy.keep_per_volume, copy.keep_per_db, copy.keep_per_image),
+        (2, 2, 2)
+    );
+    assert_eq!(copy.rds_manual_snapshot_quota, 100);
+    assert!(copy.kms_key_map.is_empty());
+    assert_eq!(copy.dr_default_kms_key, None);
+    assert_eq!(copy.copy_timeout_secs, 48 * 3600);
+}
+
+#[test]
+fn max_in_flight_is_keyed_by_copy_kind() {
+    let copy = full().copy;
+    assert_eq!(copy.max_in_flight("ebs_snapshot"), 10);
+    assert_eq!(copy.max_in_flight("rds_snapshot"), 8);
+    assert_eq!(copy.max_in_flight("rds_cluster_snapshot"), 2);
+    assert_eq!(copy.max_in_flight("ami"), 50);
+    for unknown in ["", "ebs", "AMI", "s3_object", "rds_snapshot "] {
+        assert_eq!(copy.max_in_flight(unknown), 0, "{unknown}");
+    }
+    let defaults = CopyConfig::default();
+    assert_eq!(defaults.max_in_flight("ebs_snapshot"), 20);
+    assert_eq!(defaults.max_in_flight("rds_snapshot"), 20);
+    assert_eq!(defaults.max_in_flight("rds_cluster_snapshot"), 5);
+    assert_eq!(defaults.max_in_flight("ami"), 300);
+}
+
+#[test]
+fn every_copy_rule_reports_at_once() {
+    let file = r#"
+[copy]
+cycle_secs = 0
+selector_tags = { "dr:protect" = "", "" = "x", env = "prod" }
+volume_ids = ["vol-0123abcd", "vol-xyz", "i-0123456789abcdef0"]
+db_instance_ids = ["app-db", "1db"]
+db_cluster_ids = ["cluster--a"]
+ebs_max_in_flight = 21
+rds_max_in_flight = 0
+rds_cluster_max_in_flight = 6
+ami_max_in_flight = 301
+keep_per_volume = 0
+keep_per_db = 0
+keep_per_image = 0
+rds_manual_snapshot_quota = 0
+dr_default_kms_key = "arn:aws:kms:us-east-1:123456789012:key/c"
+copy_timeout_secs = 59
+
+[copy.kms_key_map]
+"arn:aws:kms:us-west-2:123456789012:key/a" = "arn:aws:kms:us-east-1:123456789012:key/b"
+"not-an-arn" = "arn:aws:kms:us-west-2:123456789012:alias/dr"
+"arn:aws:kms:us-east-1:123456789012:key/ok" = "arn:aws:kms:us-west-2:123456789012:key/ok"
+"#;
+    let errs = file_errors(file);
+    let mut got: Vec<(&str, &Source)> = errs
+        .iter()
+        .map(|e| (e.path.as_str(), &e.source_kind))
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(b.0));
+    let file_src = &Source::File;
+    let rule = &Source::Validation;
+    let wrong_regions = "copy.kms_key_map.\"arn:aws:kms:us-west-2:123456789012:key/a\"";
+    let mut want = vec![
+        ("copy.cycle_secs", file_src),
+        ("copy.selector_tags.\"dr:protect\"", file_src),
+        ("copy.selector_tags.\"\"", file_src),
+        ("copy.volume_ids[1]", file_src),
+        ("copy.volume_ids[2]", file_src),
+        ("copy.db_instance_ids[1]", file_src),
+        ("copy.db_cluster_ids[0]", file_src),
+        ("copy.ebs_max_in_flight", file_src),
+        ("copy.rds_max_in_flight", file_src),
+        ("copy.rds_cluster_max_in_flight", file_src),
+        ("copy.ami_max_in_flight", file_src),
+        ("copy.keep_per_volume", file_src),
+        ("copy.keep_per_db", file_src),
+        ("copy.keep_per_image", file_src),
+        ("copy.rds_manual_snapshot_quota", file_src),
+        // Both the key and the value of this entry are in the wrong region.
+        (wrong_regions, rule),
+        (wrong_regions, rule),
+        ("copy.kms_key_map.not-an-arn", file_src),
+        ("copy.dr_default_kms_key", rule),
+        ("copy.copy_timeout_secs", file_src),
+    ];
+    want.sort_by(|a, b| a.0.cmp(b.0));
+    assert_eq!(got, want, "{errs:#?}");
+
+    let message = |path: &str| at(&errs, path).message.clone();
+    assert!(message("copy.selector_tags.\"dr:protect\"").contains("tag value"));
+    assert!(message("copy.selector_tags.\"\"").contains("tag key"));
+    assert!(message("copy.volume_ids[1]").contains("`vol-xyz`"));
+    assert!(message("copy.db_instance_ids[1]").contains("start with a letter"));
+    assert!(message("copy.db_cluster_ids[0]").contains("two hyphens"));
+    for (key, max) in [
+        ("ebs_max_in_flight", 20),
+        ("rds_max_in_flight", 20),
+        ("rds_cluster_max_in_flight", 5),
+        ("ami_max_in_flight", 300),
+    ] {
+        let text = message(&format!("copy.{key}"));
+        assert!(text.contains(&format!("between 1 and {max}")), "{text}");
+        assert!(text.contains("AWS refuses"), "{text}");
+    }
+    assert!(message("copy.copy_timeout_secs").contains("at least 60, got 59"));
+    assert!(message("copy.kms_key_map.not-an-arn").contains("not a KMS key ARN"));
+    assert!(message("copy.dr_default_kms_key").contains("regions.dr `us-west-2`"));
+    let region_messages: Vec<&str> = errs
+        .iter()
+        .filter(|e| e.path == wrong_regions)
+        .map(|e| e.message.as_str())
+        .collect();
+    assert!(
+        region_messages[0].starts_with("key ")
+            && region_messages[0].contains("not in regions.primary `us-east-1`"),
+        "{region_messages:?}"
+    );
+    assert!(
+        region_messages[1].starts_with("value ")
+            && region_messages[1].contains("not in regions.dr `us-west-2`"),
+        "{region_messages:?}"
+    );
+}
+
+#[test]
+fn copy_values_of_the_wrong_type_are_reported_per_entry() {
+    let errs = file_errors(
+        r#"
+[copy]
+volume_ids = "vol-0123abcd"
+selector_tags = { env = 1, team = "dr" }
+kms_key_map = { "arn:aws:kms:us-east-1:123456789012:key/a" = true }
+ami_max_in_flight = -1
+"#,
+    );
+    let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "copy.ami_max_in_flight",
+            "copy.kms_key_map.\"arn:aws:kms:us-east-1:123456789012:key/a\"",
+            "copy.selector_tags.env",
+            "copy.volume_ids",
+        ],
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter().all(|e| e.message.contains("invalid")),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn env_overrides_copy_keys() {
+    let vars = env(&[
+        ("PILOTLIGHT_COPY__EBS_MAX_IN_FLIGHT", "5"),
+        ("PILOTLIGHT_COPY__ENABLED", "false"),
+        ("PILOTLIGHT_COPY__VOLUME_IDS", r#"["vol-0123abcd"]"#),
+        ("PILOTLIGHT_COPY__SELECTOR_TAGS__ENV", "prod"),
+        ("PILOTLIGHT_COPY__DR_DEFAULT_KMS_KEY", "alias/dr-ebs"),
+    ]);
+    let config = load("[copy]\nebs_max_in_flight = 12\n", &vars, &[]);
+    assert_eq!(config.copy.ebs_max_in_flight, 5);
+    assert_eq!(config.copy.max_in_flight("ebs_snapshot"), 5);
+    assert!(!config.copy.enabled);
+    assert_eq!(config.copy.volume_ids, ["vol-0123abcd"]);
+    assert_eq!(
+        config.copy.selector_tags,
+        BTreeMap::from([("env".to_owned(), "prod".to_owned())])
+    );
+    assert_eq!(
+        config.copy.dr_default_kms_key.as_deref(),
+        Some("alias/dr-ebs")
+    );
+    // Untouched keys keep their defaults.
+    assert_eq!(config.copy.rds_max_in_flight, 20);
+
+    let var = "PILOTLIGHT_COPY__EBS_MAX_IN_FLIGHT";
+    let errs = errors("", &env(&[(var, "21")]), &[]);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    let err = at(&errs, "copy.ebs_max_in_flight");
+    assert_eq!(err.source_kind, Source::Env(var.to_owned()));
+    assert!(err.message.contains("between 1 and 20"), "{err}");
+
+    let var = "PILOTLIGHT_COPY__VOLUME_IDS";
+    let errs = errors("", &env(&[(var, r#"["vol-0123abcd", "vol-nope"]"#)]), &[]);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(
+        at(&errs, "copy.volume_ids[1]").source_kind,
+        Source::Env(var.to_owned())
+    );
+}
+
+#[test]
+fn kms_key_map_follows_the_configured_regions() {
+    let map = r#"
+[copy.kms_key_map]
+"arn:aws:kms:eu-central-1:123456789012:key/p" = "arn:aws:kms:eu-west-1:123456789012:key/d"
+"#;
+    // Valid for eu-central-1 → eu-west-1 ...
+    let config = load(
+        &format!("[regions]\nprimary = \"eu-central-1\"\ndr = \"eu-west-1\"\n{map}"),
+        &BTreeMap::new(),
+        &[],
+    );
+    assert_eq!(
+        config
+            .copy
+            .kms_key_map
+            .get("arn:aws:kms:eu-central-1:123456789012:key/p"),
+        Some(&"arn:aws:kms:eu-west-1:123456789012:key/d".to_owned())
+    );
+    // ... and a DR key of the DR region (given on the command line) is accepted.
+    let config = load(
+        &format!("[regions]\nprimary = \"eu-central-1\"\ndr = \"eu-west-1\"\n{map}"),
+        &BTreeMap::new(),
+        &["copy.dr_default_kms_key=arn:aws:kms:eu-west-1:123456789012:alias/dr"],
+    );
+    assert!(config.copy.dr_default_kms_key.is_some());
+
+    // ... but not for the default regions: the key and the value are both in the wrong one.
+    let entry = "copy.kms_key_map.\"arn:aws:kms:eu-central-1:123456789012:key/p\"";
+    let errs = file_errors(map);
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(errs.iter().all(|e| e.path == entry));
+    assert!(errs.iter().all(|e| e.source_kind == Source::Validation));
+    assert!(
+        errs[0].message.contains("regions.primary `us-east-1`"),
+        "{}",
+        errs[0]
+    );
+    assert!(
+        errs[1].message.contains("regions.dr `us-west-2`"),
+        "{}",
+        errs[1]
+    );
+
+    // With the regions swapped by the environment, key and value are each in the other's
+    // region: both are wrong, judged against the overridden regions.
+    let swapped = env(&[
+        ("PILOTLIGHT_REGIONS__PRIMARY", "eu-west-1"),
+        ("PILOTLIGHT_REGIONS__DR", "eu-central-1"),
+    ]);
+    let errs = errors(map, &swapped, &[]);
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(
+        errs[0].message.contains("regions.primary `eu-west-1`"),
+        "{}",
+        errs[0]
+    );
+    assert!(
+        errs[1].message.contains("regions.dr `eu-central-1`"),
+        "{}",
+        errs[1]
+    );
+
+    // A region that is itself invalid reports once; the map is not judged against it.
+    let errs = file_errors(&format!(
+        "[regions]\nprimary = \"eu-central\"\ndr = \"eu-west-1\"\n{map}"
+    ));
+    let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["regions.primary"], "{errs:#?}");
+
+    // A key that is an alias ARN is not a key ARN; a value may be an alias ARN.
+    let errs = file_errors(
+        r#"
+[copy.kms_key_map]
+"arn:aws:kms:us-east-1:123456789012:alias/app" = "arn:aws:kms:us-west-2:123456789012:alias/dr"
+"#,
+    );
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(errs[0].source_kind, Source::File);
+    assert!(errs[0].message.contains("not a KMS key ARN"), "{}", errs[0]);
+}
+
+#[test]
+fn dr_default_kms_key_is_an_alias_name_or_a_dr_region_arn() {
+    let none = BTreeMap::new();
+    for good in [
+        "alias/pilotlight-dr",
+        "alias/aws/ebs",
+        "arn:aws:kms:us-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "arn:aws:kms:us-west-2:123456789012:alias/pilotlight-dr",
+    ] {
+        let config = load(
+            &format!("[copy]\ndr_default_kms_key = \"{good}\"\n"),
+            &none,
+            &[],
+        );
+        assert_eq!(config.copy.dr_default_kms_key.as_deref(), Some(good));
+    }
+    for (bad, source) in [
+        ("alias/", Source::File),
+        ("1234abcd-12ab-34cd-56ef-1234567890ab", Source::File),
+        ("arn:aws:kms:us-west-2:123456789012:grant/g", Source::File),
+        (
+            "arn:aws:kms:us-east-1:123456789012:key/k",
+            Source::Validation,
+        ),
+    ] {
+        let errs = file_errors(&format!("[copy]\ndr_default_kms_key = \"{bad}\"\n"));
+        assert_eq!(errs.len(), 1, "{bad}: {errs:#?}");
+        assert_eq!(
+            at(&errs, "copy.dr_default_kms_key").source_kind,
+            source,
+            "{bad}"
+        );
+    }
 }

@@ -4,8 +4,8 @@
 
 use std::path::Path as FsPath;
 
-use super::Config;
 use super::load::{Loader, Path, Seg, child, path};
+use super::{Config, CopyConfig};
 
 pub(super) fn validate(config: &Config, l: &mut Loader) {
     regions(config, l);
@@ -14,6 +14,7 @@ pub(super) fn validate(config: &Config, l: &mut Loader) {
     api(config, l);
     reconcile(config, l);
     network(config, l);
+    copy(config, l);
     tiers(config, l);
     throttle(config, l);
     log(config, l);
@@ -261,6 +262,263 @@ fn network(config: &Config, l: &mut Loader) {
     }
 }
 
+/// True if `id` is an EBS volume id: `vol-` and 8 or 17 lowercase hex digits.
+pub(super) fn is_volume_id(id: &str) -> bool {
+    id.strip_prefix("vol-").is_some_and(|hex| {
+        (hex.len() == 8 || hex.len() == 17)
+            && hex
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    })
+}
+
+/// What is wrong with an RDS DB instance or cluster identifier, if anything: AWS requires 1
+/// to 63 letters, digits or hyphens, a letter first, no hyphen last and no two in a row.
+pub(super) fn db_identifier_problem(id: &str) -> Option<&'static str> {
+    if id.is_empty() || id.len() > 63 {
+        Some("must be 1 to 63 characters long")
+    } else if !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        Some("may contain only letters, digits and hyphens")
+    } else if !id.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        Some("must start with a letter")
+    } else if id.ends_with('-') || id.contains("--") {
+        Some("must not end with a hyphen or contain two hyphens in a row")
+    } else {
+        None
+    }
+}
+
+/// What a KMS ARN names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum KmsResource {
+    /// `key/<id>`.
+    Key,
+    /// `alias/<name>`.
+    Alias,
+}
+
+/// Splits a KMS ARN `arn:<partition>:kms:<region>:<account>:key/<id>` (or `alias/<name>`)
+/// into its region and what it names; `None` if `arn` is not of that shape.
+pub(super) fn parse_kms_arn(arn: &str) -> Option<(&str, KmsResource)> {
+    let mut parts = arn.splitn(6, ':');
+    let (Some("arn"), Some(partition), Some("kms"), Some(region), Some(account), Some(resource)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    let partition_ok = partition.starts_with("aws")
+        && partition
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c == '-');
+    let account_ok = account.len() == 12 && account.chars().all(|c| c.is_ascii_digit());
+    if !partition_ok || !account_ok || !is_region_name(region) {
+        return None;
+    }
+    let named = |prefix: &str| {
+        resource
+            .strip_prefix(prefix)
+            .is_some_and(|name| !name.is_empty())
+    };
+    if named("key/") {
+        Some((region, KmsResource::Key))
+    } else if named("alias/") {
+        Some((region, KmsResource::Alias))
+    } else {
+        None
+    }
+}
+
+/// The first problem of a selector tag, if any (AWS's tag limits: keys 1 to 128 characters,
+/// values up to 256; a selector value must not be empty).
+fn tag_problem(key: &str, value: &str) -> Option<String> {
+    let key_len = key.chars().count();
+    let value_len = value.chars().count();
+    if !(1..=128).contains(&key_len) {
+        Some(format!(
+            "tag key must be 1 to 128 characters, got {key_len}"
+        ))
+    } else if !(1..=256).contains(&value_len) {
+        Some(format!(
+            "tag value must be 1 to 256 characters, got {value_len}"
+        ))
+    } else {
+        None
+    }
+}
+
+/// Checks every element of an id list with `problem`, reporting each at `keys[index]`.
+fn id_list(
+    l: &mut Loader,
+    keys: &[&str],
+    ids: &[String],
+    problem: impl Fn(&str) -> Option<String>,
+) {
+    let list = path(keys);
+    if l.failed(&list) {
+        return;
+    }
+    for (index, id) in ids.iter().enumerate() {
+        if let Some(message) = problem(id) {
+            let mut at = list.clone();
+            at.push(Seg::Index(index));
+            l.invalid(&at, message);
+        }
+    }
+}
+
+/// Checks a KMS key reference at `at` (`label` names it in messages: "key", "value") that must
+/// be an ARN naming one of `allowed` and, when `region` = (`name`, `key`) is given (the region
+/// is valid), lie in that region. A bad shape is the value's own problem; a wrong region is a
+/// rule relating it to the region key.
+fn kms_arn_in_region(
+    l: &mut Loader,
+    at: &Path,
+    label: &str,
+    value: &str,
+    allowed: &[KmsResource],
+    region: Option<(&str, &str)>,
+) {
+    match parse_kms_arn(value) {
+        Some((arn_region, kind)) if allowed.contains(&kind) => {
+            if let Some((name, key)) = region
+                && arn_region != name
+            {
+                l.cross(
+                    at,
+                    format!("{label} `{value}` is in `{arn_region}`, not in {key} `{name}`"),
+                );
+            }
+        }
+        _ => {
+            let expected = if allowed.contains(&KmsResource::Alias) {
+                "a KMS key or alias ARN (arn:aws:kms:<region>:<account>:key/<id> or \
+                 …:alias/<name>)"
+            } else {
+                "a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)"
+            };
+            l.invalid(at, format!("{label} `{value}` is not {expected}"));
+        }
+    }
+}
+
+fn copy(config: &Config, l: &mut Loader) {
+    let copy = &config.copy;
+    at_least_one(l, &["copy", "cycle_secs"], copy.cycle_secs);
+
+    let tags = path(&["copy", "selector_tags"]);
+    for (key, value) in &copy.selector_tags {
+        let entry = child(&tags, key);
+        if let Some(problem) = tag_problem(key, value)
+            && !l.failed(&entry)
+        {
+            l.invalid(&entry, problem);
+        }
+    }
+
+    id_list(l, &["copy", "volume_ids"], &copy.volume_ids, |id| {
+        (!is_volume_id(id)).then(|| {
+            format!("`{id}` is not an EBS volume id (`vol-` and 8 or 17 lowercase hex digits)")
+        })
+    });
+    for (key, ids) in [
+        ("db_instance_ids", &copy.db_instance_ids),
+        ("db_cluster_ids", &copy.db_cluster_ids),
+    ] {
+        id_list(l, &["copy", key], ids, |id| {
+            db_identifier_problem(id)
+                .map(|problem| format!("`{id}` is not a DB identifier: {problem}"))
+        });
+    }
+
+    for (key, value, max) in [
+        (
+            "ebs_max_in_flight",
+            copy.ebs_max_in_flight,
+            CopyConfig::AWS_EBS_MAX_IN_FLIGHT,
+        ),
+        (
+            "rds_max_in_flight",
+            copy.rds_max_in_flight,
+            CopyConfig::AWS_RDS_MAX_IN_FLIGHT,
+        ),
+        (
+            "rds_cluster_max_in_flight",
+            copy.rds_cluster_max_in_flight,
+            CopyConfig::AWS_RDS_CLUSTER_MAX_IN_FLIGHT,
+        ),
+        (
+            "ami_max_in_flight",
+            copy.ami_max_in_flight,
+            CopyConfig::AWS_AMI_MAX_IN_FLIGHT,
+        ),
+    ] {
+        check(l, &["copy", key], (1..=max).contains(&value), || {
+            format!("must be between 1 and {max} (AWS refuses more copies in flight), got {value}")
+        });
+    }
+    for (key, value) in [
+        ("keep_per_volume", copy.keep_per_volume),
+        ("keep_per_db", copy.keep_per_db),
+        ("keep_per_image", copy.keep_per_image),
+        ("rds_manual_snapshot_quota", copy.rds_manual_snapshot_quota),
+    ] {
+        at_least_one(l, &["copy", key], u64::from(value));
+    }
+    let timeout = copy.copy_timeout_secs;
+    let min = CopyConfig::MIN_COPY_TIMEOUT_SECS;
+    check(l, &["copy", "copy_timeout_secs"], timeout >= min, || {
+        format!("must be at least {min}, got {timeout}")
+    });
+
+    // A region that is itself invalid (or failed to load) cannot judge the keys' regions.
+    let region_ok =
+        |key: &str, name: &str| !l.failed(&path(&["regions", key])) && is_region_name(name);
+    let primary = region_ok("primary", &config.regions.primary)
+        .then_some((config.regions.primary.as_str(), "regions.primary"));
+    let dr =
+        region_ok("dr", &config.regions.dr).then_some((config.regions.dr.as_str(), "regions.dr"));
+
+    let map = path(&["copy", "kms_key_map"]);
+    for (from, to) in &copy.kms_key_map {
+        let entry = child(&map, from);
+        if l.failed(&entry) {
+            continue;
+        }
+        let key_kinds = [KmsResource::Key];
+        kms_arn_in_region(l, &entry, "key", from, &key_kinds, primary);
+        let value_kinds = [KmsResource::Key, KmsResource::Alias];
+        kms_arn_in_region(l, &entry, "value", to, &value_kinds, dr);
+    }
+
+    if let Some(key) = &copy.dr_default_kms_key {
+        let at = path(&["copy", "dr_default_kms_key"]);
+        let alias_name = key
+            .strip_prefix("alias/")
+            .is_some_and(|name| !name.is_empty());
+        // An alias name needs no check of its region: AWS resolves it in the DR region.
+        if !alias_name && !l.failed(&at) {
+            if parse_kms_arn(key).is_some() {
+                let kinds = [KmsResource::Key, KmsResource::Alias];
+                kms_arn_in_region(l, &at, "key", key, &kinds, dr);
+            } else {
+                l.invalid(
+                    &at,
+                    format!(
+                        "`{key}` is neither a KMS key or alias ARN \
+                         (arn:aws:kms:<region>:<account>:key/<id>) nor an alias name \
+                         (alias/<name>)"
+                    ),
+                );
+            }
+        }
+    }
+}
+
 fn tiers(config: &Config, l: &mut Loader) {
     let tiers = &config.tiers;
     check(l, &["tiers", "tag_key"], !tiers.tag_key.is_empty(), || {
@@ -400,6 +658,89 @@ mod tests {
         ] {
             assert!(!is_region_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn volume_ids() {
+        for good in ["vol-0123abcd", "vol-0123456789abcdef0"] {
+            assert!(is_volume_id(good), "{good}");
+        }
+        for bad in [
+            "",
+            "vol-",
+            "vol-0123abc",
+            "vol-0123456789abcdef",
+            "vol-0123ABCD",
+            "vol-0123abcg",
+            "snap-0123abcd",
+            "0123abcd",
+        ] {
+            assert!(!is_volume_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn db_identifiers() {
+        let longest = format!("a{}", "b".repeat(62));
+        for good in ["a", "app-db", "Orders2", longest.as_str()] {
+            assert_eq!(db_identifier_problem(good), None, "{good}");
+        }
+        let too_long = format!("a{}", "b".repeat(63));
+        for (bad, problem) in [
+            ("", "1 to 63"),
+            (too_long.as_str(), "1 to 63"),
+            ("app_db", "letters, digits and hyphens"),
+            ("app.db", "letters, digits and hyphens"),
+            ("1db", "start with a letter"),
+            ("-db", "start with a letter"),
+            ("db-", "hyphen"),
+            ("app--db", "hyphen"),
+        ] {
+            let got = db_identifier_problem(bad);
+            assert!(got.is_some_and(|p| p.contains(problem)), "{bad}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn kms_arns() {
+        assert_eq!(
+            parse_kms_arn(
+                "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+            ),
+            Some(("us-east-1", KmsResource::Key))
+        );
+        assert_eq!(
+            parse_kms_arn("arn:aws:kms:us-west-2:123456789012:alias/dr/ebs"),
+            Some(("us-west-2", KmsResource::Alias))
+        );
+        assert_eq!(
+            parse_kms_arn("arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/k"),
+            Some(("us-gov-west-1", KmsResource::Key))
+        );
+        for bad in [
+            "",
+            "alias/dr",
+            "1234abcd-12ab-34cd-56ef-1234567890ab",
+            "arn:aws:kms:us-east-1:123456789012:key/",
+            "arn:aws:kms:us-east-1:123456789012:grant/g",
+            "arn:aws:kms:us-east-1:12345:key/k",
+            "arn:aws:kms:useast1:123456789012:key/k",
+            "arn:aws:s3:us-east-1:123456789012:key/k",
+            "arn:gcp:kms:us-east-1:123456789012:key/k",
+            "arn:aws:kms:us-east-1:key/k",
+        ] {
+            assert_eq!(parse_kms_arn(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn selector_tag_limits() {
+        assert_eq!(tag_problem("dr:protect", "true"), None);
+        assert_eq!(tag_problem(&"k".repeat(128), &"v".repeat(256)), None);
+        assert!(tag_problem("", "x").is_some_and(|p| p.contains("key")));
+        assert!(tag_problem(&"k".repeat(129), "x").is_some_and(|p| p.contains("key")));
+        assert!(tag_problem("k", "").is_some_and(|p| p.contains("value")));
+        assert!(tag_problem("k", &"v".repeat(257)).is_some_and(|p| p.contains("value")));
     }
 
     #[test]

@@ -4,10 +4,16 @@
 //! The keys are names taken from requests; with pilotlight's own clients they form a closed
 //! set. To stay bounded against anything else on loopback, at most [`MAX_KEYS`] distinct keys
 //! are kept: later new keys are folded into one entry with service [`OVERFLOW`].
+//!
+//! A [`CallCounts`] snapshot also carries the proxy's copy counters ([`CopyCount`]: copies in
+//! flight and the most ever in flight per kind and destination region), which the copy tracker
+//! fills in.
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
+
+use super::copies::CopyCount;
 
 /// Most distinct counter keys kept.
 pub const MAX_KEYS: usize = 4096;
@@ -33,6 +39,9 @@ pub struct CallCount {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallCounts {
     pub rows: Vec<CallCount>,
+    /// Copy counters, sorted by destination region and kind (absent in older answers).
+    #[serde(default)]
+    pub copies: Vec<CopyCount>,
 }
 
 impl CallCounts {
@@ -78,6 +87,24 @@ impl CallCounts {
         self.rows
             .iter()
             .find(|r| r.service == service && r.operation == operation && r.region == region)
+    }
+
+    /// Copies of `kind` (`ebs`, `rds`, `aurora`, `ami`) in flight to `region` when the
+    /// snapshot was taken.
+    pub fn copies_in_flight(&self, kind: &str, region: &str) -> u32 {
+        self.copy_row(kind, region).map_or(0, |c| c.in_flight)
+    }
+
+    /// The most copies of `kind` ever in flight to `region` at once.
+    pub fn max_copies_in_flight(&self, kind: &str, region: &str) -> u32 {
+        self.copy_row(kind, region).map_or(0, |c| c.max_in_flight)
+    }
+
+    /// The copy row of one kind and destination region, if it saw a copy.
+    pub fn copy_row(&self, kind: &str, region: &str) -> Option<&CopyCount> {
+        self.copies
+            .iter()
+            .find(|c| c.kind == kind && c.region == region)
     }
 }
 
@@ -162,7 +189,10 @@ impl Counters {
                 b.mutating,
             ))
         });
-        CallCounts { rows }
+        CallCounts {
+            rows,
+            copies: Vec::new(),
+        }
     }
 
     pub fn reset(&mut self) {
@@ -217,6 +247,32 @@ mod tests {
         assert_eq!(s.rows[0].operation, "CreateVpc");
         c.reset();
         assert_eq!(c.snapshot().total(), 0);
+    }
+
+    #[test]
+    fn copy_rows_are_queried_and_optional_in_json() {
+        let mut counts = CallCounts::default();
+        counts.copies.push(CopyCount {
+            kind: "ebs".into(),
+            region: "us-west-2".into(),
+            in_flight: 3,
+            max_in_flight: 20,
+            limit: 20,
+            started: 25,
+            refused: 1,
+        });
+        assert_eq!(counts.copies_in_flight("ebs", "us-west-2"), 3);
+        assert_eq!(counts.max_copies_in_flight("ebs", "us-west-2"), 20);
+        assert_eq!(counts.copies_in_flight("ebs", "us-east-1"), 0);
+        assert_eq!(counts.max_copies_in_flight("ami", "us-west-2"), 0);
+        let json = serde_json::to_string(&counts).expect("json");
+        assert_eq!(
+            serde_json::from_str::<CallCounts>(&json).expect("parse"),
+            counts
+        );
+        // An answer from before copy counters parses with none.
+        let old: CallCounts = serde_json::from_str(r#"{"rows":[]}"#).expect("parse");
+        assert!(old.copies.is_empty());
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Tests of the proxy's mechanics against a stand-in upstream that records what reaches it
 //! (the AWS-facing behaviour is tested through the real SDK and moto in `tests/e2e/lab.rs`).
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
@@ -373,4 +375,368 @@ async fn shutdown_stops_accepting() {
             .await
             .is_err()
     );
+}
+
+/// A request as the fake moto saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MotoCall {
+    action: String,
+    region: String,
+    account: String,
+    params: Vec<(String, String)>,
+}
+
+/// A stand-in for moto's copy-related answers (moto 5.2.1's element names): copies complete
+/// at once, sources are 4 GiB snapshots and 1-GiB-reported Aurora snapshots.
+async fn fake_moto() -> (SocketAddr, Arc<Mutex<Vec<MotoCall>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen: Arc<Mutex<Vec<MotoCall>>> = Arc::default();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let log = log.clone();
+                    async move {
+                        let (parts, body) = req.into_parts();
+                        let body = body.collect().await.expect("body").to_bytes();
+                        let call = identify(&parts.method, &parts.uri, &parts.headers, &body);
+                        let account = parts
+                            .headers
+                            .get(ACCOUNT_HEADER)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned();
+                        let copies = {
+                            let mut log = log.lock().expect("log");
+                            log.push(MotoCall {
+                                action: call.operation.clone(),
+                                region: call.region.clone(),
+                                account,
+                                params: call.params.clone(),
+                            });
+                            log.iter()
+                                .filter(|c| {
+                                    c.action == "CopySnapshot"
+                                        && !c.params.contains(&(
+                                            "SourceSnapshotId".to_owned(),
+                                            "snap-missing".to_owned(),
+                                        ))
+                                })
+                                .count()
+                        };
+                        let item = |id: &str| {
+                            format!(
+                                "<item><tagSet><item><key>k</key><value>v</value></item></tagSet>\
+                                 <snapshotId>{id}</snapshotId><status>completed</status>\
+                                 <progress>100%</progress><volumeSize>4</volumeSize></item>"
+                            )
+                        };
+                        let (status, text) = match call.operation.as_str() {
+                            "CopySnapshot" if call.param("SourceSnapshotId") == Some("snap-missing") => (
+                                400,
+                                "<Response><Errors><Error><Code>InvalidSnapshot.NotFound</Code>\
+                                 <Message>no</Message></Error></Errors></Response>"
+                                    .to_owned(),
+                            ),
+                            "CopySnapshot" => (
+                                200,
+                                format!(
+                                    "<CopySnapshotResponse><tagSet/><snapshotId>snap-copy-{copies}\
+                                     </snapshotId></CopySnapshotResponse>"
+                                ),
+                            ),
+                            "DescribeSnapshots" => {
+                                let ids: Vec<String> = match call.param("SnapshotId.1") {
+                                    Some(id) => vec![id.to_owned()],
+                                    None => (1..=copies).map(|n| format!("snap-copy-{n}")).collect(),
+                                };
+                                let items: String = ids.iter().map(|id| item(id)).collect();
+                                (
+                                    200,
+                                    format!(
+                                        "<DescribeSnapshotsResponse><snapshotSet>{items}\
+                                         </snapshotSet></DescribeSnapshotsResponse>"
+                                    ),
+                                )
+                            }
+                            "CopyDBClusterSnapshot" => (
+                                200,
+                                format!(
+                                    "<CopyDBClusterSnapshotResponse><CopyDBClusterSnapshotResult>\
+                                     <DBClusterSnapshot><DBClusterSnapshotIdentifier>{}\
+                                     </DBClusterSnapshotIdentifier><AllocatedStorage>1\
+                                     </AllocatedStorage><Status>available</Status>\
+                                     <PercentProgress>100</PercentProgress></DBClusterSnapshot>\
+                                     </CopyDBClusterSnapshotResult></CopyDBClusterSnapshotResponse>",
+                                    call.param("TargetDBClusterSnapshotIdentifier")
+                                        .unwrap_or_default()
+                                ),
+                            ),
+                            "DescribeDBClusterSnapshots" => (
+                                200,
+                                "<DescribeDBClusterSnapshotsResponse><DescribeDBClusterSnapshotsResult>\
+                                 <DBClusterSnapshots><DBClusterSnapshot><DBClusterSnapshotIdentifier>\
+                                 cl-1</DBClusterSnapshotIdentifier><AllocatedStorage>1</AllocatedStorage>\
+                                 <Status>available</Status></DBClusterSnapshot></DBClusterSnapshots>\
+                                 </DescribeDBClusterSnapshotsResult></DescribeDBClusterSnapshotsResponse>"
+                                    .to_owned(),
+                            ),
+                            _ => (200, "<ok/>".to_owned()),
+                        };
+                        let mut response = Response::new(Full::new(Bytes::from(text)));
+                        *response.status_mut() = StatusCode::from_u16(status).expect("status");
+                        Ok::<_, Infallible>(response)
+                    }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+fn calls_of(seen: &Mutex<Vec<MotoCall>>, action: &str) -> Vec<MotoCall> {
+    seen.lock()
+        .expect("seen")
+        .iter()
+        .filter(|c| c.action == action)
+        .cloned()
+        .collect()
+}
+
+const COPY: &str = "Action=CopySnapshot&SourceRegion=us-east-1&SourceSnapshotId=snap-src";
+
+/// The `<status>` and `<progress>` of `id` in a DescribeSnapshots answer.
+fn state_of(xml: &str, id: &str) -> Option<(String, String)> {
+    let at = xml.find(&format!("<snapshotId>{id}</snapshotId>"))?;
+    let rest = &xml[at..];
+    let field = |name: &str| {
+        let open = format!("<{name}>");
+        let start = rest.find(&open)? + open.len();
+        let end = start + rest[start..].find('<')?;
+        Some(rest[start..end].to_owned())
+    };
+    Some((field("status")?, field("progress")?))
+}
+
+#[tokio::test]
+async fn copies_stay_pending_count_against_the_limit_and_end_when_deleted() {
+    let (up, seen) = fake_moto().await;
+    let proxy = RealismProxy::start(
+        up,
+        ProxyOptions {
+            account_id: Some("000000000042".into()),
+            enforce_limits: false,
+            // 4 GiB at 2 GiB/s: 2 s per copy.
+            copy_gib_per_sec: 2.0,
+            copy_min_secs: 0.0,
+            copy_limits: BTreeMap::from([("ebs".to_owned(), 2)]),
+            ..ProxyOptions::default()
+        },
+    )
+    .await
+    .expect("proxy");
+    let ep = proxy.endpoint();
+
+    // A copy moto refuses takes no place.
+    let (status, _) = send(
+        &ep,
+        Method::POST,
+        "/",
+        EC2_WEST,
+        "Action=CopySnapshot&SourceRegion=us-east-1&SourceSnapshotId=snap-missing",
+    )
+    .await
+    .expect("copy");
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(proxy.copies_in_flight("ebs", "us-west-2"), 0);
+
+    let first_sent = std::time::Instant::now();
+    let (status, body) = send(&ep, Method::POST, "/", EC2_WEST, COPY)
+        .await
+        .expect("copy 1");
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("<snapshotId>snap-copy-1</snapshotId>"),
+        "{body}"
+    );
+    // The size came from a describe of the source, in the source region, as the account.
+    let lookups = calls_of(&seen, "DescribeSnapshots");
+    assert_eq!(lookups.len(), 1);
+    assert_eq!(
+        (lookups[0].region.as_str(), lookups[0].account.as_str()),
+        ("us-east-1", "000000000042")
+    );
+    assert!(
+        lookups[0]
+            .params
+            .contains(&("SnapshotId.1".to_owned(), "snap-src".to_owned()))
+    );
+
+    // The DR describe shows it pending below 100 %; other items stay as moto says.
+    let (_, listed) = send(&ep, Method::POST, "/", EC2_WEST, "Action=DescribeSnapshots")
+        .await
+        .expect("describe");
+    let (state, progress) = state_of(&listed, "snap-copy-1").expect("copy listed");
+    assert_eq!(state, "pending");
+    let pct: u32 = progress.trim_end_matches('%').parse().expect("pct");
+    assert!(pct < 100, "{progress}");
+    assert!(listed.contains("<item><key>k</key><value>v</value></item>"));
+
+    let (status, _) = send(&ep, Method::POST, "/", EC2_WEST, COPY)
+        .await
+        .expect("copy 2");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(proxy.copies_in_flight("ebs", "us-west-2"), 2);
+    // The third is refused without reaching moto.
+    let copies_before = calls_of(&seen, "CopySnapshot").len();
+    let (status, body) = send(&ep, Method::POST, "/", EC2_WEST, COPY)
+        .await
+        .expect("copy 3");
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body.contains("<Code>ResourceLimitExceeded</Code>"),
+        "{body}"
+    );
+    assert!(body.contains("The limit is 2 for this destination region."));
+    assert_eq!(calls_of(&seen, "CopySnapshot").len(), copies_before);
+    // Other regions have their own limit.
+    let (status, _) = send(&ep, Method::POST, "/", Some(("eu-west-1", "ec2")), COPY)
+        .await
+        .expect("copy to another region");
+    assert_eq!(status, StatusCode::OK);
+
+    let (_, text) = send(&ep, Method::GET, "/__lab/counters", None, "")
+        .await
+        .expect("counters");
+    let counts: CallCounts = serde_json::from_str(&text).expect("json");
+    let row = counts.copy_row("ebs", "us-west-2").expect("row");
+    assert_eq!(
+        (
+            row.in_flight,
+            row.max_in_flight,
+            row.limit,
+            row.started,
+            row.refused
+        ),
+        (2, 2, 2, 2, 1)
+    );
+    assert_eq!(counts.copies_in_flight("ebs", "eu-west-1"), 1);
+
+    // Deleting an in-flight copy frees its place.
+    let (status, _) = send(
+        &ep,
+        Method::POST,
+        "/",
+        EC2_WEST,
+        "Action=DeleteSnapshot&SnapshotId=snap-copy-2",
+    )
+    .await
+    .expect("delete");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(proxy.copies_in_flight("ebs", "us-west-2"), 1);
+    let (status, _) = send(&ep, Method::POST, "/", EC2_WEST, COPY)
+        .await
+        .expect("copy 4");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(proxy.max_copies_in_flight("ebs", "us-west-2"), 2);
+
+    // After 2 s the first copy shows moto's completed answer.
+    let deadline = first_sent + Duration::from_secs(20);
+    loop {
+        let (_, listed) = send(&ep, Method::POST, "/", EC2_WEST, "Action=DescribeSnapshots")
+            .await
+            .expect("describe");
+        let (state, progress) = state_of(&listed, "snap-copy-1").expect("listed");
+        if state == "completed" {
+            assert_eq!(progress, "100%");
+            assert!(first_sent.elapsed() >= Duration::from_secs(2));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "copy never completed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    proxy.reset_counters();
+    let counts = proxy.counters();
+    let row = counts.copy_row("ebs", "us-west-2").expect("row");
+    assert_eq!((row.started, row.refused), (0, 0));
+    assert!(row.max_in_flight <= 2);
+}
+
+#[tokio::test]
+async fn aurora_copy_answer_is_rewritten_and_sized_as_10_gib() {
+    let (up, seen) = fake_moto().await;
+    let proxy = RealismProxy::start(
+        up,
+        ProxyOptions {
+            enforce_limits: false,
+            copy_min_secs: 0.0,
+            // 10 GiB at 0.01 GiB/s: 1,000 s, in flight for the whole test.
+            copy_gib_per_sec: 0.01,
+            ..ProxyOptions::default()
+        },
+    )
+    .await
+    .expect("proxy");
+    let (status, body) = send(
+        &proxy.endpoint(),
+        Method::POST,
+        "/",
+        Some(("us-west-2", "rds")),
+        "Action=CopyDBClusterSnapshot&SourceDBClusterSnapshotIdentifier=\
+         arn%3Aaws%3Ards%3Aus-east-1%3A123456789012%3Acluster-snapshot%3Acl-1&\
+         TargetDBClusterSnapshotIdentifier=cl-1-dr",
+    )
+    .await
+    .expect("copy");
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("<Status>copying</Status>"), "{body}");
+    assert!(
+        body.contains("<PercentProgress>0</PercentProgress>"),
+        "{body}"
+    );
+    let lookup = calls_of(&seen, "DescribeDBClusterSnapshots");
+    assert_eq!(lookup.len(), 1);
+    assert_eq!(lookup[0].region, "us-east-1");
+    assert_eq!(lookup[0].account, DEFAULT_ACCOUNT);
+    assert!(
+        lookup[0]
+            .params
+            .contains(&("DBClusterSnapshotIdentifier".to_owned(), "cl-1".to_owned()))
+    );
+    assert_eq!(proxy.copies_in_flight("aurora", "us-west-2"), 1);
+    assert_eq!(proxy.copies_in_flight("nope", "us-west-2"), 0);
+}
+
+#[tokio::test]
+async fn copy_options_are_validated() {
+    let (up, _) = upstream().await;
+    for opts in [
+        ProxyOptions {
+            copy_gib_per_sec: 0.0,
+            ..ProxyOptions::default()
+        },
+        ProxyOptions {
+            copy_min_secs: -1.0,
+            ..ProxyOptions::default()
+        },
+        ProxyOptions {
+            copy_min_secs: f64::INFINITY,
+            ..ProxyOptions::default()
+        },
+        ProxyOptions {
+            copy_limits: BTreeMap::from([("efs".to_owned(), 3)]),
+            ..ProxyOptions::default()
+        },
+    ] {
+        assert!(matches!(
+            RealismProxy::start(up, opts).await,
+            Err(LabError::InvalidOptions { .. })
+        ));
+    }
 }

@@ -1,0 +1,55 @@
+//! The macros every service handle is built from: one method per allowed operation, each
+//! running through [`crate::AwsCtx::call`]. A handle type lists exactly the operations it may
+//! call; an operation that is not listed does not exist on it.
+
+/// Generates one method per operation: `name => module::FluentBuilder -> Output, "OpName";`.
+macro_rules! sdk_ops {
+    ($sdk:ident, $service:expr; $( $(#[$doc:meta])* $method:ident => $module:ident :: $builder:ident -> $output:ident, $op:literal; )*) => {
+        $(
+            $(#[$doc])*
+            ///
+            /// # Errors
+            /// The call's classified [`AwsError`](crate::AwsError).
+            pub async fn $method(
+                &self,
+                build: impl FnOnce($sdk::operation::$module::builders::$builder)
+                    -> $sdk::operation::$module::builders::$builder,
+            ) -> Result<$sdk::operation::$module::$output, crate::AwsError> {
+                let request = build(self.client.$method());
+                self.ctx
+                    .call(
+                        $service,
+                        &self.region,
+                        $op,
+                        pilotlight_core::aws_limits::CallShape::default(),
+                        || request.send(),
+                    )
+                    .await
+            }
+        )*
+    };
+}
+
+/// `new(config, ctx)` and `region()` for a handle `{ client, region, ctx }` over `$sdk::Client`.
+macro_rules! handle_ctor {
+    ($ty:ident, $sdk:ident) => {
+        impl $ty {
+            pub fn new(config: &aws_types::SdkConfig, ctx: crate::AwsCtx) -> $ty {
+                $ty {
+                    client: $sdk::Client::new(config),
+                    region: config
+                        .region()
+                        .map(|r| r.as_ref().to_owned())
+                        .unwrap_or_default(),
+                    ctx,
+                }
+            }
+
+            pub fn region(&self) -> &str {
+                &self.region
+            }
+        }
+    };
+}
+
+pub(crate) use {handle_ctor, sdk_ops};
