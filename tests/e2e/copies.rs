@@ -417,3 +417,65 @@ async fn a_configured_lower_limit_is_respected() -> Result<()> {
     ensure!(max == 2, "configured limit 2, saw {max} in flight");
     daemon.stop().await
 }
+
+#[tokio::test]
+async fn kill_9_between_request_and_journal_leaves_exactly_one_copy() -> Result<()> {
+    use std::process::Stdio;
+
+    let world = World::new(1.0).await?;
+    let ec2 = world.ec2(PRIMARY).await;
+    let v = volume(&ec2, 1, 8).await?;
+    let snap = snapshot(&ec2, &v).await?;
+    // AWS accepts the copy; its answer is held long enough to kill the daemon before it hears.
+    let hold = world.proxy().add_fault(
+        FaultRule::new(FaultAction::HoldResponse { ms: 30_000 })
+            .service("ec2")
+            .operation("CopySnapshot")
+            .region(DR)
+            .times(1),
+    );
+    let config = world.dir.path().join("pilotlight.toml");
+    std::fs::write(&config, world.config_toml(FAST)?)?;
+    let mut child = tokio::process::Command::new(crate::support::pilotlight_bin()?)
+        .args(["--config", config.to_str().unwrap_or_default(), "run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    poll("the copy to exist in the DR region", Duration::from_secs(60), || async {
+        Ok(dr_copies(&world).await?.contains_key(&snap).then_some(()))
+    })
+    .await?;
+    ensure!(world.proxy().fault_hits(hold) == 1);
+    child.start_kill()?; // SIGKILL
+    child.wait().await?;
+
+    // The journal says "requested, DR id unknown": the crash landed in the window.
+    let db = world.dir.path().join("data").join("pilotlight.db");
+    let store = pilotlight_store::Store::connect(
+        &format!("sqlite://{}", db.display()),
+        &pilotlight_store::StoreOptions::default(),
+    )
+    .await?;
+    let row = store
+        .copy_by_source(pilotlight_store::CopyKind::EbsSnapshot, &snap, DR)
+        .await?
+        .ok_or_else(|| anyhow!("no journal row for {snap}"))?;
+    store.close().await;
+    ensure!(
+        row.state == pilotlight_store::CopyState::InFlight && row.dest_id.is_none(),
+        "expected an in-flight row without a DR id, got {row:?}"
+    );
+
+    // Restart: the copy is found by its source tag, never requested again.
+    let daemon = world.start_daemon(FAST).await?;
+    wait_all_copied(&daemon, 1).await?;
+    let copies = dr_copies(&world).await?;
+    ensure!(copies.get(&snap).is_some_and(|c| c.len() == 1), "{copies:?}");
+    ensure!(
+        world.proxy().counters().count("ec2", "CopySnapshot", DR) == 1,
+        "CopySnapshot was sent again after the restart"
+    );
+    daemon.stop().await?;
+    assert_primary_untouched(&world).await
+}

@@ -433,11 +433,13 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<ProxyResp
     // 1. Fault rules.
     let action = lock(&shared.faults).fire(&call);
     let mut drop_response = false;
+    let mut hold_response = None;
     if let Some(action) = action {
         outcome.faulted = true;
         match action {
             FaultAction::Latency { ms } => tokio::time::sleep(Duration::from_millis(ms)).await,
             FaultAction::DropResponse => drop_response = true,
+            FaultAction::HoldResponse { ms } => hold_response = Some(Duration::from_millis(ms)),
             other => {
                 if let Some(reply) = other.error_reply(&call) {
                     outcome.throttled = other == FaultAction::Throttle;
@@ -540,6 +542,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<ProxyResp
         tracing::debug!(service = %call.service, operation = %call.operation,
             region = %call.region, "response dropped by fault injection");
         return Err(Dropped);
+    }
+    if let Some(hold) = hold_response {
+        tokio::time::sleep(hold).await;
     }
     Ok(response)
 }

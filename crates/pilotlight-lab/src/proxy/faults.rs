@@ -35,6 +35,9 @@ pub enum FaultAction {
     Latency { ms: u64 },
     /// Forward the call to moto (so it takes effect), then close the connection unanswered.
     DropResponse,
+    /// Forward the call to moto (so it takes effect), then hold the answer for `ms`
+    /// milliseconds: a window in which the caller can crash after AWS acted but before it heard.
+    HoldResponse { ms: u64 },
     /// Any error envelope.
     Error {
         status: u16,
@@ -72,7 +75,9 @@ impl FaultAction {
                 code,
                 message,
             } => Some(ErrorReply::new(*status, code, message)),
-            FaultAction::Latency { .. } | FaultAction::DropResponse => None,
+            FaultAction::Latency { .. }
+            | FaultAction::DropResponse
+            | FaultAction::HoldResponse { .. } => None,
         }
     }
 }
@@ -134,6 +139,13 @@ impl FromStr for FaultAction {
                 Ok(FaultAction::Latency { ms })
             }
             "drop" => Ok(FaultAction::DropResponse),
+            "hold" => {
+                let ms = parts
+                    .next()
+                    .and_then(|t| t.parse::<u64>().ok())
+                    .ok_or_else(|| "hold needs milliseconds: hold:MS".to_owned())?;
+                Ok(FaultAction::HoldResponse { ms })
+            }
             "error" => {
                 let status = status(parts.next(), None)?;
                 let code = parts
@@ -432,6 +444,8 @@ mod tests {
         );
         assert_eq!("latency:250".parse(), Ok(FaultAction::Latency { ms: 250 }));
         assert_eq!("drop".parse(), Ok(FaultAction::DropResponse));
+        assert_eq!("hold:250".parse(), Ok(FaultAction::HoldResponse { ms: 250 }));
+        assert!("hold".parse::<FaultAction>().is_err());
         assert_eq!(
             "error:400:PriorRequestNotComplete:busy: zone".parse(),
             Ok(FaultAction::Error {
