@@ -442,9 +442,11 @@ async fn kill_9_between_request_and_journal_leaves_exactly_one_copy() -> Result<
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()?;
-    poll("the copy to exist in the DR region", Duration::from_secs(60), || async {
-        Ok(dr_copies(&world).await?.contains_key(&snap).then_some(()))
-    })
+    poll(
+        "the copy to exist in the DR region",
+        Duration::from_secs(60),
+        || async { Ok(dr_copies(&world).await?.contains_key(&snap).then_some(())) },
+    )
     .await?;
     ensure!(world.proxy().fault_hits(hold) == 1);
     child.start_kill()?; // SIGKILL
@@ -471,7 +473,10 @@ async fn kill_9_between_request_and_journal_leaves_exactly_one_copy() -> Result<
     let daemon = world.start_daemon(FAST).await?;
     wait_all_copied(&daemon, 1).await?;
     let copies = dr_copies(&world).await?;
-    ensure!(copies.get(&snap).is_some_and(|c| c.len() == 1), "{copies:?}");
+    ensure!(
+        copies.get(&snap).is_some_and(|c| c.len() == 1),
+        "{copies:?}"
+    );
     ensure!(
         world.proxy().counters().count("ec2", "CopySnapshot", DR) == 1,
         "CopySnapshot was sent again after the restart"

@@ -444,7 +444,10 @@ mod tests {
         );
         assert_eq!("latency:250".parse(), Ok(FaultAction::Latency { ms: 250 }));
         assert_eq!("drop".parse(), Ok(FaultAction::DropResponse));
-        assert_eq!("hold:250".parse(), Ok(FaultAction::HoldResponse { ms: 250 }));
+        assert_eq!(
+            "hold:250".parse(),
+            Ok(FaultAction::HoldResponse { ms: 250 })
+        );
         assert!("hold".parse::<FaultAction>().is_err());
         assert_eq!(
             "error:400:PriorRequestNotComplete:busy: zone".parse(),
