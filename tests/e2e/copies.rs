@@ -484,3 +484,46 @@ async fn kill_9_between_request_and_journal_leaves_exactly_one_copy() -> Result<
     daemon.stop().await?;
     assert_primary_untouched(&world).await
 }
+
+#[tokio::test]
+async fn a_lost_store_adopts_existing_copies_instead_of_copying_again() -> Result<()> {
+    let world = World::new(1.0).await?;
+    let ec2 = world.ec2(PRIMARY).await;
+    for tier in 1..=3u8 {
+        let v = volume(&ec2, tier, 8).await?;
+        snapshot(&ec2, &v).await?;
+    }
+    let daemon = world.start_daemon(FAST).await?;
+    wait_all_copied(&daemon, 3).await?;
+    daemon.stop().await?;
+    ensure!(world.proxy().counters().count("ec2", "CopySnapshot", DR) == 3);
+
+    // The store is lost; the DR copies and their tags remain.
+    let data = world.dir.path().join("data");
+    for entry in std::fs::read_dir(&data)? {
+        std::fs::remove_file(entry?.path())?;
+    }
+    let daemon = world.start_daemon(FAST).await?;
+    wait_all_copied(&daemon, 3).await?;
+    ensure!(
+        world.proxy().counters().count("ec2", "CopySnapshot", DR) == 3,
+        "copies were requested again instead of adopted"
+    );
+    let copies = dr_copies(&world).await?;
+    ensure!(
+        copies.len() == 3 && copies.values().all(|c| c.len() == 1),
+        "{copies:?}"
+    );
+    let (_, rows) = daemon
+        .get(
+            "/v1/copies?kind=ebs_snapshot&state=completed",
+            Some(VIEWER_TOKEN),
+        )
+        .await?;
+    ensure!(
+        rows["items"].as_array().is_some_and(|a| a.len() == 3),
+        "{rows}"
+    );
+    daemon.stop().await?;
+    assert_primary_untouched(&world).await
+}

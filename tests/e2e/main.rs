@@ -5,6 +5,8 @@
 mod api;
 mod config;
 mod copies;
+mod copies_ami;
+mod copies_rds;
 mod daemon;
 mod lab;
 mod lab_copies;

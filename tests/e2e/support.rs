@@ -85,6 +85,19 @@ impl World {
         )
     }
 
+    /// An RDS client for seeding or inspecting, through the uncounted door.
+    pub async fn rds(&self, region: &str) -> aws_sdk_rds::Client {
+        aws_sdk_rds::Client::new(
+            &pilotlight_aws::sdk::static_sdk_config(&self.seeder.endpoint(), region).await,
+        )
+    }
+
+    /// The uncounted door's endpoint (`http://host:port`), for raw requests to services the
+    /// tests have no SDK for.
+    pub fn door_endpoint(&self) -> String {
+        self.seeder.endpoint()
+    }
+
     /// Writes a token file and returns its path.
     fn token_file(&self, name: &str, token: &str) -> Result<PathBuf> {
         let p = self.dir.path().join(format!("{name}.token"));

@@ -17,6 +17,7 @@ pub mod ec2;
 pub mod error;
 pub mod metrics;
 mod ops;
+pub mod presign;
 pub mod rds;
 pub mod sdk;
 pub mod tags;

@@ -1,13 +1,17 @@
-//! RDS in two faces, like [`crate::ec2`]: [`PrimaryRds`] can only describe; [`DrRds`] adds the
-//! snapshot copies and the deletion of owned copies. Every call runs through
+//! RDS in two faces, like [`crate::ec2`]: [`PrimaryRds`] can only describe (and presign a copy
+//! request for the DR region to send, which mutates nothing); [`DrRds`] adds the snapshot
+//! copies and the deletion of owned copies. Every call runs through
 //! [`AwsCtx::call`](crate::AwsCtx::call).
 
 use aws_sdk_rds::types::Tag;
 use pilotlight_core::aws_limits::{CallShape, Service};
 
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+
 use crate::call::AwsCtx;
-use crate::error::AwsError;
+use crate::error::{AwsError, ErrorKind};
 use crate::ops::{handle_ctor, sdk_ops};
+use crate::presign::CopyPresign;
 pub use crate::tags::Owned;
 
 /// The describe calls both faces share: the only calls the primary face has.
@@ -29,6 +33,8 @@ pub struct PrimaryRds {
     client: aws_sdk_rds::Client,
     region: String,
     ctx: AwsCtx,
+    /// The SDK configuration's credentials, for [`PrimaryRds::presign_copy`].
+    credentials: Option<SharedCredentialsProvider>,
 }
 
 /// Read-write RDS in the DR region.
@@ -39,10 +45,65 @@ pub struct DrRds {
     ctx: AwsCtx,
 }
 
-handle_ctor!(PrimaryRds, aws_sdk_rds);
-
 impl PrimaryRds {
+    pub fn new(config: &aws_types::SdkConfig, ctx: AwsCtx) -> PrimaryRds {
+        PrimaryRds {
+            client: aws_sdk_rds::Client::new(config),
+            region: config
+                .region()
+                .map(|r| r.as_ref().to_owned())
+                .unwrap_or_default(),
+            ctx,
+            credentials: config.credentials_provider(),
+        }
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
     rds_describe_ops!();
+
+    /// The `PreSignedUrl` for a copy of a snapshot of this (source) region into another: see
+    /// [`crate::presign`]. Signed now, with this handle's credentials, for this region.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Transient`] if no credentials can be had now, [`ErrorKind::Fatal`] if the
+    /// request cannot be signed.
+    pub async fn presign_copy(&self, copy: &CopyPresign<'_>) -> Result<String, AwsError> {
+        let operation = copy.action.action();
+        let fail = |kind, source: Box<dyn std::error::Error + Send + Sync>| AwsError {
+            service: "rds",
+            operation,
+            region: self.region.clone(),
+            kind,
+            code: String::new(),
+            message: Some("presigning the source-region copy request failed".into()),
+            source,
+        };
+        let provider = self.credentials.as_ref().ok_or_else(|| {
+            fail(
+                ErrorKind::Fatal,
+                "no credentials provider configured".into(),
+            )
+        })?;
+        let credentials = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| fail(ErrorKind::Transient, Box::new(e)))?;
+        let copy = CopyPresign {
+            source_region: &self.region,
+            ..*copy
+        };
+        crate::presign::presign_copy(&copy, credentials, std::time::SystemTime::now())
+            .map_err(|e| fail(ErrorKind::Fatal, Box::new(e)))
+    }
+}
+
+/// A per-request override that turns the SDK's retries off.
+fn no_retries() -> aws_sdk_rds::config::Builder {
+    aws_sdk_rds::config::Builder::default()
+        .retry_config(aws_sdk_rds::config::retry::RetryConfig::disabled())
 }
 
 handle_ctor!(DrRds, aws_sdk_rds);
@@ -50,10 +111,57 @@ handle_ctor!(DrRds, aws_sdk_rds);
 impl DrRds {
     rds_describe_ops!();
 
-    sdk_ops! {
-        aws_sdk_rds, Service::Rds;
-        copy_db_snapshot => copy_db_snapshot::CopyDBSnapshotFluentBuilder -> CopyDbSnapshotOutput, "CopyDBSnapshot";
-        copy_db_cluster_snapshot => copy_db_cluster_snapshot::CopyDBClusterSnapshotFluentBuilder -> CopyDbClusterSnapshotOutput, "CopyDBClusterSnapshot";
+    /// Copies a DB snapshot into this region. Sent **without SDK retries**: a lost response
+    /// followed by a retry would answer `DBSnapshotAlreadyExists` for the copy the first
+    /// attempt made; callers use a deterministic target identifier and treat that answer as
+    /// success.
+    ///
+    /// # Errors
+    /// The call's classified [`AwsError`].
+    pub async fn copy_db_snapshot(
+        &self,
+        build: impl FnOnce(
+            aws_sdk_rds::operation::copy_db_snapshot::builders::CopyDBSnapshotFluentBuilder,
+        )
+            -> aws_sdk_rds::operation::copy_db_snapshot::builders::CopyDBSnapshotFluentBuilder,
+    ) -> Result<aws_sdk_rds::operation::copy_db_snapshot::CopyDbSnapshotOutput, AwsError> {
+        let request = build(self.client.copy_db_snapshot());
+        self.ctx
+            .call(
+                Service::Rds,
+                &self.region,
+                "CopyDBSnapshot",
+                CallShape::default(),
+                || request.customize().config_override(no_retries()).send(),
+            )
+            .await
+    }
+
+    /// Copies a DB cluster snapshot into this region, without SDK retries (see
+    /// [`DrRds::copy_db_snapshot`]).
+    ///
+    /// # Errors
+    /// The call's classified [`AwsError`].
+    pub async fn copy_db_cluster_snapshot(
+        &self,
+        build: impl FnOnce(
+            aws_sdk_rds::operation::copy_db_cluster_snapshot::builders::CopyDBClusterSnapshotFluentBuilder,
+        )
+            -> aws_sdk_rds::operation::copy_db_cluster_snapshot::builders::CopyDBClusterSnapshotFluentBuilder,
+    ) -> Result<
+        aws_sdk_rds::operation::copy_db_cluster_snapshot::CopyDbClusterSnapshotOutput,
+        AwsError,
+    > {
+        let request = build(self.client.copy_db_cluster_snapshot());
+        self.ctx
+            .call(
+                Service::Rds,
+                &self.region,
+                "CopyDBClusterSnapshot",
+                CallShape::default(),
+                || request.customize().config_override(no_retries()).send(),
+            )
+            .await
     }
 
     /// Deletes a DB snapshot pilotlight owns (a DR copy past retention).

@@ -101,3 +101,300 @@ mod tests {
         );
     }
 }
+
+/// Parameters of the steady-state run.
+#[derive(Debug, Clone)]
+pub struct SteadyBench {
+    /// Protected volumes, one snapshot each, each already copied to the DR region.
+    pub snapshots: usize,
+    pub seed: u64,
+    /// The daemon's copy cycle, seconds (the new-snapshot latency is bounded by it).
+    pub cycle_secs: u64,
+    /// The `pilotlight` binary to run.
+    pub daemon: std::path::PathBuf,
+}
+
+/// `bench steady`: a daemon tracking `snapshots` already-copied snapshots. Measures the calls a
+/// no-change copy cycle makes (SPEC: list pages only, no per-resource calls), the daemon's RSS
+/// (SPEC: under 150 MiB at 10,000), and the time from a new primary snapshot to its DR copy
+/// being requested.
+///
+/// # Errors
+/// Lab, seeding or daemon failures, with context.
+pub async fn steady_state(b: &SteadyBench) -> anyhow::Result<Value> {
+    use std::collections::BTreeMap;
+
+    use anyhow::Context as _;
+    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+    use futures::stream::{self, TryStreamExt};
+
+    use crate::{EstateSpec, Lab, ProxyOptions, RealismProxy};
+
+    const PRIMARY: &str = "us-east-1";
+    const DR: &str = "us-west-2";
+    let lab = Lab::shared().await?;
+    let session = lab
+        .new_session(ProxyOptions {
+            copy_min_secs: 0.5,
+            ..ProxyOptions::default()
+        })
+        .await?;
+    let door = RealismProxy::start(
+        lab.moto().addr(),
+        ProxyOptions {
+            enforce_limits: false,
+            account_id: Some(session.account_id().to_owned()),
+            ..ProxyOptions::default()
+        },
+    )
+    .await?;
+    // Listing 10,000 snapshots costs moto tens of seconds: generous timeouts, no retries.
+    let mut settings = pilotlight_aws::AwsSettings::lab(&door.endpoint());
+    settings.max_attempts = 1;
+    settings.operation_timeout = std::time::Duration::from_secs(600);
+    let ec2 = |region: &'static str| {
+        let settings = settings.clone();
+        async move {
+            aws_sdk_ec2::Client::new(&pilotlight_aws::sdk::sdk_config(&settings, region).await)
+        }
+    };
+    let primary = ec2(PRIMARY).await;
+    let dr = ec2(DR).await;
+
+    // 1. The estate: N volumes with one snapshot each, and their DR copies already made.
+    let t = Instant::now();
+    let estate = crate::seed(&primary, PRIMARY, &EstateSpec::scaled(b.snapshots, b.seed))
+        .await
+        .context("seeding the primary")?;
+    let listed = primary.describe_snapshots().send().await?;
+    let created: BTreeMap<String, (String, i64)> = listed
+        .snapshots()
+        .iter()
+        .filter_map(|s| {
+            Some((
+                s.snapshot_id()?.to_owned(),
+                (s.volume_id()?.to_owned(), s.start_time()?.to_millis().ok()?),
+            ))
+        })
+        .collect();
+    let dr_volume = dr
+        .create_volume()
+        .availability_zone("us-west-2a")
+        .size(8)
+        .send()
+        .await?
+        .volume_id()
+        .unwrap_or_default()
+        .to_owned();
+    let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
+    stream::iter(created.iter().map(Ok::<_, anyhow::Error>))
+        .try_for_each_concurrent(8, |(snap, (volume, ms))| {
+            let dr = dr.clone();
+            let dr_volume = dr_volume.clone();
+            let spec = TagSpecification::builder()
+                .resource_type(ResourceType::Snapshot)
+                .tags(tag("pilotlight:managed", "true"))
+                .tags(tag("pilotlight:source", snap))
+                .tags(tag("pilotlight:resource", volume))
+                .tags(tag("pilotlight:source-created-ms", &ms.to_string()))
+                .build();
+            async move {
+                dr.create_snapshot()
+                    .volume_id(dr_volume)
+                    .tag_specifications(spec)
+                    .send()
+                    .await?;
+                Ok(())
+            }
+        })
+        .await
+        .context("pre-creating the DR copies")?;
+    let seed_secs = t.elapsed().as_secs_f64();
+
+    // 2. The daemon, as a separate process so its RSS is its own.
+    let dir = tempfile_dir()?;
+    let port = |()| -> anyhow::Result<u16> {
+        Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port())
+    };
+    let (api_port, metrics_port) = (port(())?, port(())?);
+    std::fs::write(dir.join("key"), "testing\n")?;
+    std::fs::write(dir.join("token"), "bench-token\n")?;
+    let config = format!(
+        r#"[aws]
+endpoint_url = "{endpoint}"
+access_key_id_file = "{dir}/key"
+secret_access_key_file = "{dir}/key"
+operation_timeout_secs = 600
+[store]
+url = "sqlite://{dir}/pilotlight.db"
+[api]
+listen = "127.0.0.1:{api_port}"
+metrics_listen = "127.0.0.1:{metrics_port}"
+[[api.tokens]]
+name = "bench"
+role = "operator"
+token_file = "{dir}/token"
+[reconcile]
+cycle_secs = 3600
+[copy]
+cycle_secs = {cycle}
+rds = false
+rds_clusters = false
+amis = false
+[log]
+level = "warn"
+"#,
+        endpoint = session.endpoint(),
+        dir = dir.display(),
+        cycle = b.cycle_secs,
+    );
+    std::fs::write(dir.join("pilotlight.toml"), config)?;
+    let mut child = tokio::process::Command::new(&b.daemon)
+        .arg("--config")
+        .arg(dir.join("pilotlight.toml"))
+        .arg("run")
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", b.daemon.display()))?;
+    let pid = child.id().unwrap_or_default();
+    let api = std::net::SocketAddr::from(([127, 0, 0, 1], api_port));
+    let runs = || async move {
+        let (_, body) = http(api, "GET", "/v1/status", None)
+            .await
+            .unwrap_or_default();
+        let status: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        status["reconcilers"]
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["name"] == "ebs_snapshot").cloned())
+            .filter(|r| r["state"] == "idle")
+            .and_then(|r| Some((r["runs"].as_u64()?, r)))
+    };
+    let wait_runs = |n: u64, secs: u64| async move {
+        let deadline = Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            if let Some((r, st)) = runs().await
+                && r >= n
+            {
+                return Ok::<Value, anyhow::Error>(st);
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "ebs_snapshot run {n} not done in {secs} s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    };
+    let t = Instant::now();
+    let first = wait_runs(1, 3600).await?;
+    let first_cycle_secs = t.elapsed().as_secs_f64();
+
+    // 3. A cycle with nothing new.
+    session.proxy().reset_counters();
+    let steady = wait_runs(2, b.cycle_secs * 3 + 600).await?;
+    let counts = session.proxy().counters();
+    let by_operation: BTreeMap<String, u64> = counts
+        .rows
+        .iter()
+        .filter(|r| r.service == "ec2")
+        .map(|r| (format!("{} {}", r.operation, r.region), r.calls))
+        .collect();
+    let mutating: u64 = counts
+        .rows
+        .iter()
+        .filter(|r| r.mutating)
+        .map(|r| r.calls)
+        .sum();
+    let (rss, hwm) = rss_mib(pid);
+
+    // 4. A new snapshot: time until its copy is requested.
+    let (volume, _) = estate
+        .volumes
+        .values()
+        .next()
+        .map(|v| (v.id.clone(), ()))
+        .context("no volume seeded")?;
+    let before = session.proxy().counters().count("ec2", "CopySnapshot", DR);
+    let t = Instant::now();
+    crate::add_snapshot(&primary, &volume, &BTreeMap::new()).await?;
+    let deadline = Instant::now() + std::time::Duration::from_secs(b.cycle_secs * 3 + 120);
+    while session.proxy().counters().count("ec2", "CopySnapshot", DR) == before {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the new snapshot's copy never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let latency = t.elapsed().as_secs_f64();
+    let _ = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await;
+    let _ = child.wait().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(json!({
+        "bench": "steady_state",
+        "snapshots": b.snapshots,
+        "copy_cycle_secs": b.cycle_secs,
+        "seed_secs": seed_secs,
+        "first_cycle": {"secs": first_cycle_secs, "report": first["last_report"]},
+        "steady_cycle": {
+            "calls_total": counts.total(),
+            "mutating_calls": mutating,
+            "calls_by_operation": by_operation,
+            "report": steady["last_report"],
+        },
+        "daemon_rss_mib": rss,
+        "daemon_peak_rss_mib": hwm,
+        "rss_target_mib": 150,
+        "new_snapshot_to_copy_requested_secs": latency,
+    }))
+}
+
+fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("pilotlight-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// VmRSS and VmHWM of a process, in MiB (0 when unreadable).
+fn rss_mib(pid: u32) -> (f64, f64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// A minimal HTTP/1.1 exchange on loopback (`Connection: close`): status and body.
+async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let body = body.unwrap_or("");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer bench-token\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(req.as_bytes()).await?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((status, rest.to_owned()))
+}

@@ -148,6 +148,20 @@ struct SeedArgs {
 
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
+    /// Steady state: a daemon tracking N already-copied snapshots — calls per no-change copy
+    /// cycle, daemon RSS, and time from a new snapshot to its copy request. JSON.
+    Steady {
+        #[arg(long, default_value_t = 10_000)]
+        snapshots: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// The daemon's copy cycle in seconds.
+        #[arg(long, default_value_t = 20)]
+        cycle_secs: u64,
+        /// The pilotlight binary (default: next to this one).
+        #[arg(long)]
+        daemon: Option<std::path::PathBuf>,
+    },
     /// Copy-scheduler quality: worst RPO lag over a simulated day, pilotlight vs EDF vs FIFO,
     /// on synthetic estates with the in-flight limit saturated. One JSON line per estate size.
     Copy {
@@ -262,6 +276,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let estate = seed_through(&args.endpoint, &args.region, &spec).await?;
             println!("{}", serde_json::to_string_pretty(&estate)?);
+            Ok(())
+        }
+        Command::Bench {
+            bench:
+                BenchCommand::Steady {
+                    snapshots,
+                    seed,
+                    cycle_secs,
+                    daemon,
+                },
+        } => {
+            let daemon = match daemon {
+                Some(d) => d,
+                None => std::env::current_exe()?
+                    .parent()
+                    .map(|d| d.join("pilotlight"))
+                    .context("no directory for the pilotlight binary")?,
+            };
+            let out = pilotlight_lab::bench::steady_state(&pilotlight_lab::bench::SteadyBench {
+                snapshots,
+                seed,
+                cycle_secs,
+                daemon,
+            })
+            .await?;
+            println!("{out}");
             Ok(())
         }
         Command::Bench {

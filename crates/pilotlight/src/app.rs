@@ -259,8 +259,8 @@ pub async fn run(
     let rpo_board = RpoBoard::default();
     if config.copy.enabled && config.copy.ebs {
         let ebs = EbsCopies {
-            primary: primary_ec2,
-            dr: dr_ec2,
+            primary: primary_ec2.clone(),
+            dr: dr_ec2.clone(),
             selection: EbsSelection {
                 tags: config.copy.selector_tags.clone(),
                 volume_ids: config.copy.volume_ids.clone(),
@@ -272,6 +272,64 @@ pub async fn run(
         };
         reconcilers.push(Arc::new(CopyReconciler::new(
             Arc::new(ebs),
+            store.clone(),
+            copy_settings(config),
+            engine_metrics.clone(),
+            rpo_board.clone(),
+        )));
+    }
+    if config.copy.enabled && (config.copy.rds || config.copy.rds_clusters) {
+        let primary_rds = pilotlight_aws::rds::PrimaryRds::new(&primary_sdk, ctx.clone());
+        let dr_rds = pilotlight_aws::rds::DrRds::new(&dr_sdk, ctx.clone());
+        let selection = pilotlight_engine::copy::RdsSelection {
+            tags: config.copy.selector_tags.clone(),
+            db_instance_ids: config.copy.db_instance_ids.clone(),
+            db_cluster_ids: config.copy.db_cluster_ids.clone(),
+            tier_tag: config.tiers.tag_key.clone(),
+            default_tier: config.tiers.default_tier,
+            kms_key_map: config.copy.kms_key_map.clone(),
+            dr_default_kms_key: config.copy.dr_default_kms_key.clone(),
+            manual_snapshot_quota: config.copy.rds_manual_snapshot_quota,
+        };
+        let mut kinds: Vec<Arc<dyn pilotlight_engine::copy::CopyOps>> = Vec::new();
+        if config.copy.rds {
+            kinds.push(Arc::new(pilotlight_engine::copy::RdsCopies::new(
+                primary_rds.clone(),
+                dr_rds.clone(),
+                selection.clone(),
+            )));
+        }
+        if config.copy.rds_clusters {
+            kinds.push(Arc::new(pilotlight_engine::copy::RdsClusterCopies::new(
+                primary_rds,
+                dr_rds,
+                selection,
+            )));
+        }
+        for ops in kinds {
+            reconcilers.push(Arc::new(CopyReconciler::new(
+                ops,
+                store.clone(),
+                copy_settings(config),
+                engine_metrics.clone(),
+                rpo_board.clone(),
+            )));
+        }
+    }
+    if config.copy.enabled && config.copy.amis {
+        let amis = pilotlight_engine::copy::AmiCopies::new(
+            primary_ec2.clone(),
+            dr_ec2.clone(),
+            pilotlight_engine::copy::AmiSelection {
+                tags: config.copy.selector_tags.clone(),
+                tier_tag: config.tiers.tag_key.clone(),
+                default_tier: config.tiers.default_tier,
+                kms_key_map: config.copy.kms_key_map.clone(),
+                dr_default_kms_key: config.copy.dr_default_kms_key.clone(),
+            },
+        );
+        reconcilers.push(Arc::new(CopyReconciler::new(
+            Arc::new(amis),
             store.clone(),
             copy_settings(config),
             engine_metrics.clone(),

@@ -20,7 +20,9 @@
 //!    copies carrying `pilotlight:managed=true` (the delete takes an [`Owned`] id).
 //! 6. **Measure** RPO lag per resource and export it per kind and tier.
 
+mod ami;
 mod ebs;
+mod rds;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -39,7 +41,9 @@ use crate::ReconcileError;
 use crate::metrics::{CopyLabels, EngineMetrics, KindLabels, RpoLabels};
 use crate::scheduler::{Action, Reconciled, Reconciler, backoff};
 
+pub use ami::{AmiCopies, AmiSelection};
 pub use ebs::{EbsCopies, EbsSelection};
+pub use rds::{RdsClusterCopies, RdsCopies, RdsSelection, target_id as rds_target_id};
 
 /// How long a copy journalled as requested may stay without a visible DR copy before it is
 /// requested again (AWS's describe calls are eventually consistent).
@@ -98,6 +102,15 @@ pub trait CopyOps: Send + Sync + 'static {
     async fn start(&self, source: &Source) -> Result<String, AwsError>;
     /// Deletes an owned DR copy.
     async fn delete(&self, copy: &Owned) -> Result<(), AwsError>;
+    /// How many more copies may be started now under a quota other than the in-flight limit
+    /// (RDS's manual snapshot quota); picks beyond it stay queued. Asked once per cycle, only
+    /// when there is something to start. Default: no such quota.
+    ///
+    /// # Errors
+    /// The list call's failure.
+    async fn free_slots(&self) -> Result<u32, ReconcileError> {
+        Ok(u32::MAX)
+    }
 }
 
 /// Settings of the copy reconciler.
@@ -367,7 +380,7 @@ impl CopyReconciler {
         for r in &superseded {
             self.update(r, |u| u.state = CopyState::Superseded).await?;
         }
-        let watermarks: BTreeMap<String, (u8, i64)> = self
+        let mut watermarks: BTreeMap<String, (u8, i64)> = self
             .store
             .copy_watermarks(store_kind(kind), &self.settings.dr_region)
             .await?
@@ -377,6 +390,59 @@ impl CopyReconciler {
                 (w.resource_id, (tier, w.source_created_at_ms))
             })
             .collect();
+
+        // Adopt DR copies of current sources that the ledger does not know (a lost or rebuilt
+        // store): CopySnapshot has no idempotency token, the source tag stands in for one.
+        let known_active: std::collections::HashSet<&str> =
+            active.iter().map(|r| r.source_id.as_str()).collect();
+        let mut adopted = 0u64;
+        let mut adopted_in_flight: Vec<String> = Vec::new();
+        for s in newest.values() {
+            let covered = watermarks
+                .get(&s.resource_id)
+                .is_some_and(|(_, ms)| *ms >= s.created_ms);
+            if covered || known_active.contains(s.id.as_str()) {
+                continue;
+            }
+            let Some(existing) = dr_by_source.get(s.id.as_str()) else {
+                continue;
+            };
+            let (state, progress) = match existing.state {
+                DrState::Completed => (CopyState::Completed, 100),
+                DrState::Pending { progress_pct } => (CopyState::InFlight, progress_pct),
+                DrState::Failed => continue,
+            };
+            let id = self
+                .store
+                .insert_copy(&NewCopy {
+                    kind: store_kind(kind),
+                    source_id: s.id.clone(),
+                    source_region: self.settings.primary_region.clone(),
+                    resource_id: s.resource_id.clone(),
+                    tier: i32::from(s.tier),
+                    dest_region: self.settings.dr_region.clone(),
+                    size_gib: i64::try_from(s.size_gib).unwrap_or(i64::MAX),
+                    source_created_at_ms: s.created_ms,
+                })
+                .await?;
+            let Some(row) = self.store.get_copy(id).await? else {
+                continue;
+            };
+            self.update(&row, |u| {
+                u.state = state;
+                u.progress_pct = progress;
+                u.dest_id = Some(existing.id.clone());
+                u.requested_at_ms = Some(now);
+                u.completed_at_ms = (state == CopyState::Completed).then_some(now);
+            })
+            .await?;
+            adopted += 1;
+            if state == CopyState::Completed {
+                watermarks.insert(s.resource_id.clone(), (s.tier, s.created_ms));
+            } else {
+                adopted_in_flight.push(s.resource_id.clone());
+            }
+        }
 
         // Every resource with a source now or a copy in the past.
         let mut resources: BTreeMap<&str, (u8, Option<&Source>)> = BTreeMap::new();
@@ -396,9 +462,10 @@ impl CopyReconciler {
                 rpo_secs: self.settings.rpo_of(*tier),
                 newest_source_ms: src.map(|s| s.created_ms),
                 copied_source_ms: watermarks.get(*id).map(|(_, ms)| *ms),
-                in_flight: active
-                    .iter()
-                    .any(|r| r.resource_id == *id && r.state == CopyState::InFlight),
+                in_flight: adopted_in_flight.iter().any(|r| r == id)
+                    || active
+                        .iter()
+                        .any(|r| r.resource_id == *id && r.state == CopyState::InFlight),
                 size_gib: src.map_or(0, |s| s.size_gib),
             });
             resource_ids.push((*id, *src));
@@ -408,6 +475,12 @@ impl CopyReconciler {
         let picks = plan::pick(&protected, &self.settings.limits, now);
         let mut started = 0u64;
         let mut deferred = 0u64;
+        let mut deferred_by_quota = 0u64;
+        let mut free_slots = if picks.is_empty() {
+            u32::MAX
+        } else {
+            ops.free_slots().await?
+        };
         for i in picks {
             if cancel.is_cancelled() {
                 return Err(ReconcileError::Cancelled);
@@ -434,6 +507,32 @@ impl CopyReconciler {
             if row.state != CopyState::Queued {
                 continue;
             }
+            // A DR copy of this source may already exist (a lost or rebuilt store): adopt it
+            // rather than copying again.
+            if let Some(existing) = dr_by_source.get(source.id.as_str()) {
+                let (state, progress) = match existing.state {
+                    DrState::Completed => (CopyState::Completed, 100),
+                    DrState::Pending { progress_pct } => (CopyState::InFlight, progress_pct),
+                    DrState::Failed => (CopyState::Queued, 0),
+                };
+                if state != CopyState::Queued {
+                    adopted += 1;
+                    self.update(&row, |u| {
+                        u.state = state;
+                        u.progress_pct = progress;
+                        u.dest_id = Some(existing.id.clone());
+                        u.requested_at_ms = Some(now);
+                        u.completed_at_ms = (state == CopyState::Completed).then_some(now);
+                    })
+                    .await?;
+                    continue;
+                }
+            }
+            if free_slots == 0 {
+                // A quota (RDS manual snapshots) is full: stays queued for a later cycle.
+                deferred_by_quota += 1;
+                continue;
+            }
             // Journal before the call: in flight, no DR id yet.
             let row = self
                 .update(&row, |u| {
@@ -443,7 +542,16 @@ impl CopyReconciler {
                     u.dest_id = None;
                 })
                 .await?;
-            match ops.start(source).await {
+            let outcome = ops.start(source).await;
+            // A copy made (or maybe made) takes a slot of the quota.
+            if outcome
+                .as_ref()
+                .err()
+                .is_none_or(|e| e.kind == ErrorKind::Transient)
+            {
+                free_slots = free_slots.saturating_sub(1);
+            }
+            match outcome {
                 Ok(dest) => {
                     started += 1;
                     self.update(&row, |u| {
@@ -497,7 +605,9 @@ impl CopyReconciler {
 
         // 5. Retention of completed owned copies.
         let keep = self.settings.keep.get(&kind).copied().unwrap_or(2) as usize;
-        let deleted = self.retain(ops, &dr, keep, cancel).await?;
+        let current: std::collections::HashSet<&str> =
+            newest.values().map(|s| s.id.as_str()).collect();
+        let deleted = self.retain(ops, &dr, &current, keep, cancel).await?;
 
         // 6. RPO.
         let after: Vec<CopyRecord> = self
@@ -517,6 +627,8 @@ impl CopyReconciler {
             "resources": protected.len(),
             "started": started,
             "deferred_by_limits": deferred,
+            "deferred_by_quota": deferred_by_quota,
+            "adopted_existing": adopted,
             "completed": completed,
             "failed": failed,
             "superseded": superseded.len(),
@@ -525,11 +637,13 @@ impl CopyReconciler {
         }))
     }
 
-    /// Deletes owned completed DR copies beyond the newest `keep` per resource.
+    /// Deletes owned completed DR copies beyond the newest `keep` per resource, never the copy
+    /// of a source that is currently a candidate.
     async fn retain(
         &self,
         ops: &dyn CopyOps,
         dr: &[DrCopy],
+        current: &std::collections::HashSet<&str>,
         keep: usize,
         cancel: &CancellationToken,
     ) -> Result<u64, ReconcileError> {
@@ -545,6 +659,11 @@ impl CopyReconciler {
                 std::cmp::Reverse((c.source_created_ms.unwrap_or(0), c.id.clone()))
             });
             for c in copies.iter().skip(keep.max(1)) {
+                // Never the copy of a source that is some resource's newest now (an AMI shared
+                // by several launch roles is one source under one of them).
+                if c.source_id.as_deref().is_some_and(|s| current.contains(s)) {
+                    continue;
+                }
                 let Some(owned) = &c.owned else { continue };
                 if cancel.is_cancelled() {
                     return Err(ReconcileError::Cancelled);

@@ -748,6 +748,15 @@ pub async fn add_snapshot(
         pass_second(u64::try_from(newest).unwrap_or(0)).await;
     }
     let mut spec = TagSpecification::builder().resource_type(ResourceType::Snapshot);
+    // Every seeded resource has a Name (and a tag specification may not be empty).
+    if !tags.contains_key("Name") {
+        spec = spec.tags(
+            Tag::builder()
+                .key("Name")
+                .value(format!("{volume_id}-snapshot"))
+                .build(),
+        );
+    }
     for (k, v) in tags {
         spec = spec.tags(Tag::builder().key(k).value(v).build());
     }
