@@ -87,10 +87,6 @@ cycle_secs = 300
 [copy]
 # Short for the demo; production default is 60.
 cycle_secs = 2
-# The sample estate's databases and AMIs are copied by reconcilers still being built.
-rds = false
-rds_clusters = false
-amis = false
 TOML
 
 say "running the daemon: pilotlight --config $WORK/pilotlight.toml run   (store: sqlite)"
@@ -153,9 +149,9 @@ import os
 m=[m for m in d["items"] if m["primary_id"]==os.environ["NEW"]][0]
 print("  %s -> %s  %s   (mirrored within one cycle)" % (m["primary_id"], m["dr_id"], m["fingerprint"]))'
 
-say "EBS snapshots: the newest per volume copied to us-west-2, RPO-aware, within AWS's copy limit"
+say "snapshots and AMIs: the newest per resource copied to us-west-2, RPO-aware, within AWS's copy limits"
 for _ in $(seq 1 600); do
-  done_=$(curl -fsS "${AUTH[@]}" "$API/v1/rpo?kind=ebs_snapshot" | json '
+  done_=$(curl -fsS "${AUTH[@]}" "$API/v1/rpo" | json '
 items = d["items"]
 print(1 if items and all(r["lag_secs"] is not None and r["copied_source_ms"] == r["newest_source_ms"] for r in items) else 0)' 2>/dev/null || echo 0)
   [ "$done_" = 1 ] && break
@@ -163,18 +159,18 @@ print(1 if items and all(r["lag_secs"] is not None and r["copied_source_ms"] == 
   sleep 0.5
 done
 [ "$done_" = 1 ] || die "copies did not converge in 300 s; see $WORK/daemon.log"
-curl -fsS "${AUTH[@]}" "$API/v1/rpo?kind=ebs_snapshot" | json '
-print("  %-22s %4s %8s %8s  %s" % ("volume", "tier", "rpo (s)", "lag (s)", "past target"))
-for r in sorted(d["items"], key=lambda r: (r["tier"], r["resource_id"])):
-    print("  %-22s %4d %8d %8d  %s" % (r["resource_id"], r["tier"], r["rpo_secs"], r["lag_secs"], r["past_target"]))'
+curl -fsS "${AUTH[@]}" "$API/v1/rpo" | json '
+print("  %-20s %-24s %4s %8s %8s  %s" % ("kind", "resource", "tier", "rpo (s)", "lag (s)", "past target"))
+for r in sorted(d["items"], key=lambda r: (r["kind"], r["tier"], r["resource_id"])):
+    print("  %-20s %-24s %4d %8d %8d  %s" % (r["kind"], r["resource_id"][:24], r["tier"], r["rpo_secs"], r["lag_secs"], r["past_target"]))'
 "$BIN/pilotlight-lab" counters --endpoint "$ENDPOINT" --json | json '
 for c in d.get("copies", []):
-    if c["kind"] == "ebs" and c["region"] == "us-west-2":
-        print("lab proxy: at most %d EBS copies in flight at once (AWS limit %d); %d refused for exceeding it" % (c["max_in_flight"], c["limit"], c["refused"]))'
+    if c["region"] == "us-west-2" and c["max_in_flight"]:
+        print("lab proxy: at most %d %s copies in flight at once (AWS limit %d); %d refused for exceeding it" % (c["max_in_flight"], c["kind"], c["limit"], c["refused"]))'
 
 say "metrics (http://127.0.0.1:$METRICS_PORT/metrics), a selection"
 curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" \
-  | grep -E '^pilotlight_(network_mirrored_resources|reconcile_runs_total|leader|rpo_|copy_events_total|copy_copied_bytes_total|aws_calls_total\{service="ec2",operation="(CreateSubnet|CopySnapshot)")' || true
+  | grep -E '^pilotlight_(network_mirrored_resources|reconcile_runs_total|leader|rpo_|copy_events_total|copy_copied_bytes_total|aws_calls_total\{service="(ec2|rds)",operation="(CreateSubnet|CopySnapshot|CopyImage|CopyDBSnapshot|CopyDBClusterSnapshot)")' || true
 
 say "the primary region was only ever read"
 "$BIN/pilotlight-lab" counters --endpoint "$ENDPOINT" --json \

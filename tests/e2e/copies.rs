@@ -9,7 +9,9 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use pilotlight_lab::{FaultAction, FaultRule};
 use serde_json::Value;
 
-use crate::support::{DR, PRIMARY, RunningDaemon, VIEWER_TOKEN, World, poll};
+use crate::support::{
+    DR, PRIMARY, RunningDaemon, VIEWER_TOKEN, World, assert_primary_untouched, poll,
+};
 
 /// Config for copy tests: a fast copy cycle, a long network cycle.
 const FAST: &str = "[reconcile]\nmax_backoff_secs = 1\n\n[copy]\ncycle_secs = 1\n";
@@ -127,15 +129,6 @@ async fn wait_all_copied(daemon: &RunningDaemon, resources: usize) -> Result<Vec
         Ok(done.then_some(items))
     })
     .await
-}
-
-async fn assert_primary_untouched(world: &World) -> Result<()> {
-    let counts = world.proxy().counters();
-    ensure!(
-        counts.mutating_calls_in(PRIMARY) == 0,
-        "mutating calls to the primary: {counts:?}"
-    );
-    Ok(())
 }
 
 #[tokio::test]

@@ -13,7 +13,9 @@ use aws_sdk_ec2::types::{
 use pilotlight_lab::{FaultAction, FaultRule};
 use serde_json::Value;
 
-use crate::support::{DR, PRIMARY, RunningDaemon, VIEWER_TOKEN, World, poll};
+use crate::support::{
+    DR, PRIMARY, RunningDaemon, VIEWER_TOKEN, World, assert_primary_untouched, poll,
+};
 
 /// AMI copies only, on a fast cycle.
 const AMI_ONLY: &str = "[reconcile]\nmax_backoff_secs = 1\n\n[copy]\ncycle_secs = 1\nebs = false\nrds = false\nrds_clusters = false\n";
@@ -146,15 +148,6 @@ async fn wait_all_copied(daemon: &RunningDaemon, roles: usize) -> Result<Vec<Val
         },
     )
     .await
-}
-
-async fn assert_primary_untouched(world: &World) -> Result<()> {
-    let counts = world.proxy().counters();
-    ensure!(
-        counts.mutating_calls_in(PRIMARY) == 0,
-        "mutating calls to the primary: {counts:?}"
-    );
-    Ok(())
 }
 
 #[tokio::test]

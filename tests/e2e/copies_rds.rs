@@ -13,7 +13,9 @@ use serde_json::Value;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{DR, PRIMARY, RunningDaemon, VIEWER_TOKEN, World, poll};
+use crate::support::{
+    DR, PRIMARY, RunningDaemon, VIEWER_TOKEN, World, assert_primary_untouched, poll,
+};
 
 /// Copies of DB instance snapshots only.
 const DB_ONLY: &str = "[reconcile]\nmax_backoff_secs = 1\n\n[copy]\ncycle_secs = 1\nebs = false\namis = false\nrds_clusters = false\n";
@@ -176,15 +178,6 @@ async fn reconciler_status(daemon: &RunningDaemon, name: &str) -> Result<Value> 
         .ok_or_else(|| anyhow!("no {name} reconciler in {body}"))
 }
 
-fn assert_primary_untouched(world: &World) -> Result<()> {
-    let counts = world.proxy().counters();
-    ensure!(
-        counts.mutating_calls_in(PRIMARY) == 0,
-        "mutating calls to the primary: {counts:?}"
-    );
-    Ok(())
-}
-
 #[tokio::test]
 async fn newest_db_snapshot_is_copied_and_rpo_is_measured() -> Result<()> {
     let world = World::new(1.0).await?;
@@ -248,7 +241,7 @@ async fn newest_db_snapshot_is_copied_and_rpo_is_measured() -> Result<()> {
     )
     .await?;
     daemon.stop().await?;
-    assert_primary_untouched(&world)
+    assert_primary_untouched(&world).await
 }
 
 #[tokio::test]
@@ -298,7 +291,7 @@ async fn aurora_copies_never_exceed_five_in_flight() -> Result<()> {
     let failed = copies_in_state(&daemon, "rds_cluster_snapshot", "failed").await?;
     ensure!(failed.is_empty(), "{failed:?}");
     daemon.stop().await?;
-    assert_primary_untouched(&world)
+    assert_primary_untouched(&world).await
 }
 
 #[tokio::test]
@@ -353,7 +346,7 @@ async fn retention_keeps_keep_per_db_and_never_deletes_unowned_snapshots() -> Re
         "{deleted:?}"
     );
     daemon.stop().await?;
-    assert_primary_untouched(&world)
+    assert_primary_untouched(&world).await
 }
 
 #[tokio::test]
@@ -434,7 +427,7 @@ async fn the_manual_snapshot_quota_defers_copies() -> Result<()> {
         "copies of unknown sources"
     );
     daemon.stop().await?;
-    assert_primary_untouched(&world)
+    assert_primary_untouched(&world).await
 }
 
 /// Creates a KMS key in `region` through the uncounted door with a raw JSON request (the tests
@@ -521,7 +514,7 @@ async fn encrypted_snapshots_are_copied_with_the_dr_key_and_a_presigned_url() ->
         "the copy must be encrypted with the DR key: {copy:?}"
     );
     daemon.stop().await?;
-    assert_primary_untouched(&world)
+    assert_primary_untouched(&world).await
 }
 
 #[tokio::test]
@@ -553,5 +546,5 @@ async fn a_lost_copy_response_is_resolved_without_a_second_copy() -> Result<()> 
         "CopyDBSnapshot must not be sent again"
     );
     daemon.stop().await?;
-    assert_primary_untouched(&world)
+    assert_primary_untouched(&world).await
 }

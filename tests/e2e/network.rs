@@ -9,7 +9,7 @@ use pilotlight_lab::seed::EstateSpec;
 use pilotlight_lab::{FaultAction, FaultRule, SeededEstate};
 use serde_json::Value;
 
-use crate::support::{DR, PRIMARY, VIEWER_TOKEN, World};
+use crate::support::{DR, PRIMARY, VIEWER_TOKEN, World, assert_primary_untouched};
 
 fn managed() -> Filter {
     Filter::builder()
@@ -65,15 +65,6 @@ async fn dr_subnets(world: &World) -> Result<BTreeMap<String, (String, String, S
             ))
         })
         .collect())
-}
-
-async fn assert_primary_untouched(world: &World) -> Result<()> {
-    let counts = world.proxy().counters();
-    ensure!(
-        counts.mutating_calls_in(PRIMARY) == 0,
-        "pilotlight made mutating calls to the primary region: {counts:?}"
-    );
-    Ok(())
 }
 
 #[tokio::test]

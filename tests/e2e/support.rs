@@ -386,3 +386,14 @@ pub fn pilotlight_bin() -> Result<PathBuf> {
     );
     Ok(bin)
 }
+
+/// Fails if the daemon made any mutating call to the primary region (read from the daemon's
+/// own proxy, which only the daemon talks to).
+pub async fn assert_primary_untouched(world: &World) -> Result<()> {
+    let counts = world.proxy().counters();
+    anyhow::ensure!(
+        counts.mutating_calls_in(PRIMARY) == 0,
+        "pilotlight made mutating calls to the primary region: {counts:?}"
+    );
+    Ok(())
+}

@@ -160,6 +160,13 @@ fn throttle_settings(config: &Config) -> ThrottleSettings {
     }
 }
 
+fn kms_keys(config: &Config) -> pilotlight_engine::copy::KmsKeys {
+    pilotlight_engine::copy::KmsKeys {
+        map: config.copy.kms_key_map.clone(),
+        default: config.copy.dr_default_kms_key.clone(),
+    }
+}
+
 fn copy_settings(config: &Config) -> CopySettings {
     let c = &config.copy;
     CopySettings {
@@ -266,8 +273,7 @@ pub async fn run(
                 volume_ids: config.copy.volume_ids.clone(),
                 tier_tag: config.tiers.tag_key.clone(),
                 default_tier: config.tiers.default_tier,
-                kms_key_map: config.copy.kms_key_map.clone(),
-                dr_default_kms_key: config.copy.dr_default_kms_key.clone(),
+                kms: kms_keys(config),
             },
         };
         reconcilers.push(Arc::new(CopyReconciler::new(
@@ -287,8 +293,7 @@ pub async fn run(
             db_cluster_ids: config.copy.db_cluster_ids.clone(),
             tier_tag: config.tiers.tag_key.clone(),
             default_tier: config.tiers.default_tier,
-            kms_key_map: config.copy.kms_key_map.clone(),
-            dr_default_kms_key: config.copy.dr_default_kms_key.clone(),
+            kms: kms_keys(config),
             manual_snapshot_quota: config.copy.rds_manual_snapshot_quota,
         };
         let mut kinds: Vec<Arc<dyn pilotlight_engine::copy::CopyOps>> = Vec::new();
@@ -324,8 +329,7 @@ pub async fn run(
                 tags: config.copy.selector_tags.clone(),
                 tier_tag: config.tiers.tag_key.clone(),
                 default_tier: config.tiers.default_tier,
-                kms_key_map: config.copy.kms_key_map.clone(),
-                dr_default_kms_key: config.copy.dr_default_kms_key.clone(),
+                kms: kms_keys(config),
             },
         );
         reconcilers.push(Arc::new(CopyReconciler::new(

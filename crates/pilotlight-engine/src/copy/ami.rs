@@ -38,7 +38,7 @@ use pilotlight_aws::tags::{self as owntags, Owned};
 use pilotlight_aws::{AwsError, ErrorKind};
 use pilotlight_core::copy::CopyKind;
 
-use super::{CopyOps, DrCopy, DrState, RESOURCE_TAG, SOURCE_TIME_TAG, Source, TIER_TAG};
+use super::{CopyOps, DrCopy, DrState, KmsKeys, RESOURCE_TAG, SOURCE_TIME_TAG, Source, TIER_TAG};
 use crate::ReconcileError;
 
 /// Page size of the instance and image lists (the API's maximum is 1,000).
@@ -62,10 +62,8 @@ pub struct AmiSelection {
     /// The tag holding an instance's tier.
     pub tier_tag: String,
     pub default_tier: u8,
-    /// Primary KMS key ARN → DR KMS key ARN.
-    pub kms_key_map: BTreeMap<String, String>,
-    /// DR key for encrypted sources without a map entry.
-    pub dr_default_kms_key: Option<String>,
+    /// The DR KMS key for encrypted sources.
+    pub kms: KmsKeys,
 }
 
 /// AMI copies.
@@ -204,12 +202,6 @@ impl AmiCopies {
             selection,
             names: Mutex::default(),
         }
-    }
-
-    fn dr_key_for(&self, source_key: Option<&str>) -> Option<String> {
-        source_key
-            .and_then(|k| self.selection.kms_key_map.get(k).cloned())
-            .or_else(|| self.selection.dr_default_kms_key.clone())
     }
 
     async fn instances(&self) -> Result<Vec<Instance>, AwsError> {
@@ -490,7 +482,7 @@ impl CopyOps for AmiCopies {
                 .build()
         };
         let kms = if source.encrypted {
-            self.dr_key_for(source.kms_key_id.as_deref())
+            self.selection.kms.dr_key_for(source.kms_key_id.as_deref())
         } else {
             None
         };

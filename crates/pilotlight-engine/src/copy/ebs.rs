@@ -14,7 +14,7 @@ use pilotlight_aws::tags::{self as owntags, Owned};
 use pilotlight_aws::{AwsError, ErrorKind};
 use pilotlight_core::copy::CopyKind;
 
-use super::{CopyOps, DrCopy, DrState, RESOURCE_TAG, SOURCE_TIME_TAG, Source, TIER_TAG};
+use super::{CopyOps, DrCopy, DrState, KmsKeys, RESOURCE_TAG, SOURCE_TIME_TAG, Source, TIER_TAG};
 use crate::ReconcileError;
 
 /// Page size for the snapshot and volume lists (the API's maximum is 1,000).
@@ -30,10 +30,8 @@ pub struct EbsSelection {
     /// The tag holding a volume's or snapshot's tier.
     pub tier_tag: String,
     pub default_tier: u8,
-    /// Primary KMS key ARN → DR KMS key ARN.
-    pub kms_key_map: BTreeMap<String, String>,
-    /// DR key for encrypted sources without a map entry.
-    pub dr_default_kms_key: Option<String>,
+    /// The DR KMS key for encrypted sources.
+    pub kms: KmsKeys,
 }
 
 /// EBS snapshot copies.
@@ -98,12 +96,6 @@ impl EbsCopies {
                 return Ok(out);
             }
         }
-    }
-
-    fn dr_key_for(&self, source_key: Option<&str>) -> Option<String> {
-        source_key
-            .and_then(|k| self.selection.kms_key_map.get(k).cloned())
-            .or_else(|| self.selection.dr_default_kms_key.clone())
     }
 }
 
@@ -245,7 +237,7 @@ impl CopyOps for EbsCopies {
             tags = tags.tags(tag(k, v));
         }
         let kms = if source.encrypted {
-            self.dr_key_for(source.kms_key_id.as_deref())
+            self.selection.kms.dr_key_for(source.kms_key_id.as_deref())
         } else {
             None
         };

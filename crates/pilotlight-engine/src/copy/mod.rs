@@ -56,6 +56,25 @@ pub const SOURCE_TIME_TAG: &str = "pilotlight:source-created-ms";
 /// Tag carrying the tier on a DR copy.
 pub const TIER_TAG: &str = "pilotlight:tier";
 
+/// Which DR KMS key re-encrypts a copy of an encrypted source (`copy.kms_key_map`,
+/// `copy.dr_default_kms_key`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KmsKeys {
+    /// Primary KMS key ARN → DR KMS key ARN.
+    pub map: BTreeMap<String, String>,
+    /// DR key for encrypted sources without a map entry.
+    pub default: Option<String>,
+}
+
+impl KmsKeys {
+    /// The DR key for a source encrypted with `source_key`: its map entry, else the default.
+    pub fn dr_key_for(&self, source_key: Option<&str>) -> Option<String> {
+        source_key
+            .and_then(|k| self.map.get(k).cloned())
+            .or_else(|| self.default.clone())
+    }
+}
+
 /// A completed source in the primary region that may be copied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Source {

@@ -27,7 +27,7 @@ use pilotlight_aws::tags::{self as owntags, Owned};
 use pilotlight_aws::{AwsError, ErrorKind};
 use pilotlight_core::copy::CopyKind;
 
-use super::{CopyOps, DrCopy, DrState, RESOURCE_TAG, SOURCE_TIME_TAG, Source, TIER_TAG};
+use super::{CopyOps, DrCopy, DrState, KmsKeys, RESOURCE_TAG, SOURCE_TIME_TAG, Source, TIER_TAG};
 use crate::ReconcileError;
 
 /// Page size for the RDS lists (the API's maximum).
@@ -49,10 +49,8 @@ pub struct RdsSelection {
     /// The tag holding a snapshot's, instance's or cluster's tier.
     pub tier_tag: String,
     pub default_tier: u8,
-    /// Primary KMS key ARN → DR KMS key ARN.
-    pub kms_key_map: BTreeMap<String, String>,
-    /// DR key for encrypted sources without a map entry.
-    pub dr_default_kms_key: Option<String>,
+    /// The DR KMS key for encrypted sources.
+    pub kms: KmsKeys,
     /// Manual snapshots (of the kind) the DR region may hold; copies beyond it wait.
     pub manual_snapshot_quota: u32,
 }
@@ -65,8 +63,7 @@ impl Default for RdsSelection {
             db_cluster_ids: Vec::new(),
             tier_tag: "dr:tier".into(),
             default_tier: 2,
-            kms_key_map: BTreeMap::new(),
-            dr_default_kms_key: None,
+            kms: KmsKeys::default(),
             manual_snapshot_quota: 100,
         }
     }
@@ -457,28 +454,24 @@ impl Rds {
         }
     }
 
-    fn dr_key_for(&self, source: &Source) -> Option<String> {
-        source
-            .kms_key_id
-            .as_deref()
-            .and_then(|k| self.selection.kms_key_map.get(k).cloned())
-            .or_else(|| self.selection.dr_default_kms_key.clone())
-    }
-
     async fn start(&self, source: &Source) -> Result<String, AwsError> {
         let target = target_id(&source.id);
         let (kms, presigned) = if source.encrypted {
-            let key = self.dr_key_for(source).ok_or_else(|| {
-                self.error(
-                    ErrorKind::Fatal,
-                    format!(
-                        "encrypted source {} uses KMS key {} which has no DR key: add it to \
+            let key = self
+                .selection
+                .kms
+                .dr_key_for(source.kms_key_id.as_deref())
+                .ok_or_else(|| {
+                    self.error(
+                        ErrorKind::Fatal,
+                        format!(
+                            "encrypted source {} uses KMS key {} which has no DR key: add it to \
                          copy.kms_key_map or set copy.dr_default_kms_key",
-                        source.id,
-                        source.kms_key_id.as_deref().unwrap_or("(unknown)")
-                    ),
-                )
-            })?;
+                            source.id,
+                            source.kms_key_id.as_deref().unwrap_or("(unknown)")
+                        ),
+                    )
+                })?;
             let url = self
                 .primary
                 .presign_copy(&CopyPresign {
