@@ -526,27 +526,6 @@ impl CopyReconciler {
             if row.state != CopyState::Queued {
                 continue;
             }
-            // A DR copy of this source may already exist (a lost or rebuilt store): adopt it
-            // rather than copying again.
-            if let Some(existing) = dr_by_source.get(source.id.as_str()) {
-                let (state, progress) = match existing.state {
-                    DrState::Completed => (CopyState::Completed, 100),
-                    DrState::Pending { progress_pct } => (CopyState::InFlight, progress_pct),
-                    DrState::Failed => (CopyState::Queued, 0),
-                };
-                if state != CopyState::Queued {
-                    adopted += 1;
-                    self.update(&row, |u| {
-                        u.state = state;
-                        u.progress_pct = progress;
-                        u.dest_id = Some(existing.id.clone());
-                        u.requested_at_ms = Some(now);
-                        u.completed_at_ms = (state == CopyState::Completed).then_some(now);
-                    })
-                    .await?;
-                    continue;
-                }
-            }
             if free_slots == 0 {
                 // A quota (RDS manual snapshots) is full: stays queued for a later cycle.
                 deferred_by_quota += 1;
