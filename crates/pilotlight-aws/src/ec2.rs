@@ -81,71 +81,17 @@ impl DrEc2 {
         create_tags => create_tags::CreateTagsFluentBuilder -> CreateTagsOutput, "CreateTags";
     }
 
-    /// `CopyImage`, sent exactly once. AWS makes it idempotent with a `ClientToken`, but the
-    /// lab (moto behind the proxy) ignores the token, so an SDK retry after a lost response
-    /// would make a second copy there; callers pass a deterministic `ClientToken` and `Name`
-    /// and resolve an unknown outcome by looking the copy up (by tag or by its name).
-    ///
-    /// # Errors
-    /// The call's classified [`AwsError`].
-    pub async fn copy_image(
-        &self,
-        build: impl FnOnce(
-            aws_sdk_ec2::operation::copy_image::builders::CopyImageFluentBuilder,
-        )
-            -> aws_sdk_ec2::operation::copy_image::builders::CopyImageFluentBuilder,
-    ) -> Result<aws_sdk_ec2::operation::copy_image::CopyImageOutput, AwsError> {
-        let request = build(self.client.copy_image());
-        self.ctx
-            .call(
-                Service::Ec2,
-                &self.region,
-                "CopyImage",
-                CallShape::default(),
-                || {
-                    request
-                        .customize()
-                        .config_override(
-                            aws_sdk_ec2::config::Builder::default()
-                                .retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled()),
-                        )
-                        .send()
-                },
-            )
-            .await
-    }
-
-    /// `CopySnapshot`, sent exactly once. It has no idempotency token, so an SDK retry after a
-    /// lost response could make a second copy; callers journal the request and resolve an
-    /// unknown outcome by looking the copy up by its `pilotlight:source` tag.
-    ///
-    /// # Errors
-    /// The call's classified [`AwsError`].
-    pub async fn copy_snapshot(
-        &self,
-        build: impl FnOnce(
-            aws_sdk_ec2::operation::copy_snapshot::builders::CopySnapshotFluentBuilder,
-        )
-            -> aws_sdk_ec2::operation::copy_snapshot::builders::CopySnapshotFluentBuilder,
-    ) -> Result<aws_sdk_ec2::operation::copy_snapshot::CopySnapshotOutput, AwsError> {
-        let request = build(self.client.copy_snapshot());
-        self.ctx
-            .call(
-                Service::Ec2,
-                &self.region,
-                "CopySnapshot",
-                CallShape::default(),
-                || {
-                    request
-                        .customize()
-                        .config_override(
-                            aws_sdk_ec2::config::Builder::default()
-                                .retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled()),
-                        )
-                        .send()
-                },
-            )
-            .await
+    sdk_ops! {
+        once aws_sdk_ec2, Service::Ec2;
+        /// `CopyImage`, sent exactly once. AWS makes it idempotent with a `ClientToken`, but the
+        /// lab (moto behind the proxy) ignores the token, so an SDK retry after a lost response
+        /// would make a second copy there; callers pass a deterministic `ClientToken` and `Name`
+        /// and resolve an unknown outcome by looking the copy up (by tag or by its name).
+        copy_image => copy_image::CopyImageFluentBuilder -> CopyImageOutput, "CopyImage";
+        /// `CopySnapshot`, sent exactly once. It has no idempotency token, so an SDK retry after
+        /// a lost response could make a second copy; callers journal the request and resolve an
+        /// unknown outcome by looking the copy up by its `pilotlight:source` tag.
+        copy_snapshot => copy_snapshot::CopySnapshotFluentBuilder -> CopySnapshotOutput, "CopySnapshot";
     }
 
     /// Deletes a subnet pilotlight owns.

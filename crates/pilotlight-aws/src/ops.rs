@@ -3,8 +3,19 @@
 //! call; an operation that is not listed does not exist on it.
 
 /// Generates one method per operation: `name => module::FluentBuilder -> Output, "OpName";`.
+///
+/// With a leading `once`, each request is sent exactly once, with the SDK's retries turned off:
+/// for copy calls without (or, in the lab, without honoured) idempotency, where a retry after a
+/// lost response could make a second copy. Their callers journal the request and resolve an
+/// unknown outcome by looking the copy up.
 macro_rules! sdk_ops {
-    ($sdk:ident, $service:expr; $( $(#[$doc:meta])* $method:ident => $module:ident :: $builder:ident -> $output:ident, $op:literal; )*) => {
+    (once $sdk:ident, $service:expr; $($rest:tt)*) => {
+        $crate::ops::sdk_ops!(@ops once, $sdk, $service; $($rest)*);
+    };
+    ($sdk:ident, $service:expr; $($rest:tt)*) => {
+        $crate::ops::sdk_ops!(@ops retries, $sdk, $service; $($rest)*);
+    };
+    (@ops $mode:ident, $sdk:ident, $service:expr; $( $(#[$doc:meta])* $method:ident => $module:ident :: $builder:ident -> $output:ident, $op:literal; )*) => {
         $(
             $(#[$doc])*
             ///
@@ -22,11 +33,23 @@ macro_rules! sdk_ops {
                         &self.region,
                         $op,
                         pilotlight_core::aws_limits::CallShape::default(),
-                        || request.send(),
+                        || $crate::ops::sdk_ops!(@send $mode, $sdk, request),
                     )
                     .await
             }
         )*
+    };
+    (@send retries, $sdk:ident, $request:ident) => {
+        $request.send()
+    };
+    (@send once, $sdk:ident, $request:ident) => {
+        $request
+            .customize()
+            .config_override(
+                $sdk::config::Builder::default()
+                    .retry_config($sdk::config::retry::RetryConfig::disabled()),
+            )
+            .send()
     };
 }
 

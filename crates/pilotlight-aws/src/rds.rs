@@ -100,68 +100,21 @@ impl PrimaryRds {
     }
 }
 
-/// A per-request override that turns the SDK's retries off.
-fn no_retries() -> aws_sdk_rds::config::Builder {
-    aws_sdk_rds::config::Builder::default()
-        .retry_config(aws_sdk_rds::config::retry::RetryConfig::disabled())
-}
-
 handle_ctor!(DrRds, aws_sdk_rds);
 
 impl DrRds {
     rds_describe_ops!();
 
-    /// Copies a DB snapshot into this region. Sent **without SDK retries**: a lost response
-    /// followed by a retry would answer `DBSnapshotAlreadyExists` for the copy the first
-    /// attempt made; callers use a deterministic target identifier and treat that answer as
-    /// success.
-    ///
-    /// # Errors
-    /// The call's classified [`AwsError`].
-    pub async fn copy_db_snapshot(
-        &self,
-        build: impl FnOnce(
-            aws_sdk_rds::operation::copy_db_snapshot::builders::CopyDBSnapshotFluentBuilder,
-        )
-            -> aws_sdk_rds::operation::copy_db_snapshot::builders::CopyDBSnapshotFluentBuilder,
-    ) -> Result<aws_sdk_rds::operation::copy_db_snapshot::CopyDbSnapshotOutput, AwsError> {
-        let request = build(self.client.copy_db_snapshot());
-        self.ctx
-            .call(
-                Service::Rds,
-                &self.region,
-                "CopyDBSnapshot",
-                CallShape::default(),
-                || request.customize().config_override(no_retries()).send(),
-            )
-            .await
-    }
-
-    /// Copies a DB cluster snapshot into this region, without SDK retries (see
-    /// [`DrRds::copy_db_snapshot`]).
-    ///
-    /// # Errors
-    /// The call's classified [`AwsError`].
-    pub async fn copy_db_cluster_snapshot(
-        &self,
-        build: impl FnOnce(
-            aws_sdk_rds::operation::copy_db_cluster_snapshot::builders::CopyDBClusterSnapshotFluentBuilder,
-        )
-            -> aws_sdk_rds::operation::copy_db_cluster_snapshot::builders::CopyDBClusterSnapshotFluentBuilder,
-    ) -> Result<
-        aws_sdk_rds::operation::copy_db_cluster_snapshot::CopyDbClusterSnapshotOutput,
-        AwsError,
-    > {
-        let request = build(self.client.copy_db_cluster_snapshot());
-        self.ctx
-            .call(
-                Service::Rds,
-                &self.region,
-                "CopyDBClusterSnapshot",
-                CallShape::default(),
-                || request.customize().config_override(no_retries()).send(),
-            )
-            .await
+    sdk_ops! {
+        once aws_sdk_rds, Service::Rds;
+        /// Copies a DB snapshot into this region. Sent **without SDK retries**: a lost response
+        /// followed by a retry would answer `DBSnapshotAlreadyExists` for the copy the first
+        /// attempt made; callers use a deterministic target identifier and treat that answer as
+        /// success.
+        copy_db_snapshot => copy_db_snapshot::CopyDBSnapshotFluentBuilder -> CopyDbSnapshotOutput, "CopyDBSnapshot";
+        /// Copies a DB cluster snapshot into this region, without SDK retries (see
+        /// [`DrRds::copy_db_snapshot`]).
+        copy_db_cluster_snapshot => copy_db_cluster_snapshot::CopyDBClusterSnapshotFluentBuilder -> CopyDbClusterSnapshotOutput, "CopyDBClusterSnapshot";
     }
 
     /// Deletes a DB snapshot pilotlight owns (a DR copy past retention).
