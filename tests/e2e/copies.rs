@@ -9,9 +9,7 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use pilotlight_lab::{FaultAction, FaultRule};
 use serde_json::Value;
 
-use crate::support::{
-    DR, PRIMARY, RunningDaemon, VIEWER_TOKEN, World, assert_primary_untouched, poll,
-};
+use crate::support::{DR, PRIMARY, VIEWER_TOKEN, World, assert_primary_untouched, poll};
 
 /// Config for copy tests: a fast copy cycle, a long network cycle.
 const FAST: &str = "[reconcile]\nmax_backoff_secs = 1\n\n[copy]\ncycle_secs = 1\n";
@@ -114,23 +112,6 @@ async fn dr_copies(world: &World) -> Result<BTreeMap<String, Vec<(String, String
     Ok(map)
 }
 
-/// Waits until every protected EBS resource has a completed copy of its newest source.
-async fn wait_all_copied(daemon: &RunningDaemon, resources: usize) -> Result<Vec<Value>> {
-    poll("every volume copied", Duration::from_secs(120), || async {
-        let (code, body) = daemon
-            .get("/v1/rpo?kind=ebs_snapshot", Some(VIEWER_TOKEN))
-            .await?;
-        ensure!(code == 200, "{body}");
-        let items = body["items"].as_array().cloned().unwrap_or_default();
-        let done = items.len() == resources
-            && items
-                .iter()
-                .all(|r| r["lag_secs"].is_u64() && r["copied_source_ms"] == r["newest_source_ms"]);
-        Ok(done.then_some(items))
-    })
-    .await
-}
-
 #[tokio::test]
 async fn newest_snapshot_per_volume_is_copied_and_rpo_is_measured() -> Result<()> {
     let world = World::new(1.0).await?;
@@ -145,7 +126,7 @@ async fn newest_snapshot_per_volume_is_copied_and_rpo_is_measured() -> Result<()
         newest.insert(v.clone(), snapshot(&ec2, &v).await?);
     }
     let daemon = world.start_daemon(FAST).await?;
-    let rpo = wait_all_copied(&daemon, 3).await?;
+    let rpo = daemon.wait_all_copied("ebs_snapshot", 3).await?;
 
     // Only the newest snapshot of each volume was copied; superseded ones never.
     let copies = dr_copies(&world).await?;
@@ -231,7 +212,7 @@ async fn limit_errors_and_throttling_converge_without_failures() -> Result<()> {
             .times(1),
     );
     let daemon = world.start_daemon(FAST).await?;
-    wait_all_copied(&daemon, 4).await?;
+    daemon.wait_all_copied("ebs_snapshot", 4).await?;
     ensure!(world.proxy().fault_hits(limit) == 2 && world.proxy().fault_hits(throttle) == 1);
     let (_, failed) = daemon
         .get("/v1/copies?state=failed", Some(VIEWER_TOKEN))
@@ -264,7 +245,7 @@ async fn a_lost_response_is_resolved_by_tag_without_a_second_copy() -> Result<()
             .times(1),
     );
     let daemon = world.start_daemon(FAST).await?;
-    wait_all_copied(&daemon, 1).await?;
+    daemon.wait_all_copied("ebs_snapshot", 1).await?;
     ensure!(world.proxy().fault_hits(drop) == 1);
     let copies = dr_copies(&world).await?;
     ensure!(
@@ -322,7 +303,7 @@ async fn retention_deletes_only_owned_copies() -> Result<()> {
     let daemon = world
         .start_daemon(&format!("{FAST}keep_per_volume = 1\n"))
         .await?;
-    wait_all_copied(&daemon, 1).await?;
+    daemon.wait_all_copied("ebs_snapshot", 1).await?;
     after_start_of(&ec2, &first).await?;
     let second = snapshot(&ec2, &v).await?;
     poll(
@@ -369,7 +350,7 @@ async fn the_in_flight_limit_is_saturated_but_never_exceeded() -> Result<()> {
         snapshot(&ec2, &v).await?;
     }
     let daemon = world.start_daemon(FAST).await?;
-    wait_all_copied(&daemon, 25).await?;
+    daemon.wait_all_copied("ebs_snapshot", 25).await?;
     // The proxy's own count of copies in flight to the DR region (AWS's limit: 20).
     let max = world.proxy().max_copies_in_flight("ebs", DR);
     ensure!(
@@ -405,7 +386,7 @@ async fn a_configured_lower_limit_is_respected() -> Result<()> {
     let daemon = world
         .start_daemon(&format!("{FAST}ebs_max_in_flight = 2\n"))
         .await?;
-    wait_all_copied(&daemon, 6).await?;
+    daemon.wait_all_copied("ebs_snapshot", 6).await?;
     let max = world.proxy().max_copies_in_flight("ebs", DR);
     ensure!(max == 2, "configured limit 2, saw {max} in flight");
     daemon.stop().await
@@ -464,7 +445,7 @@ async fn kill_9_between_request_and_journal_leaves_exactly_one_copy() -> Result<
 
     // Restart: the copy is found by its source tag, never requested again.
     let daemon = world.start_daemon(FAST).await?;
-    wait_all_copied(&daemon, 1).await?;
+    daemon.wait_all_copied("ebs_snapshot", 1).await?;
     let copies = dr_copies(&world).await?;
     ensure!(
         copies.get(&snap).is_some_and(|c| c.len() == 1),
@@ -487,7 +468,7 @@ async fn a_lost_store_adopts_existing_copies_instead_of_copying_again() -> Resul
         snapshot(&ec2, &v).await?;
     }
     let daemon = world.start_daemon(FAST).await?;
-    wait_all_copied(&daemon, 3).await?;
+    daemon.wait_all_copied("ebs_snapshot", 3).await?;
     daemon.stop().await?;
     ensure!(world.proxy().counters().count("ec2", "CopySnapshot", DR) == 3);
 
@@ -497,7 +478,7 @@ async fn a_lost_store_adopts_existing_copies_instead_of_copying_again() -> Resul
         std::fs::remove_file(entry?.path())?;
     }
     let daemon = world.start_daemon(FAST).await?;
-    wait_all_copied(&daemon, 3).await?;
+    daemon.wait_all_copied("ebs_snapshot", 3).await?;
     ensure!(
         world.proxy().counters().count("ec2", "CopySnapshot", DR) == 3,
         "copies were requested again instead of adopted"

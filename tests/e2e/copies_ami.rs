@@ -13,9 +13,7 @@ use aws_sdk_ec2::types::{
 use pilotlight_lab::{FaultAction, FaultRule};
 use serde_json::Value;
 
-use crate::support::{
-    DR, PRIMARY, RunningDaemon, VIEWER_TOKEN, World, assert_primary_untouched, poll,
-};
+use crate::support::{DR, PRIMARY, VIEWER_TOKEN, World, assert_primary_untouched, poll};
 
 /// AMI copies only, on a fast cycle.
 const AMI_ONLY: &str = "[reconcile]\nmax_backoff_secs = 1\n\n[copy]\ncycle_secs = 1\nebs = false\nrds = false\nrds_clusters = false\n";
@@ -131,25 +129,6 @@ async fn owned_copies(world: &World) -> Result<BTreeMap<String, Vec<(String, Str
     Ok(map)
 }
 
-/// Waits until every launch role has a completed copy of its newest AMI.
-async fn wait_all_copied(daemon: &RunningDaemon, roles: usize) -> Result<Vec<Value>> {
-    poll(
-        "every role's AMI copied",
-        Duration::from_secs(120),
-        || async {
-            let (code, body) = daemon.get("/v1/rpo?kind=ami", Some(VIEWER_TOKEN)).await?;
-            ensure!(code == 200, "{body}");
-            let items = body["items"].as_array().cloned().unwrap_or_default();
-            let done = items.len() == roles
-                && items.iter().all(|r| {
-                    r["lag_secs"].is_u64() && r["copied_source_ms"] == r["newest_source_ms"]
-                });
-            Ok(done.then_some(items))
-        },
-    )
-    .await
-}
-
 #[tokio::test]
 async fn newest_ami_per_role_is_copied_tagged_and_tiered() -> Result<()> {
     let world = World::new(5.0).await?;
@@ -174,7 +153,7 @@ async fn newest_ami_per_role_is_copied_tagged_and_tiered() -> Result<()> {
     .await?;
 
     let daemon = world.start_daemon(AMI_ONLY).await?;
-    let rpo = wait_all_copied(&daemon, 2).await?;
+    let rpo = daemon.wait_all_copied("ami", 2).await?;
     let by_role: BTreeMap<&str, &Value> = rpo
         .iter()
         .filter_map(|r| Some((r["resource_id"].as_str()?, r)))
@@ -283,7 +262,7 @@ async fn retention_deregisters_only_owned_copies() -> Result<()> {
     let daemon = world
         .start_daemon(&format!("{AMI_ONLY}keep_per_image = 1\n"))
         .await?;
-    wait_all_copied(&daemon, 1).await?;
+    daemon.wait_all_copied("ami", 1).await?;
     let first_copy = owned_copies(&world)
         .await?
         .get(&first)
@@ -372,7 +351,7 @@ async fn a_lost_copy_image_answer_leaves_exactly_one_dr_image() -> Result<()> {
             .times(1),
     );
     let daemon = world.start_daemon(AMI_ONLY).await?;
-    wait_all_copied(&daemon, 1).await?;
+    daemon.wait_all_copied("ami", 1).await?;
     ensure!(world.proxy().fault_hits(drop) == 1);
     let images = dr_images(&world).await?;
     ensure!(
@@ -426,7 +405,7 @@ async fn limit_errors_and_a_configured_limit_converge_without_failures() -> Resu
     let daemon = world
         .start_daemon(&format!("{AMI_ONLY}ami_max_in_flight = 1\n"))
         .await?;
-    wait_all_copied(&daemon, 3).await?;
+    daemon.wait_all_copied("ami", 3).await?;
     ensure!(world.proxy().fault_hits(limit) == 2);
     let max = world.proxy().max_copies_in_flight("ami", DR);
     ensure!(max == 1, "configured limit 1, saw {max} in flight");

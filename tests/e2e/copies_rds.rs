@@ -133,31 +133,6 @@ async fn owned_copies(world: &World) -> Result<BTreeMap<String, Vec<String>>> {
     Ok(out)
 }
 
-/// Waits until `resources` resources of `kind` have a completed copy of their newest source.
-async fn wait_all_copied(
-    daemon: &RunningDaemon,
-    kind: &str,
-    resources: usize,
-) -> Result<Vec<Value>> {
-    poll(
-        &format!("every {kind} resource copied"),
-        Duration::from_secs(120),
-        || async {
-            let (code, body) = daemon
-                .get(&format!("/v1/rpo?kind={kind}"), Some(VIEWER_TOKEN))
-                .await?;
-            ensure!(code == 200, "{body}");
-            let items = body["items"].as_array().cloned().unwrap_or_default();
-            let done = items.len() == resources
-                && items.iter().all(|r| {
-                    r["lag_secs"].is_u64() && r["copied_source_ms"] == r["newest_source_ms"]
-                });
-            Ok(done.then_some(items))
-        },
-    )
-    .await
-}
-
 async fn copies_in_state(daemon: &RunningDaemon, kind: &str, state: &str) -> Result<Vec<Value>> {
     let (code, body) = daemon
         .get(
@@ -188,7 +163,7 @@ async fn newest_db_snapshot_is_copied_and_rpo_is_measured() -> Result<()> {
     let newest = db_snapshot(&rds, "app-db", "app-db-2").await?;
 
     let daemon = world.start_daemon(DB_ONLY).await?;
-    let rpo = wait_all_copied(&daemon, "rds_snapshot", 1).await?;
+    let rpo = daemon.wait_all_copied("rds_snapshot", 1).await?;
     ensure!(
         rpo[0]["resource_id"] == "app-db"
             && rpo[0]["tier"] == 1
@@ -253,7 +228,7 @@ async fn aurora_copies_never_exceed_five_in_flight() -> Result<()> {
         arns.push(cluster_with_snapshot(&rds, &format!("ledger-{i}")).await?);
     }
     let daemon = world.start_daemon(CLUSTER_ONLY).await?;
-    wait_all_copied(&daemon, "rds_cluster_snapshot", 7).await?;
+    daemon.wait_all_copied("rds_cluster_snapshot", 7).await?;
     let max = world.proxy().max_copies_in_flight("aurora", DR);
     ensure!(
         max == 5,
@@ -315,7 +290,7 @@ async fn retention_keeps_keep_per_db_and_never_deletes_unowned_snapshots() -> Re
     let daemon = world
         .start_daemon(&format!("{DB_ONLY}keep_per_db = 1\n"))
         .await?;
-    wait_all_copied(&daemon, "rds_snapshot", 1).await?;
+    daemon.wait_all_copied("rds_snapshot", 1).await?;
     next_second().await?;
     let second = db_snapshot(&rds, "orders", "orders-2").await?;
     poll(
@@ -496,7 +471,7 @@ async fn encrypted_snapshots_are_copied_with_the_dr_key_and_a_presigned_url() ->
     let daemon = world
         .start_daemon(&format!("{DB_ONLY}dr_default_kms_key = \"{dr_key}\"\n"))
         .await?;
-    wait_all_copied(&daemon, "rds_snapshot", 1).await?;
+    daemon.wait_all_copied("rds_snapshot", 1).await?;
     let target = pilotlight_engine::copy::rds_target_id(&arn);
     let copy = world
         .rds(DR)
@@ -534,7 +509,7 @@ async fn a_lost_copy_response_is_resolved_without_a_second_copy() -> Result<()> 
             .times(1),
     );
     let daemon = world.start_daemon(DB_ONLY).await?;
-    wait_all_copied(&daemon, "rds_snapshot", 1).await?;
+    daemon.wait_all_copied("rds_snapshot", 1).await?;
     ensure!(world.proxy().fault_hits(drop) == 1);
     let copies = owned_copies(&world).await?;
     ensure!(

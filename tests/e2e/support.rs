@@ -284,6 +284,28 @@ impl RunningDaemon {
         self.wait_network_runs(before + 1).await
     }
 
+    /// Waits until `resources` protected resources of copy `kind` (`ebs_snapshot`, `ami`, …)
+    /// each have a completed DR copy of their newest source; returns their `/v1/rpo` rows.
+    pub async fn wait_all_copied(&self, kind: &str, resources: usize) -> Result<Vec<Value>> {
+        poll(
+            &format!("every {kind} resource copied"),
+            Duration::from_secs(120),
+            || async {
+                let (code, body) = self
+                    .get(&format!("/v1/rpo?kind={kind}"), Some(VIEWER_TOKEN))
+                    .await?;
+                anyhow::ensure!(code == 200, "{body}");
+                let items = body["items"].as_array().cloned().unwrap_or_default();
+                let done = items.len() == resources
+                    && items.iter().all(|r| {
+                        r["lag_secs"].is_u64() && r["copied_source_ms"] == r["newest_source_ms"]
+                    });
+                Ok(done.then_some(items))
+            },
+        )
+        .await
+    }
+
     /// Graceful shutdown; fails if `run` returned an error.
     pub async fn stop(mut self) -> Result<()> {
         self.shutdown.cancel();
