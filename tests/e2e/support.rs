@@ -92,6 +92,11 @@ impl World {
         )
     }
 
+    /// Every service's client for `region`, through the uncounted door.
+    pub async fn clients(&self, region: &str) -> pilotlight_lab::clients::AwsClients {
+        pilotlight_lab::clients::AwsClients::for_endpoint(&self.seeder.endpoint(), region).await
+    }
+
     /// The uncounted door's endpoint (`http://host:port`), for raw requests to services the
     /// tests have no SDK for.
     pub fn door_endpoint(&self) -> String {

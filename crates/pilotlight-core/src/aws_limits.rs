@@ -25,11 +25,13 @@ pub enum Service {
     /// Application/network load balancing (API version 2015-12-01).
     Elbv2,
     CloudWatch,
+    /// Certificate Manager: listener certificates and their DR counterparts.
+    Acm,
 }
 
 impl Service {
     /// Every service, in a stable order.
-    pub const ALL: [Service; 7] = [
+    pub const ALL: [Service; 8] = [
         Service::Ec2,
         Service::Rds,
         Service::S3,
@@ -37,6 +39,7 @@ impl Service {
         Service::Elb,
         Service::Elbv2,
         Service::CloudWatch,
+        Service::Acm,
     ];
 
     /// The short lowercase name used in config keys and metric labels.
@@ -49,6 +52,7 @@ impl Service {
             Service::Elb => "elb",
             Service::Elbv2 => "elbv2",
             Service::CloudWatch => "cloudwatch",
+            Service::Acm => "acm",
         }
     }
 
@@ -136,9 +140,12 @@ pub fn throttle_error(service: Service) -> (u16, &'static str) {
     match service {
         Service::Ec2 => (503, "RequestLimitExceeded"),
         Service::S3 => (503, "SlowDown"),
-        Service::Rds | Service::Elb | Service::Elbv2 | Service::CloudWatch | Service::Route53 => {
-            (400, "Throttling")
-        }
+        Service::Rds
+        | Service::Elb
+        | Service::Elbv2
+        | Service::CloudWatch
+        | Service::Route53
+        | Service::Acm => (400, "Throttling"),
     }
 }
 
@@ -198,6 +205,13 @@ const CLOUDWATCH_GET_METRIC_DATA: Bucket = Bucket::new(50.0, 50.0);
 const CLOUDWATCH_GET_METRIC_STATISTICS: Bucket = Bucket::new(400.0, 400.0);
 const CLOUDWATCH_LIST_METRICS: Bucket = Bucket::new(25.0, 25.0);
 const CLOUDWATCH_OTHER: Bucket = Bucket::new(50.0, 50.0);
+/// ACM's per-action request rates (ACM quotas page: `DescribeCertificate` 10/s,
+/// `ListCertificates` 8/s, `ImportCertificate` 1/s, `RequestCertificate` 5/s; other actions
+/// are taken at 5/s). A burst of one second's worth.
+const ACM_DESCRIBE: Bucket = Bucket::new(10.0, 10.0);
+const ACM_LIST: Bucket = Bucket::new(8.0, 8.0);
+const ACM_IMPORT: Bucket = Bucket::new(1.0, 1.0);
+const ACM_OTHER: Bucket = Bucket::new(5.0, 5.0);
 /// S3 documents "at least 3,500 writes and 5,500 reads per second per prefix"; pilotlight's
 /// traffic never comes near, so one generous bucket per kind stands in for it.
 const S3_WRITE: Bucket = Bucket::new(3500.0, 3500.0);
@@ -324,6 +338,15 @@ pub fn charges(service: Service, operation: &str, shape: &CallShape) -> Vec<Char
                 _ => CLOUDWATCH_OTHER,
             };
             vec![charge(format!("cloudwatch:{operation}"), bucket, 1.0)]
+        }
+        Service::Acm => {
+            let bucket = match operation {
+                "DescribeCertificate" => ACM_DESCRIBE,
+                "ListCertificates" => ACM_LIST,
+                "ImportCertificate" => ACM_IMPORT,
+                _ => ACM_OTHER,
+            };
+            vec![charge(format!("acm:{operation}"), bucket, 1.0)]
         }
         Service::S3 => {
             let (key, bucket) = if is_mutating(service, operation) {

@@ -41,6 +41,18 @@ pub struct Config {
     pub copy: CopyConfig,
     /// Recovery tiers and their RPO targets.
     pub tiers: TiersConfig,
+    /// The inventory of the primary estate written to the DR bucket (SPEC R5).
+    pub inventory: InventoryConfig,
+    /// S3 cross-region replication watch (SPEC R6).
+    pub s3: S3WatchConfig,
+    /// Tenants and the clusters each needs restored (SPEC R8). `[[tenants]]` entries.
+    pub tenants: Vec<TenantConfig>,
+    /// The DR region's quotas the capacity plan is checked against (SPEC R8).
+    pub quotas: QuotasConfig,
+    /// Readiness checks (SPEC R10).
+    pub readiness: ReadinessConfig,
+    /// How a restore is planned and run (SPEC D2, D3).
+    pub restore: RestoreConfig,
     /// Overrides of the AWS API token buckets (SPEC D8).
     pub throttle: ThrottleConfig,
     /// Logging.
@@ -491,6 +503,241 @@ impl Default for TiersConfig {
     }
 }
 
+/// `[inventory]`: the document a restore reads (SPEC R5).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InventoryConfig {
+    /// Capture the primary estate and write the inventory document at all.
+    pub enabled: bool,
+    /// Seconds between captures (at least 1).
+    pub cycle_secs: u64,
+    /// DR-region bucket the documents are written to; created (tagged
+    /// `pilotlight:managed=true`) when missing. Must be a valid S3 bucket name.
+    pub bucket: String,
+    /// Key prefix of the documents (`<prefix>v<version>-<digest>.json.gz`).
+    pub prefix: String,
+    /// Instance tag naming the cluster an instance belongs to (tenants ask for clusters).
+    pub cluster_tag: String,
+    /// Capture classic and v2 load balancers, their listeners and targets.
+    pub load_balancers: bool,
+    /// Capture Route 53 hosted zones and their records.
+    pub route53: bool,
+    /// Capture RDS DB instances.
+    pub rds: bool,
+    /// Collect CPU (and memory) utilisation of instances from the primary's CloudWatch.
+    pub utilisation: bool,
+    /// Window of the utilisation figures (peak and p95), in days (1 to 63).
+    pub utilisation_window_days: u32,
+    /// Seconds between utilisation collections (at least 60); figures between collections are
+    /// carried over so an unchanged estate writes no new document.
+    pub utilisation_refresh_secs: u64,
+    /// Period of the utilisation data points asked of CloudWatch, in seconds (60 or a multiple).
+    pub utilisation_period_secs: u32,
+    /// CloudWatch namespace of the memory metric the CloudWatch agent publishes.
+    pub memory_namespace: String,
+    /// Name of that memory metric (percent used, dimension `InstanceId`).
+    pub memory_metric: String,
+}
+
+impl Default for InventoryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            cycle_secs: 300,
+            bucket: "pilotlight-inventory".to_owned(),
+            prefix: "inventory/".to_owned(),
+            cluster_tag: "dr:cluster".to_owned(),
+            load_balancers: true,
+            route53: true,
+            rds: true,
+            utilisation: true,
+            utilisation_window_days: 14,
+            utilisation_refresh_secs: 3_600,
+            utilisation_period_secs: 3_600,
+            memory_namespace: "CWAgent".to_owned(),
+            memory_metric: "mem_used_percent".to_owned(),
+        }
+    }
+}
+
+/// `[s3]`: the S3 cross-region replication watch (SPEC R6).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3WatchConfig {
+    /// Primary-region buckets whose replication to the DR region is watched (empty: none).
+    pub buckets: Vec<String>,
+    /// Seconds between checks (at least 1).
+    pub cycle_secs: u64,
+    /// Newest objects sampled per bucket to measure the lag (1 to 1000).
+    pub sample_objects: u32,
+    /// Lag above which a bucket counts as behind, in seconds (S3 RTC promises 900).
+    pub lag_target_secs: u64,
+}
+
+impl Default for S3WatchConfig {
+    fn default() -> Self {
+        Self {
+            buckets: Vec::new(),
+            cycle_secs: 60,
+            sample_objects: 20,
+            lag_target_secs: 900,
+        }
+    }
+}
+
+/// `[[tenants]]`: a tenant (a partner of the case study) and the clusters it needs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantConfig {
+    /// Unique name: letters, digits, `-`, `_` and `.`.
+    pub name: String,
+    /// Values of the cluster tag (`inventory.cluster_tag`) this tenant needs; clusters may
+    /// be shared with other tenants.
+    pub clusters: Vec<String>,
+}
+
+/// `[quotas]`: the DR region's quotas. Set them to your account's Service Quotas values.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotasConfig {
+    /// On-Demand vCPU quota per group: `standard` (A, C, D, H, I, M, R, T, Z), `g`, `p`, `x`,
+    /// `f`, `inf`, `dl`, `trn`, `high-memory`. A group not listed has a quota of 0.
+    pub vcpus: BTreeMap<String, u32>,
+    /// Classic load balancers per region (AWS default 20).
+    pub classic_load_balancers: u32,
+    /// Application load balancers per region (AWS default 50).
+    pub application_load_balancers: u32,
+    /// Network load balancers per region (AWS default 50).
+    pub network_load_balancers: u32,
+    /// DB instances per region (AWS default 40).
+    pub db_instances: u32,
+    /// Records per hosted zone (AWS default 10,000).
+    pub records_per_zone: u32,
+}
+
+impl Default for QuotasConfig {
+    fn default() -> Self {
+        Self {
+            vcpus: BTreeMap::from([
+                ("standard".to_owned(), 1_152),
+                ("g".to_owned(), 64),
+                ("p".to_owned(), 64),
+                ("x".to_owned(), 64),
+            ]),
+            classic_load_balancers: 20,
+            application_load_balancers: 50,
+            network_load_balancers: 50,
+            db_instances: 40,
+            records_per_zone: 10_000,
+        }
+    }
+}
+
+/// The vCPU quota groups `[quotas.vcpus]` may name.
+pub const VCPU_QUOTA_GROUPS: [&str; 9] = [
+    "standard",
+    "g",
+    "p",
+    "x",
+    "f",
+    "inf",
+    "dl",
+    "trn",
+    "high-memory",
+];
+
+/// `[readiness]`: continuous checks that a restore could start now (SPEC R10).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReadinessConfig {
+    /// Seconds between evaluations (at least 1).
+    pub cycle_secs: u64,
+    /// DR-region instance tag naming the always-on service an instance provides.
+    pub always_on_tag: String,
+    /// Always-on services of the pilot light (`["directory", "build", "monitoring"]`): each
+    /// needs a running DR instance tagged `<always_on_tag>=<service>`.
+    pub always_on: Vec<String>,
+    /// Primary certificate ARN → DR certificate ARN, for certificates whose DR counterpart is
+    /// not found by domain name.
+    pub certificate_map: BTreeMap<String, String>,
+}
+
+impl Default for ReadinessConfig {
+    fn default() -> Self {
+        Self {
+            cycle_secs: 60,
+            always_on_tag: "dr:always-on".to_owned(),
+            always_on: Vec::new(),
+            certificate_map: BTreeMap::new(),
+        }
+    }
+}
+
+/// How per-instance data volumes come back (SPEC D3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VolumeStrategy {
+    /// Whichever the plan shows is faster under the API limits.
+    #[default]
+    Auto,
+    /// In the launch's block-device mappings (one launch spec per instance).
+    BlockDeviceMapping,
+    /// `CreateVolume` + `AttachVolume` after batched launches.
+    CreateAttach,
+}
+
+/// When the next tier starts (SPEC D3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TierGate {
+    /// When every instance of the tier is running.
+    #[default]
+    Running,
+    /// When every instance of the tier passes its status checks.
+    Healthy,
+}
+
+/// `[restore]`: how a restore is planned and run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RestoreConfig {
+    /// Most instances asked of one `RunInstances` (1 to 1000; AWS advises batches of 100).
+    pub max_instances_per_call: u32,
+    /// `"auto"`, `"block_device_mapping"` or `"create_attach"`.
+    pub data_volumes: VolumeStrategy,
+    /// `"running"` or `"healthy"`: when tier N+1 starts.
+    pub gate: TierGate,
+    /// Ask for each instance's primary private IP in its DR subnet. A launch with a fixed IP
+    /// takes one instance, so this trades batching (and RTO) for stable addresses.
+    pub preserve_private_ips: bool,
+    /// Most changes in one `ChangeResourceRecordSets` batch (1 to 1000).
+    pub route53_max_changes_per_batch: u32,
+    /// Estimated seconds from launch to running, added once per tier in the RTO estimate.
+    pub instance_boot_secs: u64,
+    /// Estimated seconds for a new load balancer to become active.
+    pub load_balancer_provision_secs: u64,
+    /// Estimated seconds for an RDS restore from a snapshot to become available.
+    pub db_restore_secs: u64,
+    /// Estimated seconds for a Route 53 change to reach `INSYNC`.
+    pub dns_sync_secs: u64,
+}
+
+impl Default for RestoreConfig {
+    fn default() -> Self {
+        Self {
+            max_instances_per_call: 100,
+            data_volumes: VolumeStrategy::Auto,
+            gate: TierGate::Running,
+            preserve_private_ips: false,
+            route53_max_changes_per_batch: 1_000,
+            instance_boot_secs: 90,
+            load_balancer_provision_secs: 120,
+            db_restore_secs: 900,
+            dns_sync_secs: 60,
+        }
+    }
+}
+
 /// Parses a tier number as written in a table key: exactly one of `"1"` to `"9"`.
 pub fn parse_tier(key: &str) -> Option<u8> {
     match key.as_bytes() {
@@ -517,8 +764,16 @@ fn deserialize_rpo_secs<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<u8, 
 }
 
 /// The services a `[throttle.overrides]` key may name.
-pub const THROTTLE_SERVICES: [&str; 7] =
-    ["ec2", "rds", "s3", "route53", "elb", "elbv2", "cloudwatch"];
+pub const THROTTLE_SERVICES: [&str; 8] = [
+    "ec2",
+    "rds",
+    "s3",
+    "route53",
+    "elb",
+    "elbv2",
+    "cloudwatch",
+    "acm",
+];
 
 /// Splits a `[throttle.overrides]` key `"service:ActionOrCategory"` into its service (one of
 /// [`THROTTLE_SERVICES`]) and its action or category (letters, digits, `-`, `_`).

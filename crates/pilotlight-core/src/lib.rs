@@ -6,5 +6,8 @@
 pub mod aws_limits;
 pub mod config;
 pub mod copy;
+pub mod digest;
+pub mod inventory;
+pub mod scope;
 pub mod network;
 pub mod secret;

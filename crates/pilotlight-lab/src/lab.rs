@@ -131,4 +131,9 @@ impl LabSession {
     pub async fn rds(&self, region: &str) -> aws_sdk_rds::Client {
         aws_sdk_rds::Client::new(&self.sdk_config(region).await)
     }
+
+    /// Every service's client for `region` through this session's proxy.
+    pub async fn clients(&self, region: &str) -> crate::clients::AwsClients {
+        crate::clients::AwsClients::new(&self.sdk_config(region).await)
+    }
 }

@@ -20,6 +20,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod clients;
 pub mod error;
 pub mod lab;
 pub mod moto;

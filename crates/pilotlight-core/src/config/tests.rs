@@ -830,6 +830,7 @@ fn full() -> Config {
             shutdown_grace_secs: 10,
             lease_ttl_secs: 5,
         },
+        ..Config::default()
     }
 }
 
