@@ -8,6 +8,6 @@ pub mod config;
 pub mod copy;
 pub mod digest;
 pub mod inventory;
-pub mod scope;
 pub mod network;
+pub mod scope;
 pub mod secret;
