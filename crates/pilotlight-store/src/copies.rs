@@ -308,6 +308,37 @@ impl Store {
         .map_err(StoreError::query("copy_watermarks"))
     }
 
+    /// Per resource, the newest completed copy of `kind` into `dest_region` that has a DR id:
+    /// what a restore would use (one row per resource; ties on the source time go to the
+    /// higher id).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`] when the database fails.
+    pub async fn newest_completed_copies(
+        &self,
+        kind: CopyKind,
+        dest_region: &str,
+    ) -> Result<Vec<CopyRecord>, StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, CopyRecord>(
+                "SELECT c.* FROM copies c WHERE c.kind = $1 AND c.dest_region = $2 \
+                 AND c.state = $3 AND c.dest_id IS NOT NULL AND NOT EXISTS ( \
+                 SELECT 1 FROM copies d WHERE d.kind = c.kind AND d.dest_region = c.dest_region \
+                 AND d.resource_id = c.resource_id AND d.state = $3 AND d.dest_id IS NOT NULL \
+                 AND (d.source_created_at_ms > c.source_created_at_ms \
+                 OR (d.source_created_at_ms = c.source_created_at_ms AND d.id > c.id))) \
+                 ORDER BY c.resource_id",
+            )
+            .bind(kind)
+            .bind(dest_region)
+            .bind(CopyState::Completed)
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(StoreError::query("newest_completed_copies"))
+    }
+
     /// The copy of `source_id` into `dest_region`, if any (the ledger's unique key).
     ///
     /// # Errors

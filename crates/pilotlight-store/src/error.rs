@@ -65,6 +65,14 @@ pub enum StoreError {
         source: sqlx::Error,
     },
     /// The row an update or a child row refers to does not exist.
+    /// A stored JSON value does not parse: the row was written by something else.
+    #[error("corrupt value in the state store: {what}")]
+    Corrupt {
+        /// Table, column and row.
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("{entity} {id} not found in the state store")]
     NotFound {
         /// What was looked for, e.g. `"copy"` or `"restore run"`.

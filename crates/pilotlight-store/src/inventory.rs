@@ -20,6 +20,8 @@ pub struct NewInventoryVersion {
     pub captured_at_ms: i64,
     /// Resource counts by class, as a JSON object.
     pub counts_json: String,
+    /// Hex SHA-256 of the document without its capture time (equal for equal estates).
+    pub digest: String,
 }
 
 /// A recorded inventory document.
@@ -41,6 +43,8 @@ pub struct InventoryVersion {
     pub captured_at_ms: i64,
     /// Resource counts by class (JSON object).
     pub counts_json: String,
+    /// Hex SHA-256 of the document without its capture time.
+    pub digest: String,
 }
 
 impl Store {
@@ -56,8 +60,8 @@ impl Store {
         on_pool!(self, |pool| {
             sqlx::query_scalar::<_, i64>(
                 "INSERT INTO inventory_versions (schema_version, bucket, object_key, sha256, \
-                 size_bytes, captured_at_ms, counts_json) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING version",
+                 size_bytes, captured_at_ms, counts_json, digest) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING version",
             )
             .bind(inventory.schema_version)
             .bind(&inventory.bucket)
@@ -66,6 +70,7 @@ impl Store {
             .bind(inventory.size_bytes)
             .bind(inventory.captured_at_ms)
             .bind(&inventory.counts_json)
+            .bind(&inventory.digest)
             .fetch_one(pool)
             .await
         })
@@ -80,7 +85,8 @@ impl Store {
     pub async fn latest_inventory(&self) -> Result<Option<InventoryVersion>, StoreError> {
         on_pool!(self, |pool| {
             sqlx::query_as::<_, InventoryVersion>(
-                "SELECT * FROM inventory_versions ORDER BY version DESC LIMIT 1",
+                "SELECT version, schema_version, bucket, object_key, sha256, size_bytes, \
+                 captured_at_ms, counts_json, digest FROM inventory_versions ORDER BY version DESC LIMIT 1",
             )
             .fetch_optional(pool)
             .await

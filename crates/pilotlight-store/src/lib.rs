@@ -45,6 +45,7 @@ mod inventory;
 mod journal;
 mod lease;
 mod mappings;
+mod tenants;
 pub mod types;
 
 pub use audit::{AuditEntry, NewAuditEntry};
@@ -54,6 +55,7 @@ pub use inventory::{InventoryVersion, NewInventoryVersion};
 pub use journal::{ItemStateCount, NewRun, RestoreItem, RestoreRun, RestoreStep, RunUpdate};
 pub use lease::Lease;
 pub use mappings::{Mapping, MappingCount, NewMapping};
+pub use tenants::Tenant;
 pub use types::{
     CopyKind, CopyState, ItemState, MappingStatus, RunMode, RunState, StepState, UnknownValue,
 };

@@ -57,6 +57,7 @@ both_backends!(
     check_copies,
     check_copy_watermarks,
     check_inventory,
+    check_tenants,
     check_runs,
     check_steps_and_items,
     check_audit,
@@ -888,6 +889,7 @@ async fn check_copy_watermarks(db: TestDb) {
         let mut u = CopyUpdate::from(&row);
         u.state = CopyState::Completed;
         u.progress_pct = 100;
+        u.dest_id = Some(format!("dr-{}", row.source_id));
         store.update_copy(id, &u).await.unwrap();
     }
     let row = store.get_copy(ids[2]).await.unwrap().unwrap();
@@ -914,6 +916,30 @@ async fn check_copy_watermarks(db: TestDb) {
             .await
             .unwrap()
             .is_empty()
+    );
+
+    let newest: Vec<(String, String, Option<String>)> = store
+        .newest_completed_copies(CopyKind::EbsSnapshot, "us-west-2")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.resource_id, c.source_id, c.dest_id))
+        .collect();
+    assert_eq!(
+        newest,
+        vec![
+            (
+                "vol-a".to_owned(),
+                "snap-a2".to_owned(),
+                Some("dr-snap-a2".to_owned())
+            ),
+            (
+                "vol-b".to_owned(),
+                "snap-b1".to_owned(),
+                Some("dr-snap-b1".to_owned())
+            ),
+        ],
+        "the newest completed copy per resource, with its DR id"
     );
 
     let active = store
@@ -949,6 +975,7 @@ async fn check_inventory(db: TestDb) {
         size_bytes: 12_345,
         captured_at_ms: 1_000,
         counts_json: r#"{"instances":10}"#.to_owned(),
+        digest: "d1".repeat(32),
     };
     let v1 = store.record_inventory_version(&first).await.unwrap();
     let second = NewInventoryVersion {
@@ -957,6 +984,7 @@ async fn check_inventory(db: TestDb) {
         size_bytes: 23_456,
         captured_at_ms: 2_000,
         counts_json: r#"{"instances":11}"#.to_owned(),
+        digest: "d2".repeat(32),
         ..first.clone()
     };
     let v2 = store.record_inventory_version(&second).await.unwrap();
@@ -970,6 +998,46 @@ async fn check_inventory(db: TestDb) {
     assert_eq!(latest.size_bytes, 23_456);
     assert_eq!(latest.captured_at_ms, 2_000);
     assert_eq!(latest.counts_json, second.counts_json);
+    assert_eq!(latest.digest, second.digest);
+}
+
+async fn check_tenants(db: TestDb) {
+    let store = &db.store;
+    assert!(store.list_tenants().await.unwrap().is_empty());
+    let clusters = vec!["web".to_owned(), "search".to_owned(), "web".to_owned()];
+    assert!(
+        store
+            .upsert_tenant("acme", &clusters, "oncall", 1_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .upsert_tenant("acme", &["db".to_owned()], "lead", 2_000)
+            .await
+            .unwrap(),
+        "a second write replaces, it does not create"
+    );
+    assert!(
+        store
+            .upsert_tenant("globex", &clusters, "oncall", 3_000)
+            .await
+            .unwrap()
+    );
+    let all = store.list_tenants().await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].name, "acme");
+    assert_eq!(all[0].clusters, vec!["db".to_owned()]);
+    assert_eq!(all[0].updated_by, "lead");
+    assert_eq!(all[0].updated_at_ms, 2_000);
+    assert_eq!(
+        all[1].clusters,
+        vec!["search".to_owned(), "web".to_owned()],
+        "sorted and de-duplicated"
+    );
+    assert!(store.delete_tenant("acme").await.unwrap());
+    assert!(!store.delete_tenant("acme").await.unwrap());
+    assert_eq!(store.list_tenants().await.unwrap().len(), 1);
 }
 
 async fn check_runs(db: TestDb) {
