@@ -514,9 +514,11 @@ pub struct InventoryConfig {
     /// DR-region bucket the documents are written to; created (tagged
     /// `pilotlight:managed=true`) when missing. Must be a valid S3 bucket name.
     pub bucket: String,
-    /// Key prefix of the documents (`<prefix>v<version>-<digest>.json.gz`).
+    /// Key prefix of the documents (`<prefix>v<version>-<digest>.json.gz`); must not start
+    /// with `/`.
     pub prefix: String,
-    /// Instance tag naming the cluster an instance belongs to (tenants ask for clusters).
+    /// Instance tag naming the cluster an instance belongs to (tenants ask for clusters); 1 to
+    /// 128 characters.
     pub cluster_tag: String,
     /// Capture classic and v2 load balancers, their listeners and targets.
     pub load_balancers: bool,
@@ -531,7 +533,9 @@ pub struct InventoryConfig {
     /// Seconds between utilisation collections (at least 60); figures between collections are
     /// carried over so an unchanged estate writes no new document.
     pub utilisation_refresh_secs: u64,
-    /// Period of the utilisation data points asked of CloudWatch, in seconds (60 or a multiple).
+    /// Period of the utilisation data points asked of CloudWatch, in seconds (60 or a multiple;
+    /// a multiple of 300 when `utilisation_window_days` exceeds 15, since CloudWatch returns
+    /// data points older than 15 days only for such periods).
     pub utilisation_period_secs: u32,
     /// CloudWatch namespace of the memory metric the CloudWatch agent publishes.
     pub memory_namespace: String,
@@ -565,6 +569,7 @@ impl Default for InventoryConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct S3WatchConfig {
     /// Primary-region buckets whose replication to the DR region is watched (empty: none).
+    /// Valid S3 bucket names, no duplicates.
     pub buckets: Vec<String>,
     /// Seconds between checks (at least 1).
     pub cycle_secs: u64,
@@ -589,10 +594,11 @@ impl Default for S3WatchConfig {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TenantConfig {
-    /// Unique name: letters, digits, `-`, `_` and `.`.
+    /// Unique name (required): 1 to 128 letters, digits, `-`, `_` and `.`, as for the tenants
+    /// managed through the admin API.
     pub name: String,
-    /// Values of the cluster tag (`inventory.cluster_tag`) this tenant needs; clusters may
-    /// be shared with other tenants.
+    /// Values of the cluster tag (`inventory.cluster_tag`) this tenant needs (required; at
+    /// least one, none empty); clusters may be shared with other tenants.
     pub clusters: Vec<String>,
 }
 
@@ -601,7 +607,8 @@ pub struct TenantConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct QuotasConfig {
     /// On-Demand vCPU quota per group: `standard` (A, C, D, H, I, M, R, T, Z), `g`, `p`, `x`,
-    /// `f`, `inf`, `dl`, `trn`, `high-memory`. A group not listed has a quota of 0.
+    /// `f`, `inf`, `dl`, `trn`, `high-memory`. Entries merge with the defaults (`standard` =
+    /// 1152, `g`, `p` and `x` = 64) group by group; a group in neither has a quota of 0.
     pub vcpus: BTreeMap<String, u32>,
     /// Classic load balancers per region (AWS default 20).
     pub classic_load_balancers: u32,
@@ -652,13 +659,14 @@ pub const VCPU_QUOTA_GROUPS: [&str; 9] = [
 pub struct ReadinessConfig {
     /// Seconds between evaluations (at least 1).
     pub cycle_secs: u64,
-    /// DR-region instance tag naming the always-on service an instance provides.
+    /// DR-region instance tag naming the always-on service an instance provides (1 to 128
+    /// characters).
     pub always_on_tag: String,
     /// Always-on services of the pilot light (`["directory", "build", "monitoring"]`): each
-    /// needs a running DR instance tagged `<always_on_tag>=<service>`.
+    /// needs a running DR instance tagged `<always_on_tag>=<service>`. Not empty, unique.
     pub always_on: Vec<String>,
     /// Primary certificate ARN → DR certificate ARN, for certificates whose DR counterpart is
-    /// not found by domain name.
+    /// not found by domain name. Keys and values must be ARNs (`arn:…`).
     pub certificate_map: BTreeMap<String, String>,
 }
 
@@ -805,7 +813,7 @@ pub struct ThrottleConfig {
     pub time_scale: f64,
     /// `"service:ActionOrCategory"` → `{ burst, refill_per_sec }`, replacing AWS's documented
     /// bucket for that action or category. Services: ec2, rds, s3, route53, elb, elbv2,
-    /// cloudwatch.
+    /// cloudwatch, acm.
     pub overrides: BTreeMap<String, ThrottleOverride>,
 }
 

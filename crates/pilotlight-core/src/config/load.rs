@@ -11,8 +11,9 @@ use serde::de::{self, DeserializeOwned, Visitor};
 use toml::{Table, Value};
 
 use super::{
-    ApiConfig, AwsConfig, Config, ConfigError, ConfigErrors, CopyConfig, DaemonConfig, LogConfig,
-    NetworkConfig, ReconcileConfig, RegionsConfig, Role, Source, StoreConfig, ThrottleConfig,
+    ApiConfig, AwsConfig, Config, ConfigError, ConfigErrors, CopyConfig, DaemonConfig,
+    InventoryConfig, LogConfig, NetworkConfig, QuotasConfig, ReadinessConfig, ReconcileConfig,
+    RegionsConfig, RestoreConfig, Role, S3WatchConfig, Source, StoreConfig, ThrottleConfig,
     TiersConfig, parse_throttle_key, parse_tier,
 };
 
@@ -237,6 +238,24 @@ const SECTIONS: &[(&str, Check)] = &[
             &[("rpo_secs", |l, p, v| l.check_map(p, v, rpo_entry))],
         )
     }),
+    ("inventory", |l, p, v| {
+        l.check_struct::<InventoryConfig>(p, v, &[])
+    }),
+    ("s3", |l, p, v| l.check_struct::<S3WatchConfig>(p, v, &[])),
+    ("tenants", |l, p, v| l.check_array(p, v, tenant)),
+    ("quotas", |l, p, v| {
+        l.check_struct::<QuotasConfig>(p, v, &[("vcpus", |l, p, v| l.check_map(p, v, u32_entry))])
+    }),
+    ("readiness", |l, p, v| {
+        l.check_struct::<ReadinessConfig>(
+            p,
+            v,
+            &[("certificate_map", |l, p, v| l.check_map(p, v, string_entry))],
+        )
+    }),
+    ("restore", |l, p, v| {
+        l.check_struct::<RestoreConfig>(p, v, &[])
+    }),
     ("throttle", |l, p, v| {
         l.check_struct::<ThrottleConfig>(
             p,
@@ -253,6 +272,11 @@ const SECTIONS: &[(&str, Check)] = &[
 /// An entry of an open table of strings (`regions.az_map`, `copy.selector_tags`, …).
 fn string_entry(loader: &mut Loader, path: &[Seg], _key: &str, value: &mut Value) -> bool {
     loader.check_leaf::<String>(path, value)
+}
+
+/// An entry of an open table of counts (`quotas.vcpus`).
+fn u32_entry(loader: &mut Loader, path: &[Seg], _key: &str, value: &mut Value) -> bool {
+    loader.check_leaf::<u32>(path, value)
 }
 
 fn rpo_entry(loader: &mut Loader, path: &[Seg], key: &str, value: &mut Value) -> bool {
@@ -296,6 +320,18 @@ fn token(loader: &mut Loader, path: &[Seg], value: &mut Value) -> bool {
             ("name", Loader::check_leaf::<String>),
             ("role", Loader::check_leaf::<Role>),
             ("token_file", Loader::check_leaf::<PathBuf>),
+        ],
+    )
+}
+
+/// A `[[tenants]]` entry: both keys required.
+fn tenant(loader: &mut Loader, path: &[Seg], value: &mut Value) -> bool {
+    loader.check_record(
+        path,
+        value,
+        &[
+            ("name", Loader::check_leaf::<String>),
+            ("clusters", Loader::check_leaf::<Vec<String>>),
         ],
     )
 }

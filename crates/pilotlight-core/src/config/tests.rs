@@ -721,6 +721,66 @@ tag_key = "tier"
 default_tier = 2
 rpo_secs = { 1 = 900, 9 = 604800 }
 
+[inventory]
+enabled = false
+cycle_secs = 120
+bucket = "acme-dr-inventory.eu"
+prefix = "estate/prod/"
+cluster_tag = "cluster"
+load_balancers = false
+route53 = false
+rds = false
+utilisation = false
+utilisation_window_days = 30
+utilisation_refresh_secs = 600
+utilisation_period_secs = 300
+memory_namespace = "System/Linux"
+memory_metric = "MemoryUtilization"
+
+[s3]
+buckets = ["acme-assets", "acme-logs.eu"]
+cycle_secs = 30
+sample_objects = 50
+lag_target_secs = 300
+
+[[tenants]]
+name = "acme"
+clusters = ["web", "search"]
+
+[[tenants]]
+name = "globex_2.eu-west"
+clusters = ["search"]
+
+[quotas]
+classic_load_balancers = 5
+application_load_balancers = 100
+network_load_balancers = 60
+db_instances = 80
+records_per_zone = 20000
+
+[quotas.vcpus]
+standard = 4096
+g = 0
+inf = 128
+high-memory = 448
+
+[readiness]
+cycle_secs = 30
+always_on_tag = "role"
+always_on = ["directory", "build", "monitoring"]
+certificate_map = { "arn:aws:acm:eu-central-1:123456789012:certificate/p" = "arn:aws:iam::123456789012:server-certificate/dr" }
+
+[restore]
+max_instances_per_call = 50
+data_volumes = "create_attach"
+gate = "healthy"
+preserve_private_ips = true
+route53_max_changes_per_batch = 500
+instance_boot_secs = 60
+load_balancer_provision_secs = 180
+db_restore_secs = 1200
+dns_sync_secs = 30
+
 [throttle]
 time_scale = 60
 overrides = { "ec2:RunInstances" = { burst = 5, refill_per_sec = 2.0 } }
@@ -811,6 +871,78 @@ fn full() -> Config {
             default_tier: 2,
             rpo_secs: BTreeMap::from([(1, 900), (2, 14400), (3, 86400), (9, 604_800)]),
         },
+        inventory: InventoryConfig {
+            enabled: false,
+            cycle_secs: 120,
+            bucket: "acme-dr-inventory.eu".to_owned(),
+            prefix: "estate/prod/".to_owned(),
+            cluster_tag: "cluster".to_owned(),
+            load_balancers: false,
+            route53: false,
+            rds: false,
+            utilisation: false,
+            utilisation_window_days: 30,
+            utilisation_refresh_secs: 600,
+            utilisation_period_secs: 300,
+            memory_namespace: "System/Linux".to_owned(),
+            memory_metric: "MemoryUtilization".to_owned(),
+        },
+        s3: S3WatchConfig {
+            buckets: vec!["acme-assets".to_owned(), "acme-logs.eu".to_owned()],
+            cycle_secs: 30,
+            sample_objects: 50,
+            lag_target_secs: 300,
+        },
+        tenants: vec![
+            TenantConfig {
+                name: "acme".to_owned(),
+                clusters: vec!["web".to_owned(), "search".to_owned()],
+            },
+            TenantConfig {
+                name: "globex_2.eu-west".to_owned(),
+                clusters: vec!["search".to_owned()],
+            },
+        ],
+        quotas: QuotasConfig {
+            // Entries merge with the default groups: p and x keep their defaults.
+            vcpus: BTreeMap::from([
+                ("standard".to_owned(), 4096),
+                ("g".to_owned(), 0),
+                ("p".to_owned(), 64),
+                ("x".to_owned(), 64),
+                ("inf".to_owned(), 128),
+                ("high-memory".to_owned(), 448),
+            ]),
+            classic_load_balancers: 5,
+            application_load_balancers: 100,
+            network_load_balancers: 60,
+            db_instances: 80,
+            records_per_zone: 20_000,
+        },
+        readiness: ReadinessConfig {
+            cycle_secs: 30,
+            always_on_tag: "role".to_owned(),
+            always_on: vec![
+                "directory".to_owned(),
+                "build".to_owned(),
+                "monitoring".to_owned(),
+            ],
+            certificate_map: BTreeMap::from([(
+                "arn:aws:acm:eu-central-1:123456789012:certificate/p".to_owned(),
+                "arn:aws:iam::123456789012:server-certificate/dr".to_owned(),
+            )]),
+        },
+        restore: RestoreConfig {
+            max_instances_per_call: 50,
+            data_volumes: VolumeStrategy::CreateAttach,
+            gate: TierGate::Healthy,
+            preserve_private_ips: true,
+            route53_max_changes_per_batch: 500,
+            instance_boot_secs: 60,
+            load_balancer_provision_secs: 180,
+            db_restore_secs: 1200,
+            dns_sync_secs: 30,
+        },
         throttle: ThrottleConfig {
             time_scale: 60.0,
             overrides: BTreeMap::from([(
@@ -830,7 +962,6 @@ fn full() -> Config {
             shutdown_grace_secs: 10,
             lease_ttl_secs: 5,
         },
-        ..Config::default()
     }
 }
 
@@ -884,22 +1015,40 @@ fn errors_display_one_per_line() {
     assert_eq!(ConfigErrors::EXIT_CODE, 64);
 }
 
-/// `section.key` for every key of every section (tables below that level are open maps or
-/// the token list, documented as one key).
+/// `section.key` for every key of every table section (tables below that level are open maps
+/// or the token list, documented as one key). The one array section, `tenants`, is left to
+/// [`tenant_keys`].
 fn all_keys() -> Vec<(String, String)> {
     let mut config = full();
     config.store.url_file = Some(PathBuf::from("/run/url"));
     let table = toml::Table::try_from(config).expect("serializes");
     let mut keys = Vec::new();
     for (section, value) in &table {
-        let toml::Value::Table(fields) = value else {
-            panic!("{section} is not a table");
-        };
-        for key in fields.keys() {
-            keys.push((section.clone(), key.clone()));
+        match value {
+            toml::Value::Table(fields) => {
+                for key in fields.keys() {
+                    keys.push((section.clone(), key.clone()));
+                }
+            }
+            toml::Value::Array(_) if section == "tenants" => {}
+            _ => panic!("{section} is neither a table nor the tenants array"),
         }
     }
-    assert_eq!(keys.len(), 56, "every key of every section: {keys:?}");
+    assert_eq!(keys.len(), 93, "every key of every section: {keys:?}");
+    keys
+}
+
+/// The keys of a `[[tenants]]` entry, as `full()` serializes them.
+fn tenant_keys() -> Vec<String> {
+    let table = toml::Table::try_from(full()).expect("serializes");
+    let Some(toml::Value::Array(tenants)) = table.get("tenants") else {
+        panic!("full() has no tenants array");
+    };
+    let Some(toml::Value::Table(first)) = tenants.first() else {
+        panic!("full()'s first tenant is not a table");
+    };
+    let keys: Vec<String> = first.keys().cloned().collect();
+    assert_eq!(keys, ["clusters", "name"]);
     keys
 }
 
@@ -914,6 +1063,25 @@ fn default_toml_shows_every_key() {
                 || line == format!("[[{section}.{key}]]")
         });
         assert!(shown, "default_toml() lacks {section}.{key}");
+    }
+    // The tenants are an array of tables, shown as a commented-out example block.
+    let example: Vec<&str> = text
+        .lines()
+        .skip_while(|line| *line != "# [[tenants]]")
+        .take(3)
+        .collect();
+    assert_eq!(
+        example.len(),
+        3,
+        "default_toml() lacks a # [[tenants]] example"
+    );
+    for key in tenant_keys() {
+        assert!(
+            example[1..]
+                .iter()
+                .any(|line| line.starts_with(&format!("# {key} = "))),
+            "the [[tenants]] example lacks {key}: {example:?}"
+        );
     }
 }
 
@@ -932,6 +1100,14 @@ fn docs_list_every_key_and_its_env_var() {
     }
     for token_key in ["name", "role", "token_file"] {
         assert!(docs.contains(&format!("`api.tokens[].{token_key}`")));
+    }
+    assert!(
+        docs.contains("| `tenants` |"),
+        "docs/config.md lacks `tenants`"
+    );
+    for tenant_key in tenant_keys() {
+        let dotted = format!("`tenants[].{tenant_key}`");
+        assert!(docs.contains(&dotted), "docs/config.md lacks {dotted}");
     }
     assert!(
         docs.contains("64"),
@@ -1298,4 +1474,494 @@ fn dr_default_kms_key_is_an_alias_name_or_a_dr_region_arn() {
             "{bad}"
         );
     }
+}
+
+#[test]
+fn estate_section_defaults() {
+    let config = Config::from_sources(None, &BTreeMap::new(), &[]).expect("defaults are valid");
+    let inventory = &config.inventory;
+    assert!(inventory.enabled);
+    assert_eq!(inventory.bucket, "pilotlight-inventory");
+    assert_eq!(inventory.prefix, "inventory/");
+    assert_eq!(inventory.cluster_tag, "dr:cluster");
+    assert_eq!(
+        (
+            inventory.utilisation_window_days,
+            inventory.utilisation_refresh_secs,
+            inventory.utilisation_period_secs
+        ),
+        (14, 3600, 3600)
+    );
+    assert!(config.s3.buckets.is_empty());
+    assert_eq!(config.s3.sample_objects, 20);
+    assert!(config.tenants.is_empty());
+    assert_eq!(config.quotas.vcpus.get("standard"), Some(&1152));
+    assert_eq!(config.quotas.vcpus.len(), 4);
+    assert!(
+        config
+            .quotas
+            .vcpus
+            .keys()
+            .all(|group| VCPU_QUOTA_GROUPS.contains(&group.as_str()))
+    );
+    assert_eq!(config.readiness.always_on_tag, "dr:always-on");
+    assert!(config.readiness.always_on.is_empty());
+    assert_eq!(config.restore.max_instances_per_call, 100);
+    assert_eq!(config.restore.data_volumes, VolumeStrategy::Auto);
+    assert_eq!(config.restore.gate, TierGate::Running);
+    assert_eq!(config.restore.route53_max_changes_per_batch, 1000);
+}
+
+#[test]
+fn every_estate_rule_reports_at_once() {
+    let file = r#"
+[inventory]
+cycle_secs = 0
+bucket = "Pilotlight_Inventory"
+prefix = "/inventory/"
+cluster_tag = ""
+utilisation_window_days = 64
+utilisation_refresh_secs = 59
+utilisation_period_secs = 90
+
+[s3]
+buckets = ["assets", "ab", "assets", "logs-"]
+cycle_secs = 0
+sample_objects = 1001
+
+[[tenants]]
+name = "acme"
+clusters = ["web", ""]
+
+[[tenants]]
+name = "acme"
+clusters = []
+
+[[tenants]]
+name = "bad name!"
+clusters = ["search"]
+
+[[tenants]]
+name = ""
+clusters = ["search"]
+
+[quotas.vcpus]
+standard = 100
+gpu = 8
+
+[readiness]
+cycle_secs = 0
+always_on_tag = ""
+always_on = ["directory", "", "directory"]
+certificate_map = { "cert-1234" = "arn:aws:acm:us-west-2:123456789012:certificate/d" }
+
+[restore]
+max_instances_per_call = 0
+route53_max_changes_per_batch = 1001
+"#;
+    let errs = file_errors(file);
+    let mut got: Vec<(&str, &Source)> = errs
+        .iter()
+        .map(|e| (e.path.as_str(), &e.source_kind))
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(b.0));
+    let file_src = &Source::File;
+    let rule = &Source::Validation;
+    let mut want = vec![
+        ("inventory.cycle_secs", file_src),
+        ("inventory.bucket", file_src),
+        ("inventory.prefix", file_src),
+        ("inventory.cluster_tag", file_src),
+        ("inventory.utilisation_window_days", file_src),
+        ("inventory.utilisation_refresh_secs", file_src),
+        ("inventory.utilisation_period_secs", file_src),
+        ("s3.buckets[1]", file_src),
+        ("s3.buckets[2]", rule),
+        ("s3.buckets[3]", file_src),
+        ("s3.cycle_secs", file_src),
+        ("s3.sample_objects", file_src),
+        ("tenants[0].clusters[1]", file_src),
+        ("tenants[1].name", rule),
+        ("tenants[1].clusters", file_src),
+        ("tenants[2].name", file_src),
+        ("tenants[3].name", file_src),
+        ("quotas.vcpus.gpu", file_src),
+        ("readiness.cycle_secs", file_src),
+        ("readiness.always_on_tag", file_src),
+        ("readiness.always_on[1]", file_src),
+        ("readiness.always_on[2]", rule),
+        ("readiness.certificate_map.cert-1234", file_src),
+        ("restore.max_instances_per_call", file_src),
+        ("restore.route53_max_changes_per_batch", file_src),
+    ];
+    want.sort_by(|a, b| a.0.cmp(b.0));
+    assert_eq!(got, want, "{errs:#?}");
+
+    let message = |path: &str| at(&errs, path).message.clone();
+    assert_eq!(message("inventory.cycle_secs"), "must be at least 1, got 0");
+    assert!(message("inventory.bucket").contains("lowercase letters"));
+    assert!(message("inventory.prefix").contains("must not start with `/`"));
+    assert!(message("inventory.cluster_tag").contains("1 to 128"));
+    assert!(message("inventory.utilisation_window_days").contains("between 1 and 63, got 64"));
+    assert!(message("inventory.utilisation_refresh_secs").contains("at least 60, got 59"));
+    assert!(message("inventory.utilisation_period_secs").contains("multiple of 60, got 90"));
+    assert!(message("s3.buckets[1]").contains("3 to 63"));
+    assert!(message("s3.buckets[2]").contains("s3.buckets[0]"));
+    assert!(message("s3.buckets[3]").contains("start and end"));
+    assert!(message("s3.sample_objects").contains("between 1 and 1000, got 1001"));
+    assert_eq!(message("tenants[0].clusters[1]"), "must not be empty");
+    assert!(message("tenants[1].name").contains("tenants[0]"));
+    assert!(message("tenants[1].clusters").contains("at least one cluster"));
+    assert!(message("tenants[2].name").contains("`bad name!`"));
+    assert!(message("quotas.vcpus.gpu").contains("high-memory"));
+    assert!(message("readiness.always_on_tag").contains("1 to 128"));
+    assert_eq!(message("readiness.always_on[1]"), "must not be empty");
+    assert!(message("readiness.always_on[2]").contains("readiness.always_on[0]"));
+    assert!(message("readiness.certificate_map.cert-1234").starts_with("key `cert-1234`"));
+    assert!(message("restore.max_instances_per_call").contains("between 1 and 1000, got 0"));
+    assert!(
+        message("restore.route53_max_changes_per_batch").contains("between 1 and 1000, got 1001")
+    );
+}
+
+#[test]
+fn inventory_bucket_must_be_a_valid_s3_bucket_name() {
+    let none = BTreeMap::new();
+    let longest = "b".repeat(63);
+    for good in [
+        "abc",
+        "pilotlight-inventory",
+        "dr.inventory.example.com",
+        "1st-bucket",
+        longest.as_str(),
+    ] {
+        let config = load(&format!("[inventory]\nbucket = \"{good}\"\n"), &none, &[]);
+        assert_eq!(config.inventory.bucket, good);
+    }
+    let too_long = "b".repeat(64);
+    for (bad, problem) in [
+        ("", "3 to 63"),
+        ("ab", "3 to 63"),
+        (too_long.as_str(), "3 to 63"),
+        ("Inventory", "lowercase letters"),
+        ("dr_inventory", "lowercase letters"),
+        ("-inventory", "start and end"),
+        ("inventory.", "start and end"),
+        ("dr..inventory", "two periods"),
+        ("192.168.5.4", "IP address"),
+        ("xn--inventory", "reserves"),
+        ("sthree-inventory", "reserves"),
+        ("inventory-s3alias", "reserves"),
+        ("inventory--ol-s3", "reserves"),
+    ] {
+        let errs = file_errors(&format!("[inventory]\nbucket = \"{bad}\"\n"));
+        assert_eq!(errs.len(), 1, "{bad}: {errs:#?}");
+        let err = at(&errs, "inventory.bucket");
+        assert!(err.message.contains(problem), "{bad}: {err}");
+        assert!(err.message.contains("not a valid S3 bucket name"), "{err}");
+    }
+}
+
+#[test]
+fn a_long_window_needs_a_period_cloudwatch_keeps() {
+    let none = BTreeMap::new();
+    // Up to 15 days any multiple of 60 is fine; beyond, only multiples of 300.
+    for (window, period) in [(15, 60), (15, 120), (16, 300), (63, 600), (63, 3600)] {
+        let config = load(
+            &format!(
+                "[inventory]\nutilisation_window_days = {window}\n\
+                 utilisation_period_secs = {period}\n"
+            ),
+            &none,
+            &[],
+        );
+        assert_eq!(config.inventory.utilisation_period_secs, period);
+    }
+    for (window, period) in [(16, 60), (30, 120), (63, 900 + 60)] {
+        let errs = file_errors(&format!(
+            "[inventory]\nutilisation_window_days = {window}\nutilisation_period_secs = {period}\n"
+        ));
+        assert_eq!(errs.len(), 1, "{window}/{period}: {errs:#?}");
+        let err = at(&errs, "inventory.utilisation_period_secs");
+        assert_eq!(err.source_kind, Source::Validation);
+        assert!(err.message.contains("multiple of 300"), "{err}");
+        assert!(
+            err.message.contains(&format!("window of {window} days")),
+            "{err}"
+        );
+    }
+    // A window or period that is itself out of range reports once, not also this rule.
+    let errs =
+        file_errors("[inventory]\nutilisation_window_days = 64\nutilisation_period_secs = 60\n");
+    let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["inventory.utilisation_window_days"], "{errs:#?}");
+    let errs = file_errors(
+        "[inventory]\nutilisation_window_days = \"30\"\nutilisation_period_secs = 60\n",
+    );
+    let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["inventory.utilisation_window_days"], "{errs:#?}");
+}
+
+#[test]
+fn tenants_array_of_tables_parses() {
+    let config = load(
+        r#"
+[[tenants]]
+name = "acme"
+clusters = ["web", "search"]
+
+[[tenants]]
+name = "initech"
+clusters = ["search"]
+"#,
+        &BTreeMap::new(),
+        &[],
+    );
+    assert_eq!(
+        config.tenants,
+        [
+            TenantConfig {
+                name: "acme".to_owned(),
+                clusters: vec!["web".to_owned(), "search".to_owned()],
+            },
+            TenantConfig {
+                name: "initech".to_owned(),
+                clusters: vec!["search".to_owned()],
+            },
+        ]
+    );
+    // The command line replaces the file's list as a whole (arrays do not merge).
+    let config = load(
+        "[[tenants]]\nname = \"acme\"\nclusters = [\"web\"]\n",
+        &BTreeMap::new(),
+        &[r#"tenants=[{ name = "umbrella", clusters = ["labs"] }]"#],
+    );
+    assert_eq!(
+        config.tenants,
+        [TenantConfig {
+            name: "umbrella".to_owned(),
+            clusters: vec!["labs".to_owned()],
+        }]
+    );
+}
+
+#[test]
+fn tenants_need_both_keys_of_the_right_type() {
+    let errs = file_errors(
+        r#"
+[[tenants]]
+name = "acme"
+
+[[tenants]]
+name = "initech"
+clusters = "search"
+team = "ops"
+"#,
+    );
+    let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "tenants[0].clusters",
+            "tenants[1].clusters",
+            "tenants[1].team"
+        ],
+        "{errs:#?}"
+    );
+    assert!(at(&errs, "tenants[0].clusters").message.contains("missing"));
+    assert!(
+        at(&errs, "tenants[1].clusters")
+            .message
+            .contains("invalid type")
+    );
+    assert!(
+        at(&errs, "tenants[1].team")
+            .message
+            .starts_with("unknown key")
+    );
+
+    let errs = file_errors("tenants = { name = \"acme\" }\n");
+    assert_eq!(
+        at(&errs, "tenants").message,
+        "expected an array, found table"
+    );
+
+    // A bad tenant on the command line is attributed to it.
+    let errs = errors(
+        "",
+        &BTreeMap::new(),
+        &[r#"tenants=[{ name = "acme", clusters = [] }]"#],
+    );
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(at(&errs, "tenants[0].clusters").source_kind, Source::Cli);
+}
+
+#[test]
+fn estate_values_of_the_wrong_type_are_reported_per_key() {
+    let errs = file_errors(
+        r#"
+[inventory]
+enabled = "yes"
+utilisation_window_days = -1
+
+[s3]
+buckets = "assets"
+
+[quotas.vcpus]
+standard = "lots"
+g = 16
+
+[readiness]
+certificate_map = { "arn:aws:acm:us-east-1:123456789012:certificate/p" = 1 }
+frequency = 5
+
+[restore]
+data_volumes = "snapshot"
+gate = "green"
+"#,
+    );
+    let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "inventory.enabled",
+            "inventory.utilisation_window_days",
+            "quotas.vcpus.standard",
+            "readiness.certificate_map.\"arn:aws:acm:us-east-1:123456789012:certificate/p\"",
+            "readiness.frequency",
+            "restore.data_volumes",
+            "restore.gate",
+            "s3.buckets",
+        ],
+        "{errs:#?}"
+    );
+    assert!(
+        at(&errs, "restore.data_volumes")
+            .message
+            .contains("`create_attach`")
+    );
+    assert!(at(&errs, "restore.gate").message.contains("`healthy`"));
+    assert!(
+        at(&errs, "readiness.frequency")
+            .message
+            .contains("`certificate_map`")
+    );
+}
+
+#[test]
+fn vcpu_quotas_merge_with_the_default_groups() {
+    let config = load(
+        "[quotas.vcpus]\nstandard = 2048\ntrn = 256\n",
+        &BTreeMap::new(),
+        &[],
+    );
+    assert_eq!(
+        config.quotas.vcpus,
+        BTreeMap::from([
+            ("standard".to_owned(), 2048),
+            ("g".to_owned(), 64),
+            ("p".to_owned(), 64),
+            ("x".to_owned(), 64),
+            ("trn".to_owned(), 256),
+        ])
+    );
+    for group in VCPU_QUOTA_GROUPS {
+        let config = load(
+            &format!("[quotas.vcpus]\n\"{group}\" = 8\n"),
+            &BTreeMap::new(),
+            &[],
+        );
+        assert_eq!(config.quotas.vcpus.get(group), Some(&8), "{group}");
+    }
+    let errs = file_errors("[quotas.vcpus]\nStandard = 8\nm = 8\n");
+    let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["quotas.vcpus.Standard", "quotas.vcpus.m"],
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn certificate_map_keys_and_values_must_be_arns() {
+    let config = load(
+        r#"
+[readiness.certificate_map]
+"arn:aws:acm:us-east-1:123456789012:certificate/p" = "arn:aws:acm:us-west-2:123456789012:certificate/d"
+"arn:aws:iam::123456789012:server-certificate/web" = "arn:aws:iam::123456789012:server-certificate/web-dr"
+"#,
+        &BTreeMap::new(),
+        &[],
+    );
+    assert_eq!(config.readiness.certificate_map.len(), 2);
+
+    let errs = file_errors(
+        r#"
+[readiness.certificate_map]
+"arn:aws:acm:us-east-1:123456789012:certificate/p" = "d-cert"
+"p-cert" = "arn:"
+"arn:aws:acm:us-east-1:123456789012" = "arn:aws:acm:us-west-2:123456789012:certificate/d"
+"#,
+    );
+    let mut got: Vec<(&str, &str)> = errs
+        .iter()
+        .map(|e| (e.path.as_str(), e.message.as_str()))
+        .collect();
+    got.sort();
+    assert_eq!(got.len(), 4, "{errs:#?}");
+    assert!(got[0].0.ends_with(":123456789012\""), "{got:?}");
+    assert!(got[0].1.starts_with("key "), "{got:?}");
+    assert!(got[1].0.ends_with("certificate/p\""), "{got:?}");
+    assert!(got[1].1.starts_with("value `d-cert`"), "{got:?}");
+    assert_eq!(got[2].0, "readiness.certificate_map.p-cert");
+    assert!(got[2].1.starts_with("key `p-cert`"), "{got:?}");
+    assert_eq!(got[3].0, "readiness.certificate_map.p-cert");
+    assert!(got[3].1.starts_with("value `arn:`"), "{got:?}");
+    assert!(errs.iter().all(|e| e.source_kind == Source::File));
+}
+
+#[test]
+fn env_overrides_estate_keys() {
+    let vars = env(&[
+        ("PILOTLIGHT_INVENTORY__BUCKET", "acme-dr-inventory"),
+        ("PILOTLIGHT_INVENTORY__UTILISATION", "false"),
+        ("PILOTLIGHT_S3__BUCKETS", r#"["acme-assets", "acme-logs"]"#),
+        ("PILOTLIGHT_QUOTAS__VCPUS__STANDARD", "2048"),
+        (
+            "PILOTLIGHT_READINESS__ALWAYS_ON",
+            r#"["directory", "build"]"#,
+        ),
+        ("PILOTLIGHT_RESTORE__GATE", "healthy"),
+        ("PILOTLIGHT_RESTORE__DATA_VOLUMES", "block_device_mapping"),
+        ("PILOTLIGHT_RESTORE__MAX_INSTANCES_PER_CALL", "250"),
+    ]);
+    let config = load(
+        "[inventory]\nbucket = \"from-the-file\"\n",
+        &vars,
+        &["restore.max_instances_per_call=500"],
+    );
+    assert_eq!(config.inventory.bucket, "acme-dr-inventory");
+    assert!(!config.inventory.utilisation);
+    assert_eq!(config.s3.buckets, ["acme-assets", "acme-logs"]);
+    assert_eq!(config.quotas.vcpus.get("standard"), Some(&2048));
+    assert_eq!(config.quotas.vcpus.get("g"), Some(&64));
+    assert_eq!(config.readiness.always_on, ["directory", "build"]);
+    assert_eq!(config.restore.gate, TierGate::Healthy);
+    assert_eq!(
+        config.restore.data_volumes,
+        VolumeStrategy::BlockDeviceMapping
+    );
+    assert_eq!(config.restore.max_instances_per_call, 500);
+
+    let var = "PILOTLIGHT_INVENTORY__BUCKET";
+    let errs = errors("", &env(&[(var, "Not_A_Bucket")]), &[]);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    let err = at(&errs, "inventory.bucket");
+    assert_eq!(err.source_kind, Source::Env(var.to_owned()));
+    assert!(err.to_string().contains(var), "{err}");
+
+    let var = "PILOTLIGHT_S3__BUCKETS";
+    let errs = errors("", &env(&[(var, r#"["assets", "assets"]"#)]), &[]);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(at(&errs, "s3.buckets[1]").source_kind, Source::Validation);
 }

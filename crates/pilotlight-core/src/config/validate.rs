@@ -2,10 +2,15 @@
 //! keys. Every failed rule is reported (none stops the others). A value that failed to load is a
 //! stand-in default here, so rules relating it to other keys are skipped for it.
 
+use std::net::Ipv4Addr;
 use std::path::Path as FsPath;
 
 use super::load::{Loader, Path, Seg, child, path};
-use super::{Config, CopyConfig};
+use super::{Config, CopyConfig, VCPU_QUOTA_GROUPS};
+
+/// Days CloudWatch keeps data points of periods under 300 s; older ones can be asked only
+/// with a period that is a multiple of 300 (up to 63 days ago).
+const CLOUDWATCH_FINE_RETENTION_DAYS: u64 = 15;
 
 pub(super) fn validate(config: &Config, l: &mut Loader) {
     regions(config, l);
@@ -16,6 +21,12 @@ pub(super) fn validate(config: &Config, l: &mut Loader) {
     network(config, l);
     copy(config, l);
     tiers(config, l);
+    inventory(config, l);
+    s3(config, l);
+    tenants(config, l);
+    quotas(config, l);
+    readiness(config, l);
+    restore(config, l);
     throttle(config, l);
     log(config, l);
     daemon(config, l);
@@ -548,6 +559,256 @@ fn tiers(config: &Config, l: &mut Loader) {
     }
 }
 
+/// Prefixes AWS reserves and refuses in general purpose bucket names.
+const RESERVED_BUCKET_PREFIXES: [&str; 3] = ["xn--", "sthree-", "amzn-s3-demo-"];
+/// Suffixes AWS reserves and refuses in general purpose bucket names.
+const RESERVED_BUCKET_SUFFIXES: [&str; 5] =
+    ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"];
+
+/// What is wrong with an S3 general purpose bucket name, if anything: AWS requires 3 to 63
+/// lowercase letters, digits, `-` and `.`, a letter or digit first and last, no `..`, not the
+/// form of an IPv4 address and none of the reserved prefixes and suffixes.
+pub(super) fn bucket_name_problem(name: &str) -> Option<&'static str> {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if !(3..=63).contains(&name.chars().count()) {
+        Some("must be 3 to 63 characters long")
+    } else if !name.chars().all(|c| alnum(c) || c == '-' || c == '.') {
+        Some("may contain only lowercase letters, digits, `-` and `.`")
+    } else if !name.starts_with(alnum) || !name.ends_with(alnum) {
+        Some("must start and end with a lowercase letter or digit")
+    } else if name.contains("..") {
+        Some("must not contain two periods in a row")
+    } else if name.parse::<Ipv4Addr>().is_ok() {
+        Some("must not be formatted as an IP address")
+    } else if RESERVED_BUCKET_PREFIXES
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+        || RESERVED_BUCKET_SUFFIXES
+            .iter()
+            .any(|suffix| name.ends_with(suffix))
+    {
+        Some(
+            "uses a prefix or suffix AWS reserves (`xn--`, `sthree-`, `amzn-s3-demo-`, \
+             `-s3alias`, `--ol-s3`, `.mrap`, `--x-s3`, `--table-s3`)",
+        )
+    } else {
+        None
+    }
+}
+
+/// True if `name` is a tenant name: 1 to 128 ASCII letters, digits, `-`, `_` and `.` (the
+/// admin API's rule for the tenants it manages).
+pub(super) fn is_tenant_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// True if `arn` has the shape of an ARN: `arn:<partition>:<service>:<region>:<account>:
+/// <resource>` with partition, service and resource not empty (region and account may be,
+/// as in IAM server certificate ARNs).
+pub(super) fn looks_like_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    matches!(
+        parts.as_slice(),
+        ["arn", partition, service, _, _, resource]
+            if !partition.is_empty() && !service.is_empty() && !resource.is_empty()
+    )
+}
+
+/// Reports at `keys[index]` every element of `items` equal to an earlier one (a rule on the
+/// list as a whole).
+fn no_duplicates(l: &mut Loader, keys: &[&str], items: &[String]) {
+    let list = path(keys);
+    if l.failed(&list) {
+        return;
+    }
+    let name = keys.join(".");
+    for (index, item) in items.iter().enumerate() {
+        if let Some(first) = items[..index].iter().position(|earlier| earlier == item) {
+            let mut at = list.clone();
+            at.push(Seg::Index(index));
+            l.cross(
+                &at,
+                format!("`{item}` is already {name}[{first}]; entries must be unique"),
+            );
+        }
+    }
+}
+
+/// A tag key: 1 to 128 characters (AWS's limit).
+fn tag_key(l: &mut Loader, keys: &[&str], key: &str) {
+    let len = key.chars().count();
+    check(l, keys, (1..=128).contains(&len), || {
+        format!("must be a tag key of 1 to 128 characters, got {len}")
+    });
+}
+
+fn inventory(config: &Config, l: &mut Loader) {
+    let inventory = &config.inventory;
+    at_least_one(l, &["inventory", "cycle_secs"], inventory.cycle_secs);
+    let bucket = &inventory.bucket;
+    if let Some(problem) = bucket_name_problem(bucket) {
+        check(l, &["inventory", "bucket"], false, || {
+            format!("`{bucket}` is not a valid S3 bucket name: {problem}")
+        });
+    }
+    let prefix = &inventory.prefix;
+    check(
+        l,
+        &["inventory", "prefix"],
+        !prefix.starts_with('/'),
+        || format!("`{prefix}` must not start with `/` (S3 keys have no leading slash)"),
+    );
+    tag_key(l, &["inventory", "cluster_tag"], &inventory.cluster_tag);
+    let window = u64::from(inventory.utilisation_window_days);
+    in_range(l, &["inventory", "utilisation_window_days"], window, 1, 63);
+    let refresh = inventory.utilisation_refresh_secs;
+    check(
+        l,
+        &["inventory", "utilisation_refresh_secs"],
+        refresh >= 60,
+        || format!("must be at least 60, got {refresh}"),
+    );
+    let period = inventory.utilisation_period_secs;
+    let period_ok = period >= 60 && period.is_multiple_of(60);
+    check(
+        l,
+        &["inventory", "utilisation_period_secs"],
+        period_ok,
+        || format!("must be 60 or a multiple of 60, got {period}"),
+    );
+    let period_path = path(&["inventory", "utilisation_period_secs"]);
+    let window_path = path(&["inventory", "utilisation_window_days"]);
+    let days = CLOUDWATCH_FINE_RETENTION_DAYS;
+    if period_ok
+        && (days + 1..=63).contains(&window)
+        && !period.is_multiple_of(300)
+        && !l.failed(&period_path)
+        && !l.failed(&window_path)
+    {
+        l.cross(
+            &period_path,
+            format!(
+                "must be a multiple of 300 when inventory.utilisation_window_days exceeds {days} \
+                 (CloudWatch returns no data points older than {days} days for other periods), \
+                 got {period} with a window of {window} days"
+            ),
+        );
+    }
+}
+
+fn s3(config: &Config, l: &mut Loader) {
+    let s3 = &config.s3;
+    id_list(l, &["s3", "buckets"], &s3.buckets, |bucket| {
+        bucket_name_problem(bucket)
+            .map(|problem| format!("`{bucket}` is not a valid S3 bucket name: {problem}"))
+    });
+    no_duplicates(l, &["s3", "buckets"], &s3.buckets);
+    at_least_one(l, &["s3", "cycle_secs"], s3.cycle_secs);
+    let samples = u64::from(s3.sample_objects);
+    in_range(l, &["s3", "sample_objects"], samples, 1, 1000);
+}
+
+fn tenants(config: &Config, l: &mut Loader) {
+    let list = path(&["tenants"]);
+    if l.failed(&list) {
+        return;
+    }
+    for (index, tenant) in config.tenants.iter().enumerate() {
+        let mut at = list.clone();
+        at.push(Seg::Index(index));
+        let name_at = child(&at, "name");
+        let name = &tenant.name;
+        if !is_tenant_name(name) {
+            l.invalid(
+                &name_at,
+                format!("`{name}` is not a tenant name: 1 to 128 letters, digits, `-`, `_` or `.`"),
+            );
+        } else if let Some(first) = config.tenants[..index]
+            .iter()
+            .position(|earlier| earlier.name == *name)
+        {
+            l.cross(
+                &name_at,
+                format!("`{name}` is already the name of tenants[{first}]; names must be unique"),
+            );
+        }
+        let clusters_at = child(&at, "clusters");
+        if tenant.clusters.is_empty() {
+            l.invalid(&clusters_at, "must name at least one cluster".to_owned());
+        }
+        for (cluster_index, cluster) in tenant.clusters.iter().enumerate() {
+            if cluster.is_empty() {
+                let mut cluster_at = clusters_at.clone();
+                cluster_at.push(Seg::Index(cluster_index));
+                l.invalid(&cluster_at, "must not be empty".to_owned());
+            }
+        }
+    }
+}
+
+fn quotas(config: &Config, l: &mut Loader) {
+    let vcpus = path(&["quotas", "vcpus"]);
+    for group in config.quotas.vcpus.keys() {
+        let entry = child(&vcpus, group);
+        if !VCPU_QUOTA_GROUPS.contains(&group.as_str()) && !l.failed(&entry) {
+            l.invalid(
+                &entry,
+                format!(
+                    "`{group}` is not a vCPU quota group; expected one of {}",
+                    VCPU_QUOTA_GROUPS.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+fn readiness(config: &Config, l: &mut Loader) {
+    let readiness = &config.readiness;
+    at_least_one(l, &["readiness", "cycle_secs"], readiness.cycle_secs);
+    tag_key(l, &["readiness", "always_on_tag"], &readiness.always_on_tag);
+    id_list(
+        l,
+        &["readiness", "always_on"],
+        &readiness.always_on,
+        |service| service.is_empty().then(|| "must not be empty".to_owned()),
+    );
+    no_duplicates(l, &["readiness", "always_on"], &readiness.always_on);
+    let map = path(&["readiness", "certificate_map"]);
+    for (from, to) in &readiness.certificate_map {
+        let entry = child(&map, from);
+        if l.failed(&entry) {
+            continue;
+        }
+        for (label, arn) in [("key", from), ("value", to)] {
+            if !looks_like_arn(arn) {
+                l.invalid(
+                    &entry,
+                    format!(
+                        "{label} `{arn}` is not a certificate ARN \
+                         (arn:<partition>:<service>:<region>:<account>:<resource>)"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn restore(config: &Config, l: &mut Loader) {
+    let restore = &config.restore;
+    for (key, value) in [
+        ("max_instances_per_call", restore.max_instances_per_call),
+        (
+            "route53_max_changes_per_batch",
+            restore.route53_max_changes_per_batch,
+        ),
+    ] {
+        in_range(l, &["restore", key], u64::from(value), 1, 1000);
+    }
+}
+
 fn throttle(config: &Config, l: &mut Loader) {
     let throttle = &config.throttle;
     let scale = throttle.time_scale;
@@ -730,6 +991,90 @@ mod tests {
             "arn:aws:kms:us-east-1:key/k",
         ] {
             assert_eq!(parse_kms_arn(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn bucket_names() {
+        let longest = "a".repeat(63);
+        for good in [
+            "abc",
+            "my-bucket",
+            "my.bucket.2",
+            "0bucket9",
+            "192.168.5",
+            "xn-bucket",
+            longest.as_str(),
+        ] {
+            assert_eq!(bucket_name_problem(good), None, "{good}");
+        }
+        let too_long = "a".repeat(64);
+        for (bad, problem) in [
+            ("", "3 to 63"),
+            ("ab", "3 to 63"),
+            (too_long.as_str(), "3 to 63"),
+            ("My-Bucket", "lowercase"),
+            ("my_bucket", "lowercase"),
+            ("my bucket", "lowercase"),
+            ("bücket", "lowercase"),
+            ("-bucket", "start and end"),
+            ("bucket-", "start and end"),
+            (".bucket", "start and end"),
+            ("my..bucket", "two periods"),
+            ("10.0.0.1", "IP address"),
+            ("xn--bucket", "reserves"),
+            ("sthree-bucket", "reserves"),
+            ("amzn-s3-demo-bucket", "reserves"),
+            ("bucket-s3alias", "reserves"),
+            ("bucket--ol-s3", "reserves"),
+            ("bucket.mrap", "reserves"),
+            ("bucket--x-s3", "reserves"),
+            ("bucket--table-s3", "reserves"),
+        ] {
+            let got = bucket_name_problem(bad);
+            assert!(got.is_some_and(|p| p.contains(problem)), "{bad}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn tenant_names() {
+        let longest = "t".repeat(128);
+        for good in ["acme", "Acme_2", "eu.acme-prod", "7", longest.as_str()] {
+            assert!(is_tenant_name(good), "{good}");
+        }
+        let too_long = "t".repeat(129);
+        for bad in [
+            "",
+            "acme corp",
+            "acme/prod",
+            "acmé",
+            "a:b",
+            too_long.as_str(),
+        ] {
+            assert!(!is_tenant_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn arn_shapes() {
+        for good in [
+            "arn:aws:acm:us-east-1:123456789012:certificate/1234",
+            "arn:aws:iam::123456789012:server-certificate/web",
+            "arn:aws-cn:acm:cn-north-1:123456789012:certificate/a:b",
+        ] {
+            assert!(looks_like_arn(good), "{good}");
+        }
+        for bad in [
+            "",
+            "arn:",
+            "certificate/1234",
+            "arn:aws:acm:us-east-1:123456789012",
+            "arn:aws:acm:us-east-1:123456789012:",
+            "arn::acm:us-east-1:123456789012:certificate/1",
+            "arn:aws::us-east-1:123456789012:certificate/1",
+            "urn:aws:acm:us-east-1:123456789012:certificate/1",
+        ] {
+            assert!(!looks_like_arn(bad), "{bad}");
         }
     }
 
