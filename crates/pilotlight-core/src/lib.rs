@@ -9,5 +9,6 @@ pub mod copy;
 pub mod digest;
 pub mod inventory;
 pub mod network;
+pub mod plan;
 pub mod scope;
 pub mod secret;
