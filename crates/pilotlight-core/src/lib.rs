@@ -4,11 +4,13 @@
 //! round.
 
 pub mod aws_limits;
+pub mod capacity;
 pub mod config;
 pub mod copy;
 pub mod digest;
 pub mod inventory;
 pub mod network;
 pub mod plan;
+pub mod readiness;
 pub mod scope;
 pub mod secret;
