@@ -62,6 +62,22 @@ async fn serve() -> Result<(std::net::SocketAddr, Store, CancellationToken)> {
     );
     let stop = CancellationToken::new();
     tokio::spawn(scheduler.run(stop.clone()));
+    // The estate routes never reach AWS in these tests: the endpoint is a closed port.
+    let sdk = pilotlight_aws::sdk::static_sdk_config("http://127.0.0.1:9", "us-west-2").await;
+    let ctx = pilotlight_aws::AwsCtx::new(
+        Arc::new(pilotlight_aws::throttle::Throttle::new(Default::default())),
+        pilotlight_aws::metrics::AwsMetrics::register(
+            &mut prometheus_client::registry::Registry::default(),
+        ),
+    );
+    let readiness = pilotlight_engine::estate::ReadinessBoard::default();
+    let planner = pilotlight_engine::estate::Planner::new(
+        store.clone(),
+        pilotlight_aws::s3::DrS3::with_path_style(&sdk, ctx, true),
+        pilotlight_engine::estate::InventoryBoard::default(),
+        readiness.clone(),
+        Arc::new(pilotlight_core::config::Config::default()),
+    );
     let state = ApiState {
         store: store.clone(),
         tokens: Arc::new(auth_table([
@@ -72,6 +88,9 @@ async fn serve() -> Result<(std::net::SocketAddr, Store, CancellationToken)> {
         status,
         scheduler: Arc::new(RwLock::new(Some(handle))),
         rpo: pilotlight_engine::copy::RpoBoard::default(),
+        planner,
+        readiness,
+        s3: pilotlight_engine::estate::S3Board::default(),
         info: DaemonInfo {
             version: "test",
             primary_region: "us-east-1".into(),

@@ -3,12 +3,17 @@
 //! moto. Each test gets its own AWS account on the shared moto, so tests run in parallel.
 
 mod api;
+mod capture;
 mod config;
 mod copies;
 mod copies_ami;
 mod copies_rds;
 mod daemon;
+mod estate;
 mod lab;
+mod lab_cloudwatch;
 mod lab_copies;
+mod lab_estate;
+mod lab_s3;
 mod network;
 mod support;

@@ -113,14 +113,16 @@ impl World {
     /// A daemon config for this world: the session's endpoint, SQLite under the temp dir,
     /// port-0 listeners, a long cycle (tests trigger runs), plus `extra` overrides.
     ///
-    /// Copies are off unless `extra` configures `[copy]`, so tests of other reconcilers count
-    /// only their own calls.
+    /// Copies and the inventory are off unless `extra` configures `[copy]` / `[inventory]`,
+    /// so tests of other reconcilers count only their own calls.
     pub fn config_toml(&self, extra: &str) -> Result<String> {
-        let copies_off = if extra.contains("[copy]") {
-            ""
-        } else {
-            "[copy]\nenabled = false\n"
-        };
+        let mut copies_off = String::new();
+        if !extra.contains("[copy]") {
+            copies_off.push_str("[copy]\nenabled = false\n");
+        }
+        if !extra.contains("[inventory]") {
+            copies_off.push_str("[inventory]\nenabled = false\n");
+        }
         let data_dir = self.dir.path().join("data");
         let keys = self.dir.path().join("aws-key");
         std::fs::write(&keys, "testing\n")?;
@@ -232,6 +234,27 @@ impl RunningDaemon {
         ))
     }
 
+    pub async fn http_put(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> Result<(u16, Value)> {
+        let (status, body) = http(self.api, "PUT", path, token, Some(body)).await?;
+        Ok((
+            status,
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        ))
+    }
+
+    pub async fn http_delete(&self, path: &str, token: Option<&str>) -> Result<(u16, Value)> {
+        let (status, body) = http(self.api, "DELETE", path, token, Some("")).await?;
+        Ok((
+            status,
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        ))
+    }
+
     /// The `/metrics` text.
     pub async fn metrics(&self) -> Result<String> {
         Ok(http(self.metrics, "GET", "/metrics", None, None).await?.1)
@@ -287,6 +310,42 @@ impl RunningDaemon {
             .await?;
         anyhow::ensure!(status == 202, "trigger returned {status}: {body}");
         self.wait_network_runs(before + 1).await
+    }
+
+    /// A reconciler's status entry (`network`, `inventory`, `readiness`, …).
+    pub async fn reconciler_status(&self, name: &str) -> Result<Value> {
+        let (status, body) = self.get("/v1/status", Some(VIEWER_TOKEN)).await?;
+        anyhow::ensure!(status == 200, "status returned {status}: {body}");
+        body["reconcilers"]
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["name"] == name).cloned())
+            .ok_or_else(|| anyhow!("no {name} reconciler in {body}"))
+    }
+
+    /// Triggers one run of reconciler `name` and waits until it has finished successfully
+    /// (every key ran once more and the reconciler is idle); returns its status.
+    pub async fn run(&self, name: &str) -> Result<Value> {
+        let before = self.reconciler_status(name).await?["runs"]
+            .as_u64()
+            .unwrap_or(0);
+        let (status, body) = self
+            .post(
+                &format!("/v1/reconcilers/{name}/run"),
+                Some(OPERATOR_TOKEN),
+                r#"{"reason":"test"}"#,
+            )
+            .await?;
+        anyhow::ensure!(status == 202, "trigger returned {status}: {body}");
+        poll(
+            &format!("a {name} run"),
+            Duration::from_secs(120),
+            || async {
+                let st = self.reconciler_status(name).await?;
+                let done = st["runs"].as_u64().unwrap_or(0) > before && st["state"] == "idle";
+                Ok(done.then_some(st))
+            },
+        )
+        .await
     }
 
     /// Waits until `resources` protected resources of copy `kind` (`ebs_snapshot`, `ami`, …)

@@ -9,6 +9,7 @@
 
 mod auth;
 mod error;
+mod estate;
 mod routes;
 
 use std::net::SocketAddr;
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use pilotlight_engine::SchedulerHandle;
 use pilotlight_engine::leader::LeaderState;
 use pilotlight_engine::status::StatusBoard;
@@ -50,6 +51,12 @@ pub struct ApiState {
     pub scheduler: Arc<std::sync::RwLock<Option<SchedulerHandle>>>,
     /// The copy reconcilers' latest per-resource RPO picture.
     pub rpo: pilotlight_engine::copy::RpoBoard,
+    /// Plans from the inventory document and the store.
+    pub planner: pilotlight_engine::estate::Planner,
+    /// The latest readiness evaluation.
+    pub readiness: pilotlight_engine::estate::ReadinessBoard,
+    /// The S3 replication watch.
+    pub s3: pilotlight_engine::estate::S3Board,
     pub info: DaemonInfo,
 }
 
@@ -79,6 +86,16 @@ pub fn router(state: ApiState, limits: ApiLimits) -> Router {
         .route("/v1/audit", get(routes::audit))
         .route("/v1/copies", get(routes::copies))
         .route("/v1/rpo", get(routes::rpo))
+        .route("/v1/inventory", get(estate::inventory))
+        .route("/v1/plan", get(estate::plan))
+        .route("/v1/restores", post(estate::restores))
+        .route("/v1/readiness", get(estate::readiness))
+        .route("/v1/s3", get(estate::s3))
+        .route("/v1/tenants", get(estate::tenants))
+        .route(
+            "/v1/tenants/{name}",
+            put(estate::put_tenant).delete(estate::delete_tenant),
+        )
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))

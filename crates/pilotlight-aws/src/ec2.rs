@@ -5,11 +5,14 @@
 //! primary region" is a property of the types, not of discipline. [`DrEc2`] wraps the DR
 //! region's client and adds the mutations the reconcilers and the restore need. Deletions take
 //! an [`Owned`] id, which can only be made from a resource carrying `pilotlight:managed=true`.
+//! [`DrEc2::running_by_tag`] is readiness's lookup of the always-on services (SPEC R10).
 //!
 //! Every method takes a closure that fills in the request builder, and runs the call through
 //! [`AwsCtx::call`] (throttle, span, metrics, error classification).
 
-use aws_sdk_ec2::types::Tag;
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::types::{Filter, Tag};
 use pilotlight_core::aws_limits::{CallShape, Service};
 
 use crate::call::AwsCtx;
@@ -31,6 +34,7 @@ macro_rules! describe_ops {
             describe_volumes => describe_volumes::DescribeVolumesFluentBuilder -> DescribeVolumesOutput, "DescribeVolumes";
             describe_images => describe_images::DescribeImagesFluentBuilder -> DescribeImagesOutput, "DescribeImages";
             describe_instances => describe_instances::DescribeInstancesFluentBuilder -> DescribeInstancesOutput, "DescribeInstances";
+            describe_instance_types => describe_instance_types::DescribeInstanceTypesFluentBuilder -> DescribeInstanceTypesOutput, "DescribeInstanceTypes";
         }
     };
 }
@@ -92,6 +96,57 @@ impl DrEc2 {
         /// a lost response could make a second copy; callers journal the request and resolve an
         /// unknown outcome by looking the copy up by its `pilotlight:source` tag.
         copy_snapshot => copy_snapshot::CopySnapshotFluentBuilder -> CopySnapshotOutput, "CopySnapshot";
+    }
+
+    /// The running instances carrying the tag `tag_key`, by the tag's value: a paginated
+    /// `DescribeInstances` filtered by `tag-key` and `instance-state-name=running` (one call
+    /// per 1,000 reservations). Values map to their instance ids, sorted.
+    ///
+    /// # Errors
+    /// The first failed call's classified [`AwsError`].
+    pub async fn running_by_tag(
+        &self,
+        tag_key: &str,
+    ) -> Result<BTreeMap<String, Vec<String>>, AwsError> {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .describe_instances(|b| {
+                    b.filters(Filter::builder().name("tag-key").values(tag_key).build())
+                        .filters(
+                            Filter::builder()
+                                .name("instance-state-name")
+                                .values("running")
+                                .build(),
+                        )
+                        .max_results(1000)
+                        .set_next_token(token.clone())
+                })
+                .await?;
+            for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+                let value = instance
+                    .tags()
+                    .iter()
+                    .find(|t| t.key() == Some(tag_key))
+                    .and_then(|t| t.value());
+                if let (Some(value), Some(id)) = (value, instance.instance_id()) {
+                    out.entry(value.to_owned()).or_default().push(id.to_owned());
+                }
+            }
+            token = page
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        for ids in out.values_mut() {
+            ids.sort();
+            ids.dedup();
+        }
+        Ok(out)
     }
 
     /// Deletes a subnet pilotlight owns.

@@ -11,14 +11,26 @@
 //!   is no method on it that could mutate the primary region — and [`ec2::DrEc2`] adds the
 //!   mutations the DR region needs. Deletions take an [`ec2::Owned`] id, which can only be made
 //!   from a resource carrying pilotlight's ownership tag.
+//! - [`rds`], [`elb`], [`route53`], [`acm`], [`cloudwatch`] and [`s3`] follow the same pattern:
+//!   a primary face with only describe/list/get calls and, where the DR side needs one, a DR
+//!   face.
+//! - [`capture`] reads the primary estate into the inventory model (SPEC R5),
+//!   [`cloudwatch::collect_utilisation`] adds utilisation for plan B, and [`s3`] writes and
+//!   reads the inventory documents in the DR bucket and measures S3 replication lag (R6).
 
+pub mod acm;
 pub mod call;
+pub mod capture;
+pub mod cloudwatch;
 pub mod ec2;
+pub mod elb;
 pub mod error;
 pub mod metrics;
 mod ops;
 pub mod presign;
 pub mod rds;
+pub mod route53;
+pub mod s3;
 pub mod sdk;
 pub mod tags;
 pub mod throttle;

@@ -10,6 +10,7 @@
 
 pub mod copy;
 pub mod error;
+pub mod estate;
 pub mod leader;
 pub mod metrics;
 pub mod network;

@@ -1,5 +1,8 @@
 //! A client for a realism proxy's `/__lab/` API, for tools and tests in another process than
-//! the proxy (the `pilotlight-lab` CLI, a daemon under test).
+//! the proxy (the `pilotlight-lab` CLI, a daemon under test): counters, fault rules and the S3
+//! replicator's controls.
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, Uri};
@@ -11,6 +14,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::LabError;
 use crate::proxy::{CallCounts, FaultId, FaultRule, FaultStatus};
+use crate::replicator::{DelayRequest, ReplicatorStatus};
 
 /// Talks to one proxy's admin API.
 #[derive(Debug, Clone)]
@@ -158,6 +162,74 @@ impl ProxyClient {
         self.call(Method::DELETE, "/__lab/faults", None)
             .await
             .map(|_| ())
+    }
+
+    /// The S3 replicator's status (`GET /__lab/replicator`).
+    ///
+    /// # Errors
+    ///
+    /// As [`ProxyClient::counters`]; [`LabError::AdminApi`] with 404 when the proxy has no
+    /// replicator.
+    pub async fn replicator_status(&self) -> Result<ReplicatorStatus, LabError> {
+        self.get_json("/__lab/replicator").await
+    }
+
+    /// Pauses the S3 replicator; returns its status.
+    ///
+    /// # Errors
+    ///
+    /// As [`ProxyClient::replicator_status`]; [`LabError::AdminApi`] with 409 when it stopped.
+    pub async fn pause_replicator(&self) -> Result<ReplicatorStatus, LabError> {
+        self.post_json("/__lab/replicator/pause", None).await
+    }
+
+    /// Resumes the S3 replicator; returns its status.
+    ///
+    /// # Errors
+    ///
+    /// As [`ProxyClient::pause_replicator`].
+    pub async fn resume_replicator(&self) -> Result<ReplicatorStatus, LabError> {
+        self.post_json("/__lab/replicator/resume", None).await
+    }
+
+    /// Sets the S3 replicator's delay (millisecond precision); returns its status.
+    ///
+    /// # Errors
+    ///
+    /// As [`ProxyClient::pause_replicator`]; [`LabError::AdminApi`] with 400 above
+    /// [`MAX_DELAY`](crate::replicator::MAX_DELAY).
+    pub async fn set_replicator_delay(
+        &self,
+        delay: Duration,
+    ) -> Result<ReplicatorStatus, LabError> {
+        let body = serde_json::to_string(&DelayRequest {
+            secs: delay.as_secs_f64(),
+        })
+        .map_err(|source| LabError::Json {
+            what: "replicator delay".to_owned(),
+            source,
+        })?;
+        self.post_json("/__lab/replicator/delay", Some(body)).await
+    }
+
+    async fn post_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<T, LabError> {
+        let (_, bytes) = self.call(Method::POST, path, body).await?;
+        serde_json::from_slice(&bytes).map_err(|source| LabError::Json {
+            what: format!("POST {path}"),
+            source,
+        })
+    }
+
+    /// POSTs `body` as it is (tests of malformed requests).
+    #[cfg(test)]
+    pub(crate) async fn post_raw(&self, path: &str, body: &str) -> Result<Bytes, LabError> {
+        self.call(Method::POST, path, Some(body.to_owned()))
+            .await
+            .map(|(_, bytes)| bytes)
     }
 }
 

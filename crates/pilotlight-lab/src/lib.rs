@@ -25,6 +25,7 @@ pub mod error;
 pub mod lab;
 pub mod moto;
 pub mod proxy;
+pub mod replicator;
 pub mod seed;
 
 pub use client::ProxyClient;

@@ -1,18 +1,22 @@
-//! The `pilotlight-lab` command: start the lab, read its counters (calls and copies in
-//! flight), inject faults, seed estates. A thin wrapper over the `pilotlight_lab` library; errors go to stderr with their
+//! The `pilotlight-lab` command: start the lab (with its S3 replicator), read its counters
+//! (calls and copies in flight), inject faults, seed estates, pause and resume replication. A thin wrapper over the `pilotlight_lab` library; errors go to stderr with their
 //! causes and exit code 1 (bad usage: clap's exit code 2).
 #![allow(clippy::print_stdout)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use pilotlight_lab::clients::AwsClients;
 use pilotlight_lab::proxy::DEFAULT_ACCOUNT;
+use pilotlight_lab::replicator::{Replicator, ReplicatorOptions};
 use pilotlight_lab::{
     CallCounts, EstateSpec, FaultAction, FaultRule, MotoServer, ProxyClient, ProxyOptions,
     RealismProxy,
 };
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,6 +53,13 @@ enum Command {
     },
     /// Seed an estate into a region through a proxy.
     Seed(SeedArgs),
+    /// Control the S3 replicator of a running `up` (prints its status as JSON).
+    Replicator {
+        #[arg(long, env = "PILOTLIGHT_LAB_ENDPOINT")]
+        endpoint: String,
+        #[command(subcommand)]
+        command: ReplicatorCommand,
+    },
     /// Add one subnet to an existing VPC (for showing the mirror pick up a change).
     AddSubnet {
         /// A proxy or moto endpoint.
@@ -84,12 +95,47 @@ struct UpArgs {
     /// ami (repeatable).
     #[arg(long = "copy-limit", value_parser = parse_copy_limit)]
     copy_limits: Vec<(String, u32)>,
-    /// Seed an estate once up: `sample` or a TOML/JSON spec file.
+    /// Seed an estate once up: `sample`, `case-study` (see --seed-scale) or a TOML/JSON spec
+    /// file.
     #[arg(long)]
     seed: Option<String>,
+    /// The scale of `--seed case-study` (1.0: 3,000 instances, 100 load balancers, …).
+    #[arg(long, default_value_t = 0.01)]
+    seed_scale: f64,
     /// The region to seed into.
     #[arg(long, default_value = "us-east-1")]
     seed_region: String,
+    /// The DR region to seed (certificate counterparts and always-on services).
+    #[arg(long, default_value = "us-west-2")]
+    seed_dr_region: String,
+    /// Do not run the S3 replicator (moto never replicates by itself).
+    #[arg(long)]
+    no_replicator: bool,
+    /// Seconds an object must age before the S3 replicator copies it.
+    #[arg(long, default_value = "5", value_parser = parse_secs)]
+    replicator_delay_secs: Duration,
+    /// The region whose buckets the S3 replicator watches.
+    #[arg(long, default_value = "us-east-1")]
+    replicator_primary_region: String,
+    /// The region the S3 replicator signs its copies for.
+    #[arg(long, default_value = "us-west-2")]
+    replicator_dr_region: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum ReplicatorCommand {
+    /// Print the status: paused, delay, objects replicated, pending per bucket.
+    Status,
+    /// Stop copying (pending counts keep rising).
+    Pause,
+    /// Copy again.
+    Resume,
+    /// Set how old an object must be before it is copied.
+    Delay {
+        /// Seconds (fractions allowed).
+        #[arg(value_parser = parse_secs)]
+        secs: Duration,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,14 +182,36 @@ struct SeedArgs {
     /// A TOML/JSON estate spec (default: the built-in sample).
     #[arg(long)]
     spec: Option<PathBuf>,
+    /// A built-in estate instead: `sample` or `case-study` (see --scale).
+    #[arg(long, conflicts_with_all = ["spec", "scaled"], value_parser = ESTATES)]
+    estate: Option<String>,
+    /// The scale of `--estate case-study` (1.0: 3,000 instances, 100 load balancers, …).
+    #[arg(long, default_value_t = 0.01)]
+    scale: f64,
     /// Seed a benchmark estate of N volumes with one snapshot each instead (see --scaled-seed).
     #[arg(long, conflicts_with = "spec")]
     scaled: Option<usize>,
     /// The generator seed for --scaled.
     #[arg(long, default_value_t = 1)]
     scaled_seed: u64,
+    /// The primary region.
     #[arg(long, default_value = "us-east-1")]
     region: String,
+    /// The DR region (certificate counterparts and always-on services).
+    #[arg(long, default_value = "us-west-2")]
+    dr_region: String,
+}
+
+/// The built-in estates, by name.
+const ESTATES: [&str; 2] = ["sample", "case-study"];
+
+/// A built-in estate by name (`case-study` scaled by `scale`).
+fn named_estate(name: &str, scale: f64) -> Option<EstateSpec> {
+    match name {
+        "sample" => Some(EstateSpec::sample()),
+        "case-study" => Some(EstateSpec::case_study(scale)),
+        _ => None,
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -201,6 +269,13 @@ fn parse_copy_limit(text: &str) -> Result<(String, u32), String> {
         .parse::<u32>()
         .map_err(|_| format!("invalid limit {n:?} in {text:?}"))?;
     Ok((kind.to_owned(), n))
+}
+
+fn parse_secs(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .ok_or_else(|| format!("expected a number of seconds >= 0, got {text:?}"))
 }
 
 fn main() -> ExitCode {
@@ -268,13 +343,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             }
         },
-        Command::Seed(args) => {
-            let spec = match (&args.spec, args.scaled) {
-                (Some(path), _) => EstateSpec::load(path)?,
-                (None, Some(volumes)) => EstateSpec::scaled(volumes, args.scaled_seed),
-                (None, None) => EstateSpec::sample(),
+        Command::Replicator { endpoint, command } => {
+            let client = ProxyClient::new(&endpoint)?;
+            let status = match command {
+                ReplicatorCommand::Status => client.replicator_status().await?,
+                ReplicatorCommand::Pause => client.pause_replicator().await?,
+                ReplicatorCommand::Resume => client.resume_replicator().await?,
+                ReplicatorCommand::Delay { secs } => client.set_replicator_delay(secs).await?,
             };
-            let estate = seed_through(&args.endpoint, &args.region, &spec).await?;
+            println!("{}", serde_json::to_string_pretty(&status)?);
+            Ok(())
+        }
+        Command::Seed(args) => {
+            let spec = match (&args.spec, args.scaled, args.estate.as_deref()) {
+                (Some(path), _, _) => EstateSpec::load(path)?,
+                (None, Some(volumes), _) => EstateSpec::scaled(volumes, args.scaled_seed),
+                (None, None, Some(name)) => named_estate(name, args.scale)
+                    .with_context(|| format!("unknown estate {name:?}"))?,
+                (None, None, None) => EstateSpec::sample(),
+            };
+            let estate = seed_through(&args.endpoint, &args.region, &args.dr_region, &spec).await?;
             println!("{}", serde_json::to_string_pretty(&estate)?);
             Ok(())
         }
@@ -345,24 +433,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Seeds all of `spec` ([`pilotlight_lab::seed::seed_estate`]): `region` is the primary,
+/// `dr_region` gets the certificate counterparts and the always-on services.
 async fn seed_through(
     endpoint: &str,
     region: &str,
+    dr_region: &str,
     spec: &EstateSpec,
 ) -> anyhow::Result<pilotlight_lab::SeededEstate> {
-    let config = pilotlight_aws::sdk::static_sdk_config(endpoint, region).await;
-    let ec2 = aws_sdk_ec2::Client::new(&config);
-    let rds = aws_sdk_rds::Client::new(&config);
-    pilotlight_lab::seed_with_rds(&ec2, &rds, region, spec)
+    let primary = AwsClients::for_endpoint(endpoint, region).await;
+    let dr = AwsClients::for_endpoint(endpoint, dr_region).await;
+    pilotlight_lab::seed::seed_estate(&primary, &dr, spec)
         .await
-        .with_context(|| format!("seeding {region} through {endpoint}"))
+        .with_context(|| format!("seeding {region} (DR {dr_region}) through {endpoint}"))
 }
 
 async fn up(args: UpArgs) -> anyhow::Result<()> {
     let spec = match args.seed.as_deref() {
         None => None,
-        Some("sample") => Some(EstateSpec::sample()),
-        Some(path) => Some(EstateSpec::load(std::path::Path::new(path))?),
+        Some(name) => match named_estate(name, args.seed_scale) {
+            Some(spec) => Some(spec),
+            None => Some(EstateSpec::load(std::path::Path::new(name))?),
+        },
     };
     let mut moto = tokio::task::spawn_blocking(MotoServer::start)
         .await
@@ -379,8 +471,34 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         },
     )
     .await?;
+    let replicator = if args.no_replicator {
+        None
+    } else {
+        let replicator = Replicator::start_uncounted(
+            moto.addr(),
+            None,
+            &args.replicator_primary_region,
+            &args.replicator_dr_region,
+            ReplicatorOptions {
+                delay: args.replicator_delay_secs,
+                ..ReplicatorOptions::default()
+            },
+            &CancellationToken::new(),
+        )
+        .await?;
+        proxy.set_replicator(Some(replicator.control()));
+        Some(replicator)
+    };
     let seeded = match &spec {
-        Some(spec) => Some(seed_through(&proxy.endpoint(), &args.seed_region, spec).await?),
+        Some(spec) => Some(
+            seed_through(
+                &proxy.endpoint(),
+                &args.seed_region,
+                &args.seed_dr_region,
+                spec,
+            )
+            .await?,
+        ),
         None => None,
     };
     println!(
@@ -395,10 +513,18 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             "copy_gib_per_sec": proxy.options().copy_gib_per_sec,
             "copy_min_secs": proxy.options().copy_min_secs,
             "copy_limits": proxy.options().copy_limits,
+            "replicator": replicator.as_ref().map(|_| serde_json::json!({
+                "delay_secs": args.replicator_delay_secs.as_secs_f64(),
+                "primary_region": args.replicator_primary_region,
+                "dr_region": args.replicator_dr_region,
+            })),
             "seeded": seeded,
         })
     );
     wait_for_shutdown_signal().await?;
+    if let Some(replicator) = replicator {
+        replicator.shutdown().await;
+    }
     proxy.shutdown().await;
     moto.stop()?;
     Ok(())
@@ -672,5 +798,128 @@ mod tests {
             panic!("expected seed");
         };
         assert_eq!((args.scaled, args.scaled_seed), (Some(2000), 9));
+    }
+
+    #[test]
+    fn seed_takes_built_in_estates_by_name() {
+        let parse = |extra: &[&str]| {
+            let mut all = vec!["pilotlight-lab", "seed", "--endpoint", "http://127.0.0.1:1"];
+            all.extend_from_slice(extra);
+            Cli::try_parse_from(all)
+        };
+        let Command::Seed(args) = parse(&[
+            "--estate",
+            "case-study",
+            "--scale",
+            "0.05",
+            "--dr-region",
+            "eu-west-1",
+        ])
+        .expect("parse")
+        .command
+        else {
+            panic!("expected seed");
+        };
+        assert_eq!(args.estate.as_deref(), Some("case-study"));
+        assert_eq!((args.scale, args.dr_region.as_str()), (0.05, "eu-west-1"));
+        let Command::Seed(args) = parse(&[]).expect("parse").command else {
+            panic!("expected seed");
+        };
+        assert_eq!((args.scale, args.dr_region.as_str()), (0.01, "us-west-2"));
+        assert!(parse(&["--estate", "everything"]).is_err());
+        assert!(parse(&["--estate", "sample", "--spec", "x.toml"]).is_err());
+        assert!(parse(&["--estate", "sample", "--scaled", "10"]).is_err());
+        for name in ESTATES {
+            let spec = named_estate(name, 0.01).expect("built in");
+            spec.validate().expect("valid");
+            assert!(!spec.fleets.is_empty(), "{name}");
+        }
+        assert_eq!(named_estate("sample", 5.0), Some(EstateSpec::sample()));
+        assert!(named_estate("estate.toml", 1.0).is_none());
+        let Command::Up(args) = Cli::try_parse_from([
+            "pilotlight-lab",
+            "up",
+            "--seed",
+            "case-study",
+            "--seed-scale",
+            "0.02",
+        ])
+        .expect("parse")
+        .command
+        else {
+            panic!("expected up");
+        };
+        assert_eq!(args.seed.as_deref(), Some("case-study"));
+        assert_eq!(
+            (args.seed_scale, args.seed_dr_region.as_str()),
+            (0.02, "us-west-2")
+        );
+    }
+
+    #[test]
+    fn replicator_command_lines() {
+        let parse = |args: &[&str]| {
+            let mut all = vec![
+                "pilotlight-lab",
+                "replicator",
+                "--endpoint",
+                "http://127.0.0.1:1",
+            ];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all)
+        };
+        let Command::Replicator { endpoint, command } =
+            parse(&["delay", "2.5"]).expect("parse").command
+        else {
+            panic!("expected replicator");
+        };
+        assert_eq!(endpoint, "http://127.0.0.1:1");
+        assert!(
+            matches!(command, ReplicatorCommand::Delay { secs } if secs == Duration::from_millis(2500))
+        );
+        for (words, want) in [
+            ("status", "Status"),
+            ("pause", "Pause"),
+            ("resume", "Resume"),
+        ] {
+            let Command::Replicator { command, .. } = parse(&[words]).expect("parse").command
+            else {
+                panic!("expected replicator");
+            };
+            assert_eq!(format!("{command:?}"), want);
+        }
+        assert!(parse(&["delay", "-1"]).is_err());
+        assert!(parse(&["delay", "soon"]).is_err());
+        assert!(parse(&["explode"]).is_err());
+
+        let Command::Up(args) = Cli::try_parse_from(["pilotlight-lab", "up"])
+            .expect("parse")
+            .command
+        else {
+            panic!("expected up");
+        };
+        assert!(!args.no_replicator);
+        assert_eq!(args.replicator_delay_secs, Duration::from_secs(5));
+        assert_eq!(
+            (
+                args.replicator_primary_region.as_str(),
+                args.replicator_dr_region.as_str()
+            ),
+            ("us-east-1", "us-west-2")
+        );
+        let Command::Up(args) = Cli::try_parse_from([
+            "pilotlight-lab",
+            "up",
+            "--no-replicator",
+            "--replicator-delay-secs",
+            "0.25",
+        ])
+        .expect("parse")
+        .command
+        else {
+            panic!("expected up");
+        };
+        assert!(args.no_replicator);
+        assert_eq!(args.replicator_delay_secs, Duration::from_millis(250));
     }
 }

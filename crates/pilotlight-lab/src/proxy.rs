@@ -16,15 +16,22 @@
 //! reaching moto. The size comes from a describe of the source that the proxy sends to moto
 //! itself (as the same account; not counted).
 //!
+//! CloudWatch (module `rpcv2`): the current aws-sdk-cloudwatch speaks only Smithy RPC v2 CBOR,
+//! which moto does not; at the forward step a CBOR call becomes a JSON 1.0 call to moto and
+//! moto's answer becomes CBOR again (timestamps as tag 1), so the real SDK works. Fault rules,
+//! rate limits and counters see the CBOR call as `cloudwatch:<Operation>` before that.
+//!
 //! The proxy's own API lives under `/__lab/` on the same port: `GET /__lab/counters` (calls
 //! and copies), `POST /__lab/counters/reset`, `GET|POST|DELETE /__lab/faults`,
-//! `GET /__lab/health`.
+//! `GET /__lab/health`, and the S3 replicator's controls under `/__lab/replicator` when one is
+//! attached ([`ProxyHandle::set_replicator`], [`crate::replicator`]).
 //!
 //! Bounds: request and response bodies up to [`MAX_BODY_BYTES`] (larger requests get 413,
 //! larger upstream answers 502); at most [`MAX_CONNECTIONS`] client connections at once
 //! (further ones wait in the listen backlog); counters, fault rules, client tokens and copy
 //! records are bounded as their modules document.
 
+pub mod cbor;
 pub mod copies;
 mod counters;
 mod envelope;
@@ -33,6 +40,7 @@ mod idempotency;
 mod identify;
 mod limits;
 mod rewrite;
+mod rpcv2;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -63,6 +71,7 @@ pub use faults::{FaultAction, FaultId, FaultRule, FaultStatus, MAX_RULES};
 pub use identify::{CallInfo, GLOBAL_REGION, Protocol, UNKNOWN, identify};
 
 use crate::error::LabError;
+use crate::replicator::ReplicatorControl;
 use copies::{CopyRecord, CopyTracker};
 use counters::{Counters, Outcome};
 use faults::FaultTable;
@@ -201,6 +210,7 @@ impl RealismProxy {
             faults: Mutex::default(),
             tokens: ClientTokens::default(),
             seq: AtomicU64::new(0),
+            replicator: Mutex::default(),
         });
         let cancel = CancellationToken::new();
         let accept = tokio::spawn(accept_loop(listener, shared.clone(), cancel.clone()));
@@ -285,6 +295,11 @@ impl ProxyHandle {
         lock(&self.shared.faults).clear();
     }
 
+    /// Serves `control` under `/__lab/replicator` (`None`: those routes answer 404).
+    pub fn set_replicator(&self, control: Option<ReplicatorControl>) {
+        *lock(&self.shared.replicator) = control;
+    }
+
     /// Stops accepting, closes open connections and waits for the accept loop to end.
     pub async fn shutdown(mut self) {
         self.cancel.cancel();
@@ -317,6 +332,8 @@ struct Shared {
     copies: Mutex<CopyTracker>,
     tokens: ClientTokens,
     seq: AtomicU64,
+    /// The S3 replicator served under `/__lab/replicator`, if any.
+    replicator: Mutex<Option<ReplicatorControl>>,
 }
 
 impl Shared {
@@ -528,6 +545,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<ProxyResp
                     Err(e) => bad_gateway(&call, &request_id, &e),
                 },
             }
+        }
+        None if call.protocol == Protocol::RpcV2Cbor => {
+            forward_rpcv2(&shared, &call, &parts, &body, &account, &request_id).await
         }
         None => match forward(&shared, &parts, body, &account).await {
             Ok((status, headers, body)) => {
@@ -922,6 +942,30 @@ async fn forward(
     Ok((parts.status, parts.headers, body))
 }
 
+/// Forwards an RPC v2 CBOR call to moto as JSON 1.0 and answers in CBOR ([`rpcv2`]). A body
+/// that cannot be translated gets a CBOR `SerializationException` (400) without reaching moto.
+async fn forward_rpcv2(
+    shared: &Shared,
+    call: &CallInfo,
+    parts: &http::request::Parts,
+    body: &[u8],
+    account: &str,
+    request_id: &str,
+) -> ProxyResponse {
+    let (json_parts, json_body) = match rpcv2::to_json_request(parts, body) {
+        Ok(request) => request,
+        Err(e) => {
+            tracing::debug!(error = %error_chain(&e), operation = %call.operation,
+                "RPC v2 CBOR request not translatable");
+            return envelope::error_response(Protocol::RpcV2Cbor, &e.reply(), request_id);
+        }
+    };
+    match forward(shared, &json_parts, json_body, account).await {
+        Ok((status, headers, body)) => rpcv2::to_cbor_response(status, &headers, &body, request_id),
+        Err(e) => bad_gateway(call, request_id, &e),
+    }
+}
+
 /// A response carrying moto's (or a cached) answer.
 fn rebuild(status: StatusCode, headers: &HeaderMap, body: Bytes, method: &Method) -> ProxyResponse {
     let mut response = Response::new(Full::new(body));
@@ -991,6 +1035,12 @@ async fn admin(shared: &Shared, req: Request<Incoming>) -> ProxyResponse {
     let method = req.method().clone();
     let path = req.uri().path().trim_end_matches('/').to_owned();
     match (&method, path.as_str()) {
+        (_, p) if p == "/__lab/replicator" || p.starts_with("/__lab/replicator/") => {
+            let control = lock(&shared.replicator).clone();
+            let (status, answer) =
+                crate::replicator::admin(control, &method, &path, req.into_body()).await;
+            json_response(status, &answer)
+        }
         (&Method::GET, "/__lab/health") => {
             json_response(StatusCode::OK, &serde_json::json!({"ok": true}))
         }

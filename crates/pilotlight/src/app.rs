@@ -24,8 +24,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use pilotlight_api::auth_table;
 use pilotlight_api::{ApiLimits, ApiState, DaemonInfo};
+use pilotlight_aws::acm::DrAcm;
+use pilotlight_aws::capture::PrimaryHandles;
+use pilotlight_aws::cloudwatch::PrimaryCloudWatch;
 use pilotlight_aws::ec2::{DrEc2, PrimaryEc2};
 use pilotlight_aws::metrics::AwsMetrics;
+use pilotlight_aws::s3::{DrS3, PrimaryS3};
 use pilotlight_aws::throttle::{Throttle, ThrottleSettings};
 use pilotlight_aws::{AwsCtx, AwsSettings, Credentials, RetryMode};
 use pilotlight_core::aws_limits::Bucket;
@@ -33,6 +37,10 @@ use pilotlight_core::config::{self, Config};
 use pilotlight_core::copy::{CopyKind, Limits};
 use pilotlight_core::network::MirrorScope;
 use pilotlight_engine::copy::{CopyReconciler, CopySettings, EbsCopies, EbsSelection, RpoBoard};
+use pilotlight_engine::estate::{
+    EstateMetrics, InventoryBoard, InventoryReconciler, Planner, ReadinessBoard,
+    ReadinessReconciler, S3Board, S3WatchReconciler,
+};
 use pilotlight_engine::leader::{LeaderElector, LeaderState};
 use pilotlight_engine::metrics::EngineMetrics;
 use pilotlight_engine::network::{NetworkReconciler, NetworkSettings};
@@ -216,6 +224,7 @@ pub async fn run(
     let mut registry = Registry::with_prefix("pilotlight");
     let aws_metrics = AwsMetrics::register(&mut registry);
     let engine_metrics = EngineMetrics::register(&mut registry);
+    let estate_metrics = EstateMetrics::register(&mut registry);
     let leader_gauge = Gauge::<i64>::default();
     registry.register(
         "leader",
@@ -341,6 +350,48 @@ pub async fn run(
         )));
     }
 
+    // What a restore would need and do (R5, R6, R8-R10, D2): read from the DR side only.
+    let shared_config = Arc::new(config.clone());
+    let dr_s3 = DrS3::with_path_style(&dr_sdk, ctx.clone(), config.aws.s3_force_path_style);
+    let inventory_board = InventoryBoard::default();
+    let readiness_board = ReadinessBoard::default();
+    let s3_board = S3Board::default();
+    let planner = Planner::new(
+        store.clone(),
+        dr_s3.clone(),
+        inventory_board.clone(),
+        readiness_board.clone(),
+        shared_config.clone(),
+    );
+    if config.inventory.enabled {
+        reconcilers.push(Arc::new(InventoryReconciler::new(
+            PrimaryHandles::new(&primary_sdk, ctx.clone()),
+            PrimaryCloudWatch::new(&primary_sdk, ctx.clone()),
+            dr_s3.clone(),
+            store.clone(),
+            inventory_board,
+            shared_config.clone(),
+            estate_metrics.clone(),
+        )));
+    }
+    if !config.s3.buckets.is_empty() {
+        reconcilers.push(Arc::new(S3WatchReconciler::new(
+            PrimaryS3::with_path_style(&primary_sdk, ctx.clone(), config.aws.s3_force_path_style),
+            dr_s3.clone(),
+            config.s3.clone(),
+            Duration::from_secs(config.reconcile.max_backoff_secs),
+            s3_board.clone(),
+            estate_metrics.clone(),
+        )));
+    }
+    reconcilers.push(Arc::new(ReadinessReconciler::new(
+        planner.clone(),
+        DrAcm::new(&dr_sdk, ctx.clone()),
+        dr_ec2.clone(),
+        readiness_board.clone(),
+        estate_metrics,
+    )));
+
     let leader_state = LeaderState::default();
     let status = StatusBoard::default();
     let scheduler_slot: Arc<RwLock<Option<SchedulerHandle>>> = Arc::new(RwLock::new(None));
@@ -357,6 +408,9 @@ pub async fn run(
         status: status.clone(),
         scheduler: scheduler_slot.clone(),
         rpo: rpo_board,
+        planner,
+        readiness: readiness_board,
+        s3: s3_board,
         info: DaemonInfo {
             version: env!("CARGO_PKG_VERSION"),
             primary_region: config.regions.primary.clone(),

@@ -47,9 +47,37 @@ pub enum Command {
     },
     /// Apply the state store's migrations and exit.
     Migrate,
+    /// Show the restore plan: tiers, launch groups, API calls, estimated time per tier, the
+    /// lower bound the API limits impose, and the capacity plan against the DR quotas. Asks
+    /// the running daemon's admin API (`GET /v1/plan`), which builds it from the DR bucket's
+    /// inventory and the store only.
+    Plan {
+        /// Only these tenants' clusters (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        tenants: Vec<String>,
+        /// Only these tiers (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        tiers: Vec<u8>,
+        /// Print the plan as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Print or check configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+/// How the CLI reaches the admin API.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiArgs {
+    /// Admin API base URL (default: http://<api.listen> of the config).
+    #[arg(long, env = "PILOTLIGHT_API")]
+    pub api: Option<String>,
+    /// File holding a bearer token (viewer role or above).
+    #[arg(long, env = "PILOTLIGHT_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,8 +3,10 @@
 //! on a bad one), starts telemetry and calls [`app::run`]; the end-to-end tests call the same
 //! `run` with port-0 listeners.
 
+pub mod admin_client;
 pub mod app;
 pub mod cli;
+pub mod plan_cmd;
 pub mod secrets;
 pub mod telemetry;
 

@@ -75,6 +75,19 @@ fn main() -> ExitCode {
                 Err(code) => code,
             }
         }
+        Command::Plan {
+            tenants,
+            tiers,
+            json,
+            api,
+        } => match load_config(&cli, cli.config.as_deref()) {
+            Ok(config) => runtime(async move {
+                let out = pilotlight::plan_cmd::run(&config, tenants, tiers, *json, api).await?;
+                print!("{out}");
+                Ok(())
+            }),
+            Err(code) => code,
+        },
         Command::Migrate => match load_daemon(&cli) {
             Ok(daemon) => runtime(async move {
                 pilotlight::app::open_store(&daemon).await?;

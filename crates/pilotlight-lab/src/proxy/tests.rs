@@ -740,3 +740,270 @@ async fn copy_options_are_validated() {
         ));
     }
 }
+
+/// One JSON 1.0 request as the JSON stand-in saw it.
+#[derive(Debug, Clone)]
+struct JsonCall {
+    path: String,
+    target: Option<String>,
+    content_type: Option<String>,
+    account: Option<String>,
+    body: serde_json::Value,
+}
+
+/// A stand-in for moto's CloudWatch JSON 1.0: `GetMetricStatistics` answers one datapoint,
+/// `DescribeAlarmHistory` moto's HTML 500, anything else a JSON `InvalidParameterValue` 400
+/// with moto's `x-amzn-query-error` header.
+async fn json_moto() -> (SocketAddr, Arc<Mutex<Vec<JsonCall>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen: Arc<Mutex<Vec<JsonCall>>> = Arc::default();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let log = log.clone();
+                    async move {
+                        let (parts, body) = req.into_parts();
+                        let body = body.collect().await.expect("body").to_bytes();
+                        let header = |name: &str| {
+                            parts
+                                .headers
+                                .get(name)
+                                .and_then(|v| v.to_str().ok())
+                                .map(str::to_owned)
+                        };
+                        let target = header("x-amz-target");
+                        log.lock().expect("log").push(JsonCall {
+                            path: parts.uri.path().to_owned(),
+                            target: target.clone(),
+                            content_type: header("content-type"),
+                            account: header(ACCOUNT_HEADER),
+                            body: serde_json::from_slice(&body).expect("JSON request"),
+                        });
+                        let op = target.as_deref().and_then(|t| t.rsplit('.').next());
+                        let mut response = match op {
+                            Some("GetMetricStatistics") => Response::new(Full::new(
+                                Bytes::from_static(
+                                    br#"{"Label": "CPUUtilization", "Datapoints": [{"Timestamp": 1795552165, "SampleCount": 5.0, "Maximum": 87.5, "Unit": "Percent"}]}"#,
+                                ),
+                            )),
+                            Some("DescribeAlarmHistory") => {
+                                let mut r = Response::new(Full::new(Bytes::from_static(
+                                    b"<!doctype html><title>500 Internal Server Error</title>",
+                                )));
+                                *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                                r
+                            }
+                            _ => {
+                                let mut r = Response::new(Full::new(Bytes::from_static(
+                                    br#"{"__type": "GraniteServiceVersion20100801#InvalidParameterValueException", "message": "bad value"}"#,
+                                )));
+                                *r.status_mut() = StatusCode::BAD_REQUEST;
+                                r.headers_mut().insert(
+                                    "x-amzn-query-error",
+                                    http::HeaderValue::from_static("InvalidParameterValue;Sender"),
+                                );
+                                r
+                            }
+                        };
+                        response
+                            .headers_mut()
+                            .insert("content-type", http::HeaderValue::from_static("text"));
+                        Ok::<_, Infallible>(response)
+                    }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// Sends a CBOR call for `op` signed for CloudWatch in us-east-1; returns status, headers
+/// and the decoded CBOR answer.
+async fn send_cbor(
+    endpoint: &str,
+    op: &str,
+    body: &cbor::Value,
+) -> (StatusCode, HeaderMap, cbor::Value) {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(format!(
+            "{endpoint}/service/GraniteServiceVersion20100801/operation/{op}"
+        ))
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=AK/20260101/us-east-1/monitoring/aws4_request, \
+             SignedHeaders=host, Signature=x",
+        )
+        .header("content-type", "application/cbor")
+        .header("smithy-protocol", "rpc-v2-cbor")
+        .body(Full::new(Bytes::from(cbor::encode(body))))
+        .expect("request");
+    let response = client.request(request).await.expect("call");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, headers, cbor::decode(&bytes).expect("CBOR answer"))
+}
+
+fn cbor_map(entries: Vec<(&str, cbor::Value)>) -> cbor::Value {
+    cbor::Value::Map(
+        entries
+            .into_iter()
+            .map(|(k, v)| (cbor::Value::text(k), v))
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn cbor_calls_reach_moto_as_json_and_answer_in_cbor() {
+    let (up, seen) = json_moto().await;
+    let proxy = RealismProxy::start(
+        up,
+        ProxyOptions {
+            account_id: Some("000000000077".into()),
+            ..ProxyOptions::default()
+        },
+    )
+    .await
+    .expect("proxy");
+    let ep = proxy.endpoint();
+    let request = cbor_map(vec![
+        ("Namespace", cbor::Value::text("AWS/EC2")),
+        ("MetricName", cbor::Value::text("CPUUtilization")),
+        ("StartTime", cbor::Value::Timestamp(1_795_548_565.0)),
+        ("EndTime", cbor::Value::Timestamp(1_795_552_165.5)),
+        ("Period", cbor::Value::Integer(3600)),
+        (
+            "Statistics",
+            cbor::Value::Array(vec![cbor::Value::text("Maximum")]),
+        ),
+    ]);
+    let (status, headers, answer) = send_cbor(&ep, "GetMetricStatistics", &request).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/cbor")
+    );
+    assert_eq!(
+        headers.get("smithy-protocol").and_then(|v| v.to_str().ok()),
+        Some("rpc-v2-cbor")
+    );
+    let Some(cbor::Value::Array(points)) = answer.get("Datapoints") else {
+        panic!("no datapoints: {answer:?}");
+    };
+    assert_eq!(
+        points[0].get("Timestamp"),
+        Some(&cbor::Value::Timestamp(1_795_552_165.0))
+    );
+    assert_eq!(points[0].get("Maximum"), Some(&cbor::Value::Float(87.5)));
+
+    let call = seen.lock().expect("seen")[0].clone();
+    assert_eq!(call.path, "/");
+    assert_eq!(
+        call.target.as_deref(),
+        Some("GraniteServiceVersion20100801.GetMetricStatistics")
+    );
+    assert_eq!(
+        call.content_type.as_deref(),
+        Some("application/x-amz-json-1.0")
+    );
+    assert_eq!(call.account.as_deref(), Some("000000000077"));
+    assert_eq!(call.body["StartTime"], 1_795_548_565_u64);
+    assert_eq!(call.body["EndTime"], 1_795_552_165.5);
+    assert_eq!(call.body["Period"], 3600);
+    assert_eq!(call.body["Statistics"][0], "Maximum");
+
+    // moto's JSON error keeps its status and query-compatible code.
+    let (status, headers, answer) = send_cbor(&ep, "ListMetrics", &cbor_map(vec![])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        headers
+            .get("x-amzn-query-error")
+            .and_then(|v| v.to_str().ok()),
+        Some("InvalidParameterValue;Sender")
+    );
+    assert_eq!(answer.get("message"), Some(&cbor::Value::text("bad value")));
+    // moto's HTML 500 becomes a CBOR InternalFailure.
+    let (status, _, answer) = send_cbor(&ep, "DescribeAlarmHistory", &cbor_map(vec![])).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        answer.get("__type"),
+        Some(&cbor::Value::text("InternalFailure"))
+    );
+
+    // Faults fire before the translation and answer in CBOR; moto is not called.
+    let rule = proxy.add_fault(
+        FaultRule::new(FaultAction::Throttle)
+            .service("cloudwatch")
+            .operation("GetMetricData")
+            .times(1),
+    );
+    let (status, headers, answer) = send_cbor(&ep, "GetMetricData", &cbor_map(vec![])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.get("__type"), Some(&cbor::Value::text("Throttling")));
+    assert_eq!(
+        headers
+            .get("x-amzn-query-error")
+            .and_then(|v| v.to_str().ok()),
+        Some("Throttling;Sender")
+    );
+    assert_eq!(proxy.fault_hits(rule), 1);
+    assert_eq!(seen.lock().expect("seen").len(), 3);
+
+    // A body that is not CBOR never reaches moto.
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let bad = Request::builder()
+        .method(Method::POST)
+        .uri(format!(
+            "{ep}/service/GraniteServiceVersion20100801/operation/PutMetricData"
+        ))
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=AK/20260101/us-east-1/monitoring/aws4_request, \
+             SignedHeaders=host, Signature=x",
+        )
+        .body(Full::new(Bytes::from_static(&[0xbf, 0x61])))
+        .expect("request");
+    let response = client.request(bad).await.expect("call");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    assert_eq!(
+        cbor::decode(&bytes).expect("CBOR").get("__type"),
+        Some(&cbor::Value::text("SerializationException"))
+    );
+    assert_eq!(seen.lock().expect("seen").len(), 3);
+
+    let counts = proxy.counters();
+    for (op, n) in [
+        ("GetMetricStatistics", 1),
+        ("ListMetrics", 1),
+        ("DescribeAlarmHistory", 1),
+        ("GetMetricData", 1),
+        ("PutMetricData", 1),
+    ] {
+        assert_eq!(counts.count("cloudwatch", op, "us-east-1"), n, "{op}");
+    }
+    assert_eq!(
+        counts.throttled("cloudwatch", "GetMetricData", "us-east-1"),
+        1
+    );
+    assert_eq!(counts.mutating_calls_in("us-east-1"), 1);
+}

@@ -1,0 +1,71 @@
+//! Load balancing in the primary region, read-only: [`PrimaryElb`] (classic, API 2012-06-01)
+//! and [`PrimaryElbv2`] (application/network, API 2015-12-01).
+//!
+//! Like [`crate::ec2::PrimaryEc2`], each handle keeps its SDK client private and exposes only
+//! describe calls, so the capture of load balancers (SPEC R5) cannot mutate the primary region.
+//! Every call runs through [`AwsCtx::call`](crate::AwsCtx::call) and draws from the ELB
+//! throttle buckets (the non-mutating category and the account bucket shared by classic and v2).
+
+use pilotlight_core::aws_limits::Service;
+
+use crate::call::AwsCtx;
+use crate::ops::{handle_ctor, sdk_ops};
+
+/// Most load balancer names per classic `DescribeTags` (AWS's limit).
+pub const CLASSIC_TAGS_BATCH: usize = 20;
+/// Most resource ARNs per v2 `DescribeTags` (AWS's limit).
+pub const V2_TAGS_BATCH: usize = 20;
+/// Largest page of the describe calls that page (`PageSize`, AWS's maximum).
+pub const PAGE_SIZE: i32 = 400;
+
+/// Read-only classic load balancing in the primary region.
+#[derive(Debug, Clone)]
+pub struct PrimaryElb {
+    client: aws_sdk_elasticloadbalancing::Client,
+    region: String,
+    ctx: AwsCtx,
+}
+
+handle_ctor!(PrimaryElb, aws_sdk_elasticloadbalancing);
+
+impl PrimaryElb {
+    sdk_ops! {
+        aws_sdk_elasticloadbalancing, Service::Elb;
+        /// Load balancers with listeners, health check and registered instances (`PageSize`
+        /// ≤ 400, `Marker`).
+        describe_load_balancers => describe_load_balancers::DescribeLoadBalancersFluentBuilder -> DescribeLoadBalancersOutput, "DescribeLoadBalancers";
+        /// Tags of at most [`CLASSIC_TAGS_BATCH`] load balancers.
+        describe_tags => describe_tags::DescribeTagsFluentBuilder -> DescribeTagsOutput, "DescribeTags";
+        /// Attributes (idle timeout, draining, cross-zone, access log) of one load balancer.
+        describe_load_balancer_attributes => describe_load_balancer_attributes::DescribeLoadBalancerAttributesFluentBuilder -> DescribeLoadBalancerAttributesOutput, "DescribeLoadBalancerAttributes";
+    }
+}
+
+/// Read-only application/network load balancing in the primary region.
+#[derive(Debug, Clone)]
+pub struct PrimaryElbv2 {
+    client: aws_sdk_elasticloadbalancingv2::Client,
+    region: String,
+    ctx: AwsCtx,
+}
+
+handle_ctor!(PrimaryElbv2, aws_sdk_elasticloadbalancingv2);
+
+impl PrimaryElbv2 {
+    sdk_ops! {
+        aws_sdk_elasticloadbalancingv2, Service::Elbv2;
+        /// Load balancers (`PageSize` ≤ 400, `Marker`).
+        describe_load_balancers => describe_load_balancers::DescribeLoadBalancersFluentBuilder -> DescribeLoadBalancersOutput, "DescribeLoadBalancers";
+        /// Listeners of one load balancer, with their default certificate and actions.
+        describe_listeners => describe_listeners::DescribeListenersFluentBuilder -> DescribeListenersOutput, "DescribeListeners";
+        /// Every certificate of one listener: the default and the SNI certificates, which
+        /// `DescribeListeners` does not list.
+        describe_listener_certificates => describe_listener_certificates::DescribeListenerCertificatesFluentBuilder -> DescribeListenerCertificatesOutput, "DescribeListenerCertificates";
+        /// Target groups of the region with the load balancers they serve (`PageSize` ≤ 400).
+        describe_target_groups => describe_target_groups::DescribeTargetGroupsFluentBuilder -> DescribeTargetGroupsOutput, "DescribeTargetGroups";
+        /// The registered targets of one target group.
+        describe_target_health => describe_target_health::DescribeTargetHealthFluentBuilder -> DescribeTargetHealthOutput, "DescribeTargetHealth";
+        /// Tags of at most [`V2_TAGS_BATCH`] resources.
+        describe_tags => describe_tags::DescribeTagsFluentBuilder -> DescribeTagsOutput, "DescribeTags";
+    }
+}
