@@ -2,11 +2,14 @@
 # The main job on embedded defaults, with no AWS account: ./scripts/demo.sh
 #
 # 1. starts the lab (moto behind pilotlight's realism proxy, AWS's rate limits enforced) and
-#    seeds a sample primary network in us-east-1;
+#    seeds a sample primary estate in us-east-1 (network, instances in three tiers, load
+#    balancers with certificates, DNS zones, databases) plus the always-on DR services;
 # 2. runs the pilotlight daemon against it with the embedded SQLite store;
 # 3. shows the DR network (us-west-2) converge, then a new primary subnet mirrored within one
 #    cycle; EBS snapshots copied into the DR region within AWS's copy limits (the lab keeps
-#    copies pending for a size-based time) and the RPO gauges converging; the metrics; and the
+#    copies pending for a size-based time) and the RPO gauges converging; the inventory
+#    document in the DR bucket; readiness with every failing item named; the restore plan
+#    with its RTO estimate, per tenant and as a dry-run declaration; the metrics; and the
 #    proof that the primary region was never mutated;
 # 4. stops everything.
 #
@@ -87,6 +90,23 @@ cycle_secs = 300
 [copy]
 # Short for the demo; production default is 60.
 cycle_secs = 2
+
+[inventory]
+bucket = "pl-demo-inventory-$API_PORT"
+cycle_secs = 30
+
+[readiness]
+cycle_secs = 5
+always_on = ["directory", "build", "monitoring"]
+
+# Two partners of the case study; "shared-services" is needed by both.
+[[tenants]]
+name = "acme"
+clusters = ["web", "shared-services"]
+
+[[tenants]]
+name = "globex"
+clusters = ["search", "shared-services"]
 TOML
 
 say "running the daemon: pilotlight --config $WORK/pilotlight.toml run   (store: sqlite)"
@@ -168,9 +188,41 @@ for c in d.get("copies", []):
     if c["region"] == "us-west-2" and c["max_in_flight"]:
         print("lab proxy: at most %d %s copies in flight at once (AWS limit %d); %d refused for exceeding it" % (c["max_in_flight"], c["kind"], c["limit"], c["refused"]))'
 
+say "inventory: the primary estate captured into the DR region's S3 bucket (what a restore reads)"
+for _ in $(seq 1 600); do
+  curl -fsS "${AUTH[@]}" "$API/v1/inventory" >"$WORK/inventory.json" 2>/dev/null && break
+  kill -0 "$DAEMON_PID" 2>/dev/null || die "the daemon exited; see $WORK/daemon.log"
+  sleep 0.5
+done
+json 'print("  version %d: s3://%s/%s (%d bytes gzip)" % (d["version"], d["bucket"], d["key"], d["size_bytes"]))
+print("  " + ", ".join("%s %d" % kv for kv in sorted(d["counts"].items())))' <"$WORK/inventory.json" \
+  || die "no inventory after 300 s; see $WORK/daemon.log"
+
+say "readiness: could a restore start now? (every failing item is named in GET /v1/readiness)"
+curl -fsS "${AUTH[@]}" -H 'Content-Type: application/json' -d '{"reason":"demo: readiness"}' \
+  "$API/v1/reconcilers/readiness/run" >/dev/null
+for _ in $(seq 1 120); do
+  curl -fsS "${AUTH[@]}" "$API/v1/readiness" >"$WORK/readiness.json" 2>/dev/null \
+    && json 'import sys; sys.exit(0 if d["evaluated_at_ms"] else 1)' <"$WORK/readiness.json" && break
+  sleep 0.5
+done
+json '
+print("  ready to restore: %s" % d["ready"])
+for c in d["checks"]:
+    print("  %-18s %-4s %s" % (c["name"], "ok" if c["ok"] else "FAIL", "; ".join("%s: %s" % (i["id"], i["reason"]) for i in c["failing"][:3])))' <"$WORK/readiness.json"
+
+say "the restore plan (pilotlight plan): what declaring a disaster now would do, and how long it would take"
+"$BIN/pilotlight" --config "$WORK/pilotlight.toml" plan --token-file "$WORK/operator.token"
+echo "scoped to tenant acme (its clusters, the shared one once):"
+"$BIN/pilotlight" --config "$WORK/pilotlight.toml" plan --tenants acme --json --token-file "$WORK/operator.token" \
+  | json 'c=d["capacity"]; print("  %d instances, %d vCPUs; clusters %s" % (c["total"]["count"], c["total"]["vcpus"], ", ".join(x["name"] for x in c["clusters"])))'
+echo "dry run of a declared disaster (POST /v1/restores, audited, touches nothing):"
+curl -fsS "${AUTH[@]}" -H 'Content-Type: application/json' -d '{"mode":"disaster","dry_run":true}' \
+  "$API/v1/restores" | json 'r=d["plan"]["restore"]; print("  estimated RTO %.0f s (API lower bound %.0f s), %d API calls planned" % (r["schedule"]["total_secs"], r["schedule"]["lower_bound"]["secs"], sum(r["calls"].values())))'
+
 say "metrics (http://127.0.0.1:$METRICS_PORT/metrics), a selection"
 curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" \
-  | grep -E '^pilotlight_(network_mirrored_resources|reconcile_runs_total|leader|rpo_|copy_events_total|copy_copied_bytes_total|aws_calls_total\{service="(ec2|rds)",operation="(CreateSubnet|CopySnapshot|CopyImage|CopyDBSnapshot|CopyDBClusterSnapshot)")' || true
+  | grep -E '^pilotlight_(network_mirrored_resources|reconcile_runs_total|leader|rpo_|copy_events_total|copy_copied_bytes_total|inventory_version|readiness_ready|plan_rto_estimate_seconds|plan_lower_bound_seconds|aws_calls_total\{service="(ec2|rds)",operation="(CreateSubnet|CopySnapshot|CopyImage|CopyDBSnapshot|CopyDBClusterSnapshot)")' || true
 
 say "the primary region was only ever read"
 "$BIN/pilotlight-lab" counters --endpoint "$ENDPOINT" --json \

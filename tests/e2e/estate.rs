@@ -546,3 +546,129 @@ async fn tenants_are_managed_through_the_api_and_config_tenants_are_read_only() 
     );
     daemon.stop().await
 }
+
+/// The `/v1/s3` entry of `bucket`.
+async fn bucket_watch(daemon: &RunningDaemon, bucket: &str) -> Result<Value> {
+    let (code, body) = daemon.get("/v1/s3", Some(VIEWER_TOKEN)).await?;
+    ensure!(code == 200, "{body}");
+    Ok(body["buckets"]
+        .as_array()
+        .and_then(|b| b.iter().find(|w| w["bucket"] == bucket).cloned())
+        .unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s3_lag_rises_while_replication_is_paused_and_falls_when_it_resumes() -> Result<()> {
+    use pilotlight_lab::replicator::{Replicator, ReplicatorOptions};
+    use pilotlight_lab::seed::s3::{BucketSpec, seed_buckets};
+
+    let world = World::new(50.0).await?;
+    let account = world.session.account_id().to_owned();
+    let watched = format!("pl-s3w-{account}");
+    let unreplicated = format!("pl-s3n-{account}");
+    let primary = world.clients(PRIMARY).await;
+    let dr = world.clients(DR).await;
+    seed_buckets(
+        &primary,
+        &dr,
+        &[
+            BucketSpec {
+                objects: 3,
+                ..BucketSpec::new(&watched)
+            },
+            BucketSpec {
+                objects: 1,
+                replicate: false,
+                ..BucketSpec::new(&unreplicated)
+            },
+        ],
+    )
+    .await?;
+    let replicator = Replicator::for_session(
+        &world.session,
+        PRIMARY,
+        DR,
+        ReplicatorOptions {
+            delay: Duration::from_secs(1),
+            interval: Duration::from_millis(200),
+            buckets: Some(vec![watched.clone(), unreplicated.clone()]),
+        },
+    )
+    .await?;
+    let control = replicator.control();
+
+    let extra = format!(
+        "[s3]\nbuckets = [\"{watched}\", \"{unreplicated}\"]\ncycle_secs = 1\nlag_target_secs = 2\n\n[reconcile]\nmax_backoff_secs = 1\n"
+    );
+    let daemon = world.start_daemon(&extra).await?;
+    let ok = poll(
+        "the watched bucket caught up",
+        Duration::from_secs(60),
+        || async {
+            let w = bucket_watch(&daemon, &watched).await?;
+            Ok((w["state"] == "ok" && w["status"]["missing"] == 0).then_some(w))
+        },
+    )
+    .await?;
+    ensure!(ok["status"]["sampled"].as_u64() >= Some(3), "{ok}");
+    let none = bucket_watch(&daemon, &unreplicated).await?;
+    ensure!(none["state"] == "misconfigured", "{none}");
+
+    // Replication stops; a new object waits at the source and the lag grows past the target.
+    control.pause();
+    primary
+        .s3
+        .put_object()
+        .bucket(&watched)
+        .key("late/object-1")
+        .body(b"written while replication is paused".to_vec().into())
+        .send()
+        .await?;
+    let behind = poll(
+        "the lag to pass its target",
+        Duration::from_secs(60),
+        || async {
+            let w = bucket_watch(&daemon, &watched).await?;
+            Ok(
+                (w["state"] == "behind" && w["status"]["lag_secs"].as_f64() > Some(2.0))
+                    .then_some(w),
+            )
+        },
+    )
+    .await?;
+    ensure!(behind["status"]["missing"] == 1, "{behind}");
+    ensure!(
+        behind["status"]["oldest_missing_key"] == "late/object-1",
+        "{behind}"
+    );
+    ensure!(
+        daemon
+            .metric("pilotlight_s3_replication_lag_max_seconds")
+            .await?
+            > 2.0
+    );
+    ensure!(
+        daemon
+            .metric("pilotlight_s3_replication_buckets{state=\"behind\"}")
+            .await?
+            == 1.0
+    );
+
+    // Replication resumes: the object arrives and the lag falls back to zero.
+    control.resume();
+    let caught_up = poll("the lag to fall", Duration::from_secs(60), || async {
+        let w = bucket_watch(&daemon, &watched).await?;
+        Ok((w["state"] == "ok" && w["status"]["lag_secs"].as_f64() == Some(0.0)).then_some(w))
+    })
+    .await?;
+    ensure!(caught_up["status"]["missing"] == 0, "{caught_up}");
+    ensure!(
+        daemon
+            .metric("pilotlight_s3_replication_lag_max_seconds")
+            .await?
+            == 0.0
+    );
+    assert_primary_untouched(&world).await?;
+    replicator.shutdown().await;
+    daemon.stop().await
+}

@@ -131,7 +131,7 @@ async fn seeded_utilisation_reads_back_through_get_metric_data() -> Result<()> {
     let put = put_utilisation(&cw, &series, end).await?;
     ensure!(put == 3 * 288 * 3, "put {put} datums");
     let (start, stop) = series[0].window(end)?;
-    let window = i32::try_from(3 * 86_400)?;
+    let window: i32 = 3 * 86_400;
 
     // One datapoint per query over the whole window: Maximum is exactly the peak.
     let queries = vec![

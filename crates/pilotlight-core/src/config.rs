@@ -783,14 +783,18 @@ pub const THROTTLE_SERVICES: [&str; 8] = [
     "acm",
 ];
 
-/// Splits a `[throttle.overrides]` key `"service:ActionOrCategory"` into its service (one of
-/// [`THROTTLE_SERVICES`]) and its action or category (letters, digits, `-`, `_`).
+/// Splits a `[throttle.overrides]` key into its service (one of [`THROTTLE_SERVICES`]) and the
+/// rest, which names one token bucket exactly as `aws_limits::charges` keys it: an action
+/// (`ec2:RunInstances`), an EC2 resource or unfiltered bucket (`ec2:RunInstances#resource`),
+/// a category (`elbv2:category:registration`) or a shared bucket (`elb:account`,
+/// `route53:changes`, `s3:write`). The rest is letters, digits, `-`, `_`, `:` and `#`.
 pub fn parse_throttle_key(key: &str) -> Option<(&str, &str)> {
     let (service, action) = key.split_once(':')?;
     let action_ok = !action.is_empty()
+        && !action.starts_with([':', '#'])
         && action
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '#'));
     (THROTTLE_SERVICES.contains(&service) && action_ok).then_some((service, action))
 }
 

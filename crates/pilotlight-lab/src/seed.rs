@@ -1,4 +1,5 @@
-//! Declarative estate seeding for the lab's PRIMARY region.
+//! Declarative estate seeding for the lab's PRIMARY region (and, for [`seed_estate`], the
+//! always-on services and certificate counterparts in the DR region).
 //!
 //! An [`EstateSpec`] (serde; TOML or JSON) describes VPCs with secondary CIDRs, an internet
 //! gateway, subnets by AZ letter, security groups whose rules may reference other groups of the
@@ -11,6 +12,11 @@
 //! this way; pilotlight itself never does. Throttled calls (`RequestLimitExceeded` or
 //! `Throttling` from the realism proxy) are retried with backoff until [`THROTTLE_DEADLINE`].
 //! [`EstateSpec::scaled`] generates benchmark estates of thousands of volumes.
+//!
+//! The rest of an estate ([`estate`]) — fleets of instances with data volumes, certificates,
+//! load balancers, hosted zones with records, always-on DR services — is seeded by
+//! [`seed_estate`], which does everything [`seed_with_rds`] does first;
+//! [`EstateSpec::case_study`] scales the case study's shape for benchmarks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -27,10 +33,20 @@ use serde::{Deserialize, Serialize};
 use crate::error::LabError;
 
 pub mod data;
+pub mod estate;
+pub mod metrics;
+pub mod s3;
 
 pub use data::{
     DbClusterSpec, DbInstanceSpec, ImageSpec, SEED_CONCURRENCY, SeededDb, SeededDbSnapshot,
     SeededImage, SeededVolume, TIER_TAG, VolumeSpec, add_snapshot,
+};
+pub use estate::{
+    ALWAYS_ON_TAG, AlwaysOnSpec, CLUSTER_TAG, CertificateSpec, ClassicListenerSpec,
+    ClassicLoadBalancerSpec, DataVolumeSpec, FleetSpec, HealthCheckSpec, LoadBalancerKind,
+    LoadBalancerSpec, Protocol, ROLE_TAG, RecordSpec, Scheme, SeededCertificate, SeededDataVolume,
+    SeededInstance, SeededLoadBalancer, SeededRecord, SeededZone, TargetGroupSpec, V2ListenerSpec,
+    V2LoadBalancerSpec, ZoneSpec, classic_elb_hosted_zone, seed_estate,
 };
 
 /// How long one seeding call keeps retrying while throttled.
@@ -50,6 +66,21 @@ pub struct EstateSpec {
     pub db_clusters: Vec<DbClusterSpec>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<ImageSpec>,
+    /// EC2 instances by fleet ([`estate`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fleets: Vec<FleetSpec>,
+    /// ACM certificates, imported into both regions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<CertificateSpec>,
+    /// Classic, application and network load balancers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub load_balancers: Vec<LoadBalancerSpec>,
+    /// Route 53 hosted zones and their records.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<ZoneSpec>,
+    /// The always-on services of the pilot light, in the DR region.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub always_on: Vec<AlwaysOnSpec>,
 }
 
 /// One VPC and everything in it.
@@ -164,6 +195,12 @@ impl EstateSpec {
     /// over tiers 1–3 with two or three snapshots each; DB instances `orders-db` (postgres) and
     /// `reports-db` (mysql) with two snapshots each; Aurora cluster `ledger` with one snapshot;
     /// AMIs `web-ami` (two instances in `prod/web-a`) and `batch-ami` (one in `prod/app-a`).
+    /// And the estate around them (seeded by [`seed_estate`] only): 12 instances in 5 fleets
+    /// over tiers 1–3, families c5/m5/r5 and 4 clusters, data volumes on the tier-1 ones; an
+    /// internet-facing ALB with HTTPS and an internal classic ELB; a public and a private zone
+    /// with `A`, `CNAME` and alias records (one `CNAME` to `orders-db`); two certificates with
+    /// DR counterparts; always-on `directory`, `build` and `monitoring` in the DR region
+    /// (details: `estate::shapes::sample_parts`).
     pub fn sample() -> EstateSpec {
         let prod = VpcSpec {
             name: "prod".into(),
@@ -229,13 +266,35 @@ impl EstateSpec {
             route_tables: Vec::new(),
         };
         let (volumes, db_instances, db_clusters, images) = data::sample_data();
+        let (fleets, certificates, load_balancers, zones, always_on) = estate::sample_parts();
         EstateSpec {
             vpcs: vec![prod, mgmt],
             volumes,
             db_instances,
             db_clusters,
             images,
+            fleets,
+            certificates,
+            load_balancers,
+            zones,
+            always_on,
         }
+    }
+
+    /// The case study's estate (`seed/sprinklr-dr-case-study.ko.txt`) scaled by `scale`, each
+    /// count rounded and at least 1: 3,000 instances over tiers 1/2/3 (20/30/50 %) in fleets of
+    /// at most 50 (families m5, r5, c5; two fleets per cluster) with two data volumes each
+    /// (100 and 250 GiB, snapshotted) in VPC `prod` (three public and three private subnets
+    /// over AZs a–c); 100 load balancers (half internet-facing application ones with HTTPS,
+    /// a quarter internal network ones, a quarter internal classic ones with HTTPS); 8 zones
+    /// (every fourth private; one public zone when scaled to one) with one wildcard certificate
+    /// each (DR counterparts too); 4,000 records over the zones (70 % instance `A`, 10 %
+    /// `CNAME` to load balancers, 5 % each alias, `CNAME` to databases, literal `A` and `TXT`);
+    /// 50 RDS instances with one snapshot each; the always-on `directory`, `build` and
+    /// `monitoring`. Deterministic for a given `scale`. For benchmarks: at `scale = 1` seeding
+    /// makes tens of thousands of calls.
+    pub fn case_study(scale: f64) -> EstateSpec {
+        estate::case_study(scale)
     }
 
     /// A benchmark estate: `volumes` EBS volumes with one snapshot each, tiers 1/2/3 in about
@@ -425,6 +484,7 @@ impl EstateSpec {
             &subnets,
             &mut problems,
         );
+        estate::validate(self, &mut problems);
         if problems.is_empty() {
             Ok(())
         } else {
@@ -463,6 +523,25 @@ pub struct SeededEstate {
     pub db_clusters: BTreeMap<String, SeededDb>,
     #[serde(default)]
     pub images: BTreeMap<String, SeededImage>,
+    /// The DR region ([`seed_estate`] only).
+    #[serde(default)]
+    pub dr_region: String,
+    /// Fleet → its instances, in `Name` order.
+    #[serde(default)]
+    pub fleets: BTreeMap<String, Vec<SeededInstance>>,
+    #[serde(default)]
+    pub certificates: BTreeMap<String, SeededCertificate>,
+    #[serde(default)]
+    pub load_balancers: BTreeMap<String, SeededLoadBalancer>,
+    /// DB instance or cluster → its endpoint address.
+    #[serde(default)]
+    pub db_endpoints: BTreeMap<String, String>,
+    /// Zone (as in the spec) → the zone and its records.
+    #[serde(default)]
+    pub zones: BTreeMap<String, SeededZone>,
+    /// Always-on service → its DR-region instance ids.
+    #[serde(default)]
+    pub always_on: BTreeMap<String, Vec<String>>,
 }
 
 impl SeededEstate {
@@ -502,6 +581,17 @@ impl SeededEstate {
     /// An AMI's id.
     pub fn image_id(&self, image: &str) -> Option<&str> {
         self.images.get(image).map(|i| i.id.as_str())
+    }
+
+    /// A fleet's instances, in `Name` order (empty for an unknown fleet).
+    pub fn fleet_instances(&self, fleet: &str) -> &[SeededInstance] {
+        self.fleets.get(fleet).map_or(&[][..], Vec::as_slice)
+    }
+
+    /// Instance `index` (1-based, as in its `Name`) of a fleet.
+    pub fn instance(&self, fleet: &str, index: u32) -> Option<&SeededInstance> {
+        let i = usize::try_from(index).ok()?.checked_sub(1)?;
+        self.fleet_instances(fleet).get(i)
     }
 }
 

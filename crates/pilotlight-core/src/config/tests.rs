@@ -607,6 +607,20 @@ fn throttle_override_keys_name_a_known_service() {
         parse_throttle_key("elbv2:Mutating"),
         Some(("elbv2", "Mutating"))
     );
+    // Every bucket the limits table charges can be overridden by its own key.
+    for key in [
+        "ec2:RunInstances#resource",
+        "ec2:DescribeInstances#unfiltered",
+        "elbv2:category:registration",
+        "elb:account",
+        "route53:changes",
+        "s3:write",
+        "acm:ListCertificates",
+    ] {
+        assert!(parse_throttle_key(key).is_some(), "{key}");
+    }
+    assert_eq!(parse_throttle_key("ec2:#resource"), None);
+    assert_eq!(parse_throttle_key("ec2::x"), None);
 }
 
 #[test]
