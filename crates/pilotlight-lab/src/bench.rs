@@ -243,6 +243,9 @@ cycle_secs = {cycle}
 rds = false
 rds_clusters = false
 amis = false
+# The benchmark measures the copy reconciler's steady state alone.
+[inventory]
+enabled = false
 [log]
 level = "warn"
 "#,
