@@ -201,9 +201,11 @@ print("  " + ", ".join("%s %d" % kv for kv in sorted(d["counts"].items())))' <"$
 say "readiness: could a restore start now? (every failing item is named in GET /v1/readiness)"
 curl -fsS "${AUTH[@]}" -H 'Content-Type: application/json' -d '{"reason":"demo: readiness"}' \
   "$API/v1/reconcilers/readiness/run" >/dev/null
+# Copies of the fleets' data volumes may still be in flight: give them up to a minute.
 for _ in $(seq 1 120); do
   curl -fsS "${AUTH[@]}" "$API/v1/readiness" >"$WORK/readiness.json" 2>/dev/null \
-    && json 'import sys; sys.exit(0 if d["evaluated_at_ms"] else 1)' <"$WORK/readiness.json" && break
+    && json 'import sys; sys.exit(0 if [c for c in d["checks"] if c["name"] == "volume_copies"][0]["ok"] else 1)' \
+      <"$WORK/readiness.json" && break
   sleep 0.5
 done
 json '

@@ -235,8 +235,9 @@ pub fn peak_need(total: u64, peak_pct: f64, headroom_pct: u32) -> u64 {
     if !peak_pct.is_finite() || peak_pct < 0.0 {
         return total;
     }
-    let exact = total as f64 * peak_pct.min(100.0) * f64::from(100_u32.saturating_add(headroom_pct))
-        / 10_000.0;
+    let exact =
+        total as f64 * peak_pct.min(100.0) * f64::from(100_u32.saturating_add(headroom_pct))
+            / 10_000.0;
     let rounded = (exact - 1e-6).ceil().max(0.0);
     if rounded >= total as f64 {
         total

@@ -443,9 +443,43 @@ async fn seed_through(
 ) -> anyhow::Result<pilotlight_lab::SeededEstate> {
     let primary = AwsClients::for_endpoint(endpoint, region).await;
     let dr = AwsClients::for_endpoint(endpoint, dr_region).await;
-    pilotlight_lab::seed::seed_estate(&primary, &dr, spec)
+    let estate = pilotlight_lab::seed::seed_estate(&primary, &dr, spec)
         .await
-        .with_context(|| format!("seeding {region} (DR {dr_region}) through {endpoint}"))
+        .with_context(|| format!("seeding {region} (DR {dr_region}) through {endpoint}"))?;
+    // Two weeks of hourly utilisation for every fleet instance (memory for every other one),
+    // so plan B has history to read.
+    use pilotlight_lab::seed::metrics::{Profile, UtilisationSeries, put_utilisation};
+    let series: Vec<UtilisationSeries> = estate
+        .fleets
+        .values()
+        .flatten()
+        .enumerate()
+        .map(|(i, inst)| {
+            let n = u64::try_from(i).unwrap_or(0);
+            let spread = f64::from(u32::try_from(i % 7).unwrap_or(0));
+            UtilisationSeries {
+                instance_id: inst.id.clone(),
+                days: 14,
+                period_secs: 3600,
+                cpu: Profile {
+                    base_pct: 5.0 + spread,
+                    peak_pct: 35.0 + 8.0 * spread,
+                    seed: n,
+                },
+                memory: (i % 2 == 0).then_some(Profile {
+                    base_pct: 30.0,
+                    peak_pct: 55.0 + 4.0 * spread,
+                    seed: n + 1000,
+                }),
+            }
+        })
+        .collect();
+    if !series.is_empty() {
+        put_utilisation(&primary.cloudwatch, &series, std::time::SystemTime::now())
+            .await
+            .with_context(|| format!("writing utilisation history in {region}"))?;
+    }
+    Ok(estate)
 }
 
 async fn up(args: UpArgs) -> anyhow::Result<()> {

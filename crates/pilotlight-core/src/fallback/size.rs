@@ -95,7 +95,10 @@ pub fn size_rank(instance_type: &str) -> Option<u32> {
 /// hardware access or licensing, which a virtualised size does not give, and a virtualised
 /// instance gains nothing but a slower boot from becoming metal. A type whose size does not
 /// parse has no neighbours; `instance_type` itself need not be in the catalog.
-pub fn neighbours(instance_type: &str, catalog: &BTreeMap<String, InstanceTypeInfo>) -> Vec<String> {
+pub fn neighbours(
+    instance_type: &str,
+    catalog: &BTreeMap<String, InstanceTypeInfo>,
+) -> Vec<String> {
     let Some(size) = parse_size(instance_type) else {
         return Vec::new();
     };
