@@ -672,3 +672,60 @@ async fn s3_lag_rises_while_replication_is_paused_and_falls_when_it_resumes() ->
     replicator.shutdown().await;
     daemon.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cloudwatch_outage_does_not_stop_the_inventory() -> Result<()> {
+    let world = World::new(50.0).await?;
+    let estate = seed(&world, &EstateSpec::sample()).await?;
+    let instance = estate
+        .fleets
+        .values()
+        .flatten()
+        .next()
+        .expect("a fleet instance")
+        .id
+        .clone();
+    put_utilisation(
+        &world.clients(PRIMARY).await.cloudwatch,
+        &[UtilisationSeries {
+            instance_id: instance.clone(),
+            days: 2,
+            period_secs: 3600,
+            cpu: Profile {
+                base_pct: 3.0,
+                peak_pct: 44.0,
+                seed: 9,
+            },
+            memory: None,
+        }],
+        SystemTime::now(),
+    )
+    .await?;
+    // CloudWatch throttles every call the daemon makes.
+    world.proxy().add_fault(FaultRule {
+        service: Some("cloudwatch".to_owned()),
+        ..FaultRule::new(FaultAction::Throttle)
+    });
+    let daemon = world.start_daemon(&inventory_config(&world, true)).await?;
+    let pointer = wait_inventory(&daemon).await?;
+    let doc = read_document(&world, pointer["key"].as_str().unwrap_or_default()).await?;
+    ensure!(
+        doc.utilisation.is_empty() && !doc.instances.is_empty(),
+        "the estate is captured without utilisation"
+    );
+    // CloudWatch is back: the next cycle collects (no refresh wait after a failure).
+    world.proxy().clear_faults();
+    let status = daemon.run("inventory").await?;
+    ensure!(status["last_report"]["changed"] == true, "{status}");
+    let (_, newer) = daemon.get("/v1/inventory", Some(VIEWER_TOKEN)).await?;
+    let doc = read_document(&world, newer["key"].as_str().unwrap_or_default()).await?;
+    ensure!(
+        doc.utilisation
+            .get(&instance)
+            .is_some_and(|u| (u.cpu_peak_pct - 44.0).abs() < 1e-6),
+        "{:?}",
+        doc.utilisation
+    );
+    assert_primary_untouched(&world).await?;
+    daemon.stop().await
+}

@@ -71,14 +71,12 @@ impl InventoryReconciler {
         }
     }
 
-    /// The utilisation to attach: the carried-over figures unless a refresh is due.
-    async fn utilisation(
-        &self,
-        inventory: &Inventory,
-    ) -> Result<BTreeMap<String, Utilisation>, ReconcileError> {
+    /// The utilisation to attach: the carried-over figures unless a refresh is due; on a
+    /// CloudWatch failure, the previous figures (logged, retried next cycle).
+    async fn utilisation(&self, inventory: &Inventory) -> BTreeMap<String, Utilisation> {
         let c = &self.config.inventory;
         if !c.utilisation {
-            return Ok(BTreeMap::new());
+            return BTreeMap::new();
         }
         let refresh = Duration::from_secs(c.utilisation_refresh_secs);
         let cached = self
@@ -88,16 +86,11 @@ impl InventoryReconciler {
             .clone();
         let ids: Vec<String> = inventory.instances.iter().map(|i| i.id.clone()).collect();
         let figures = match cached {
-            Some((at, figures))
-                if at.elapsed() < refresh && ids.iter().all(|id| figures.contains_key(id)) =>
-            {
-                figures
-            }
-            // Carried-over figures lacking a new instance still wait for the refresh: a new
+            // Carried over until the refresh, even when a new instance lacks figures: a new
             // instance has no history worth a burst of calls.
             Some((at, figures)) if at.elapsed() < refresh => figures,
-            _ => {
-                let figures = collect_utilisation(
+            stale => {
+                match collect_utilisation(
                     &self.cloudwatch,
                     &ids,
                     c.utilisation_window_days,
@@ -106,20 +99,35 @@ impl InventoryReconciler {
                     &c.memory_metric,
                     SystemTime::now(),
                 )
-                .await?;
-                *self
-                    .utilisation
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) =
-                    Some((Instant::now(), figures.clone()));
-                figures
+                .await
+                {
+                    Ok(figures) => {
+                        *self
+                            .utilisation
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner) =
+                            Some((Instant::now(), figures.clone()));
+                        figures
+                    }
+                    // The inventory matters more than fresh utilisation: keep the figures we
+                    // have (none on a first failure) and try again next cycle.
+                    Err(e) => {
+                        tracing::warn!(
+                            error = %crate::scheduler::error_chain(&e),
+                            instances = ids.len(),
+                            "collecting utilisation from CloudWatch failed; keeping the previous figures"
+                        );
+                        stale.map(|(_, figures)| figures).unwrap_or_default()
+                    }
+                }
             }
         };
         // Only instances still in the estate.
-        Ok(figures
+        let current: std::collections::BTreeSet<&String> = ids.iter().collect();
+        figures
             .into_iter()
-            .filter(|(id, _)| ids.contains(id))
-            .collect())
+            .filter(|(id, _)| current.contains(id))
+            .collect()
     }
 
     fn set_gauges(&self, inventory: &Inventory, version: i64, size_bytes: i64) {
@@ -163,7 +171,7 @@ impl Reconciler for InventoryReconciler {
         if cancel.is_cancelled() {
             return Err(ReconcileError::Cancelled);
         }
-        inventory.utilisation = self.utilisation(&inventory).await?;
+        inventory.utilisation = self.utilisation(&inventory).await;
         inventory.schema_version = SCHEMA_VERSION;
         inventory.captured_at_ms = crate::now_ms();
         inventory.normalize();
