@@ -64,12 +64,7 @@ async fn serve() -> Result<(std::net::SocketAddr, Store, CancellationToken)> {
     tokio::spawn(scheduler.run(stop.clone()));
     // The estate routes never reach AWS in these tests: the endpoint is a closed port.
     let sdk = pilotlight_aws::sdk::static_sdk_config("http://127.0.0.1:9", "us-west-2").await;
-    let ctx = pilotlight_aws::AwsCtx::new(
-        Arc::new(pilotlight_aws::throttle::Throttle::new(Default::default())),
-        pilotlight_aws::metrics::AwsMetrics::register(
-            &mut prometheus_client::registry::Registry::default(),
-        ),
-    );
+    let ctx = crate::support::aws_ctx();
     let readiness = pilotlight_engine::estate::ReadinessBoard::default();
     let planner = pilotlight_engine::estate::Planner::new(
         store.clone(),

@@ -9,7 +9,6 @@
 //! session's proxy, whose counters therefore hold exactly pilotlight's calls.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{Context as _, Result, anyhow, ensure};
@@ -18,17 +17,14 @@ use aws_sdk_ec2::types::{
     TagSpecification, VolumeType,
 };
 use aws_sdk_s3::primitives::ByteStream;
-use pilotlight_aws::AwsCtx;
 use pilotlight_aws::acm::DrAcm;
 use pilotlight_aws::capture::{CaptureOptions, PrimaryHandles, capture_inventory};
 use pilotlight_aws::cloudwatch::{PrimaryCloudWatch, collect_utilisation};
 use pilotlight_aws::ec2::DrEc2;
-use pilotlight_aws::metrics::AwsMetrics;
 use pilotlight_aws::s3::{
     DrS3, INVENTORY_CONTENT_TYPE, InventoryIoError, PrimaryS3, read_inventory, replication_status,
     write_inventory,
 };
-use pilotlight_aws::throttle::{Throttle, ThrottleSettings};
 use pilotlight_core::digest::sha256_hex;
 use pilotlight_core::inventory::{LoadBalancerKind, SCHEMA_VERSION, Scheme};
 use pilotlight_lab::clients::AwsClients;
@@ -65,16 +61,7 @@ dPb8ZXz+wo2BGiHqfSsNoo9N4nKhRANCAASwGBFkZo9LRSyt0/GqXN7eeX6nDhxX
 -----END PRIVATE KEY-----
 ";
 
-/// pilotlight's shared context: a throttle at 100× AWS's rates, unregistered metrics.
-fn ctx() -> AwsCtx {
-    AwsCtx::new(
-        Arc::new(Throttle::new(ThrottleSettings {
-            time_scale: 100.0,
-            ..ThrottleSettings::default()
-        })),
-        AwsMetrics::unregistered(),
-    )
-}
+use crate::support::aws_ctx as ctx;
 
 fn ec2_tag(key: &str, value: &str) -> Tag {
     Tag::builder().key(key).value(value).build()

@@ -190,15 +190,7 @@ async fn inventory_round_trips_and_an_unchanged_estate_writes_nothing() -> Resul
     // Read back identical: an independent capture of the same estate has the same digest.
     let config = world.config(&inventory_config(&world, true))?;
     let sdk = pilotlight_aws::sdk::static_sdk_config(&world.door_endpoint(), PRIMARY).await;
-    let handles = PrimaryHandles::new(
-        &sdk,
-        pilotlight_aws::AwsCtx::new(
-            std::sync::Arc::new(pilotlight_aws::throttle::Throttle::new(Default::default())),
-            pilotlight_aws::metrics::AwsMetrics::register(
-                &mut prometheus_client::registry::Registry::default(),
-            ),
-        ),
-    );
+    let handles = PrimaryHandles::new(&sdk, crate::support::aws_ctx());
     let mut fresh = capture_inventory(&handles, &CaptureOptions::from_config(&config)).await?;
     fresh.schema_version = doc.schema_version;
     fresh.utilisation = doc.utilisation.clone();

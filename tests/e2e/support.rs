@@ -473,6 +473,20 @@ pub fn pilotlight_bin() -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// pilotlight's AWS call context for tests that use `pilotlight-aws` directly: a throttle at
+/// 100× AWS's rates and metrics registered nowhere.
+pub fn aws_ctx() -> pilotlight_aws::AwsCtx {
+    pilotlight_aws::AwsCtx::new(
+        std::sync::Arc::new(pilotlight_aws::throttle::Throttle::new(
+            pilotlight_aws::throttle::ThrottleSettings {
+                time_scale: 100.0,
+                ..Default::default()
+            },
+        )),
+        pilotlight_aws::metrics::AwsMetrics::unregistered(),
+    )
+}
+
 /// Fails if the daemon made any mutating call to the primary region (read from the daemon's
 /// own proxy, which only the daemon talks to).
 pub async fn assert_primary_untouched(world: &World) -> Result<()> {
