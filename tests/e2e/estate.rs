@@ -655,11 +655,62 @@ async fn s3_lag_rises_while_replication_is_paused_and_falls_when_it_resumes() ->
     .await?;
     ensure!(caught_up["status"]["missing"] == 0, "{caught_up}");
     ensure!(
+        caught_up["status"]["metric_latency_secs"].is_null(),
+        "{caught_up}"
+    );
+    ensure!(
         daemon
             .metric("pilotlight_s3_replication_lag_max_seconds")
             .await?
             == 0.0
     );
+
+    // Where S3 publishes its own ReplicationLatency metric for the rule, it counts too.
+    let rule_id = primary
+        .s3
+        .get_bucket_replication()
+        .bucket(&watched)
+        .send()
+        .await?
+        .replication_configuration
+        .and_then(|c| c.rules().first().and_then(|r| r.id().map(str::to_owned)))
+        .expect("the seeded rule has an id");
+    let dimension = |name: &str, value: &str| {
+        aws_sdk_cloudwatch::types::Dimension::builder()
+            .name(name)
+            .value(value)
+            .build()
+    };
+    primary
+        .cloudwatch
+        .put_metric_data()
+        .namespace("AWS/S3")
+        .metric_data(
+            aws_sdk_cloudwatch::types::MetricDatum::builder()
+                .metric_name("ReplicationLatency")
+                .dimensions(dimension("SourceBucket", &watched))
+                .dimensions(dimension("DestinationBucket", &format!("{watched}-dr")))
+                .dimensions(dimension("RuleId", &rule_id))
+                .timestamp(aws_smithy_types::DateTime::from(SystemTime::now()))
+                .value(1234.0)
+                .build(),
+        )
+        .send()
+        .await?;
+    let reported = poll(
+        "S3's latency metric to count",
+        Duration::from_secs(60),
+        || async {
+            let w = bucket_watch(&daemon, &watched).await?;
+            Ok((w["status"]["metric_latency_secs"].as_f64() == Some(1234.0)).then_some(w))
+        },
+    )
+    .await?;
+    ensure!(
+        reported["state"] == "behind" && reported["lag_secs"].as_f64() == Some(1234.0),
+        "{reported}"
+    );
+    ensure!(reported["status"]["missing"] == 0, "{reported}");
     assert_primary_untouched(&world).await?;
     replicator.shutdown().await;
     daemon.stop().await

@@ -203,6 +203,62 @@ pub async fn collect_utilisation(
     Ok(out)
 }
 
+/// How far back [`replication_latency`] looks for S3's `ReplicationLatency` data points.
+pub const REPLICATION_METRIC_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// S3's `ReplicationLatency` (namespace `AWS/S3`, dimensions `SourceBucket`,
+/// `DestinationBucket`, `RuleId`, statistic `Maximum`, 60 s periods) for one replication rule:
+/// the value of the newest data point in the last [`REPLICATION_METRIC_WINDOW`], `None` when
+/// S3 publishes none (replication metrics are opt-in per rule). One `GetMetricData` call.
+///
+/// # Errors
+/// The call's classified [`AwsError`].
+pub async fn replication_latency(
+    cw: &PrimaryCloudWatch,
+    source_bucket: &str,
+    destination_bucket: &str,
+    rule_id: &str,
+    end: SystemTime,
+) -> Result<Option<f64>, AwsError> {
+    let start = end
+        .checked_sub(REPLICATION_METRIC_WINDOW)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let dimension = |name: &str, value: &str| Dimension::builder().name(name).value(value).build();
+    let query = MetricDataQuery::builder()
+        .id("latency")
+        .metric_stat(
+            MetricStat::builder()
+                .metric(
+                    Metric::builder()
+                        .namespace("AWS/S3")
+                        .metric_name("ReplicationLatency")
+                        .dimensions(dimension("SourceBucket", source_bucket))
+                        .dimensions(dimension("DestinationBucket", destination_bucket))
+                        .dimensions(dimension("RuleId", rule_id))
+                        .build(),
+                )
+                .period(60)
+                .stat(STAT)
+                .build(),
+        )
+        .return_data(true)
+        .build();
+    let out = cw
+        .get_metric_data(|b| {
+            b.metric_data_queries(query.clone())
+                .start_time(DateTime::from(start))
+                .end_time(DateTime::from(end))
+        })
+        .await?;
+    let newest = out
+        .metric_data_results()
+        .iter()
+        .flat_map(|r| r.timestamps().iter().zip(r.values()))
+        .max_by(|a, b| (a.0.secs(), a.0.subsec_nanos()).cmp(&(b.0.secs(), b.0.subsec_nanos())))
+        .map(|(_, v)| *v);
+    Ok(newest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -254,6 +254,12 @@ pub struct ReplicationStatus {
     pub destination_arn: Option<String>,
     /// The bucket name of [`ReplicationStatus::destination_arn`].
     pub destination_bucket: Option<String>,
+    /// The `ID` of that rule (the `RuleId` dimension of S3's replication metrics).
+    pub rule_id: Option<String>,
+    /// S3's own `ReplicationLatency` metric for that rule, when CloudWatch has a recent data
+    /// point (only with S3 Replication Time Control or replication metrics enabled); filled in
+    /// by the caller with `cloudwatch::replication_latency`.
+    pub metric_latency_secs: Option<f64>,
     /// `HeadBucket` of the destination through the DR face succeeded.
     pub destination_exists: bool,
     /// Source keys listed to choose the sample.
@@ -358,6 +364,7 @@ pub async fn replication_status(
         return Ok(status);
     };
     let destination = bucket_of_arn(&destination_arn).to_owned();
+    status.rule_id = first.id().map(str::to_owned);
     status.destination_arn = Some(destination_arn.clone());
     status.destination_bucket = Some(destination.clone());
     status.destination_exists = match dr.head_bucket(|b| b.bucket(&destination)).await {

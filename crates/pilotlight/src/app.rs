@@ -377,6 +377,7 @@ pub async fn run(
     if !config.s3.buckets.is_empty() {
         reconcilers.push(Arc::new(S3WatchReconciler::new(
             PrimaryS3::with_path_style(&primary_sdk, ctx.clone(), config.aws.s3_force_path_style),
+            PrimaryCloudWatch::new(&primary_sdk, ctx.clone()),
             dr_s3.clone(),
             config.s3.clone(),
             Duration::from_secs(config.reconcile.max_backoff_secs),

@@ -2,7 +2,10 @@
 //!
 //! Each cycle checks that the bucket's replication is configured and enabled with an existing
 //! destination, and measures the lag by sampling the newest source objects at the destination
-//! (`pilotlight_aws::s3::replication_status`). The result per bucket is on the [`S3Board`]
+//! (`pilotlight_aws::s3::replication_status`) and, where S3 publishes it (replication metrics
+//! are opt-in per rule), from S3's own `ReplicationLatency` metric in the primary's CloudWatch;
+//! the bucket's lag is the larger of the two. A CloudWatch failure only loses the metric
+//! figure for that cycle (logged). The result per bucket is on the [`S3Board`]
 //! (`GET /v1/s3`); the metrics aggregate over buckets, so bucket names never become labels.
 
 use std::collections::BTreeMap;
@@ -10,6 +13,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use pilotlight_aws::cloudwatch::{PrimaryCloudWatch, replication_latency};
 use pilotlight_aws::s3::{DrS3, PrimaryS3, ReplicationStatus, replication_status};
 use pilotlight_core::config::S3WatchConfig;
 use serde::Serialize;
@@ -29,6 +33,9 @@ pub struct BucketWatch {
     pub state: &'static str,
     /// Why the bucket is not `ok`, in words.
     pub reasons: Vec<String>,
+    /// The bucket's replication lag in seconds: the larger of the sampled lag and S3's
+    /// `ReplicationLatency` metric.
+    pub lag_secs: f64,
     pub checked_at_ms: i64,
     pub status: ReplicationStatus,
 }
@@ -61,6 +68,7 @@ impl S3Board {
 #[derive(Debug)]
 pub struct S3WatchReconciler {
     primary: PrimaryS3,
+    cloudwatch: PrimaryCloudWatch,
     dr: DrS3,
     settings: S3WatchConfig,
     max_backoff: Duration,
@@ -72,6 +80,7 @@ impl S3WatchReconciler {
     /// A watch over `settings.buckets`.
     pub fn new(
         primary: PrimaryS3,
+        cloudwatch: PrimaryCloudWatch,
         dr: DrS3,
         settings: S3WatchConfig,
         max_backoff: Duration,
@@ -80,6 +89,7 @@ impl S3WatchReconciler {
     ) -> S3WatchReconciler {
         S3WatchReconciler {
             primary,
+            cloudwatch,
             dr,
             settings,
             max_backoff,
@@ -88,7 +98,36 @@ impl S3WatchReconciler {
         }
     }
 
-    fn classify(&self, status: &ReplicationStatus) -> (&'static str, Vec<String>) {
+    /// S3's `ReplicationLatency` for the bucket's first enabled rule, if published.
+    async fn metric_latency(&self, status: &ReplicationStatus) -> Option<f64> {
+        let (Some(destination), Some(rule)) = (&status.destination_bucket, &status.rule_id) else {
+            return None;
+        };
+        if !status.enabled {
+            return None;
+        }
+        match replication_latency(
+            &self.cloudwatch,
+            &status.bucket,
+            destination,
+            rule,
+            std::time::SystemTime::now(),
+        )
+        .await
+        {
+            Ok(latency) => latency,
+            Err(e) => {
+                tracing::warn!(
+                    bucket = %status.bucket,
+                    error = %crate::scheduler::error_chain(&e),
+                    "reading S3's ReplicationLatency metric failed; using the sampled lag only"
+                );
+                None
+            }
+        }
+    }
+
+    fn classify(&self, status: &ReplicationStatus, lag_secs: f64) -> (&'static str, Vec<String>) {
         let mut reasons = Vec::new();
         if !status.configured {
             reasons.push("no replication configuration".to_owned());
@@ -105,10 +144,17 @@ impl S3WatchReconciler {
             return ("misconfigured", reasons);
         }
         let target = self.settings.lag_target_secs as f64;
-        if status.lag_secs > target {
+        if lag_secs > target {
             reasons.push(format!(
-                "replication lag {:.0} s is over the {:.0} s target ({} of {} sampled objects missing)",
-                status.lag_secs, target, status.missing, status.sampled
+                "replication lag {:.0} s is over the {:.0} s target ({} of {} sampled objects missing{})",
+                lag_secs,
+                target,
+                status.missing,
+                status.sampled,
+                status
+                    .metric_latency_secs
+                    .map(|m| format!("; S3 reports a replication latency of {m:.0} s"))
+                    .unwrap_or_default()
             ));
             return ("behind", reasons);
         }
@@ -131,17 +177,23 @@ impl Reconciler for S3WatchReconciler {
         key: &str,
         _cancel: &CancellationToken,
     ) -> Result<Reconciled, ReconcileError> {
-        let status =
+        let mut status =
             replication_status(&self.primary, &self.dr, key, self.settings.sample_objects).await?;
-        let (state, reasons) = self.classify(&status);
+        status.metric_latency_secs = self.metric_latency(&status).await;
+        let lag_secs = status
+            .lag_secs
+            .max(status.metric_latency_secs.unwrap_or(0.0));
+        let (state, reasons) = self.classify(&status, lag_secs);
         let watch = BucketWatch {
             bucket: key.to_owned(),
             state,
             reasons,
+            lag_secs,
             checked_at_ms: crate::now_ms(),
             status,
         };
-        let report = json!({"state": state, "lag_secs": watch.status.lag_secs, "missing": watch.status.missing});
+        let report =
+            json!({"state": state, "lag_secs": watch.lag_secs, "missing": watch.status.missing});
         let all = self.board.set(watch);
         let mut by_state: BTreeMap<&'static str, i64> =
             BTreeMap::from([("ok", 0), ("behind", 0), ("misconfigured", 0)]);
@@ -149,7 +201,7 @@ impl Reconciler for S3WatchReconciler {
         let mut missing = 0_i64;
         for w in &all {
             *by_state.entry(w.state).or_default() += 1;
-            worst = worst.max(w.status.lag_secs);
+            worst = worst.max(w.lag_secs);
             missing += i64::from(w.status.missing);
         }
         for (state, n) in by_state {
