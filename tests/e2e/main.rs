@@ -14,6 +14,7 @@ mod lab;
 mod lab_cloudwatch;
 mod lab_copies;
 mod lab_estate;
+mod lab_restore;
 mod lab_s3;
 mod network;
 mod support;

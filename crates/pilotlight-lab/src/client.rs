@@ -1,6 +1,6 @@
 //! A client for a realism proxy's `/__lab/` API, for tools and tests in another process than
-//! the proxy (the `pilotlight-lab` CLI, a daemon under test): counters, fault rules and the S3
-//! replicator's controls.
+//! the proxy (the `pilotlight-lab` CLI, a daemon under test): counters, fault rules, capacity
+//! rules, regions taken down and the S3 replicator's controls.
 
 use std::time::Duration;
 
@@ -13,7 +13,10 @@ use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 
 use crate::error::LabError;
-use crate::proxy::{CallCounts, FaultId, FaultRule, FaultStatus};
+use crate::proxy::{
+    CallCounts, CapacityId, CapacityRule, CapacityStatus, FaultId, FaultRule, FaultStatus,
+    RegionsDown,
+};
 use crate::replicator::{DelayRequest, ReplicatorStatus};
 
 /// Talks to one proxy's admin API.
@@ -164,6 +167,76 @@ impl ProxyClient {
             .map(|_| ())
     }
 
+    /// Adds a capacity rule ([`CapacityRule`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`ProxyClient::counters`]; [`LabError::AdminApi`] with 400 for an invalid rule and
+    /// 429 when the proxy holds its maximum number of rules.
+    pub async fn add_capacity_rule(&self, rule: &CapacityRule) -> Result<CapacityId, LabError> {
+        let body = serde_json::to_string(rule).map_err(|source| LabError::Json {
+            what: "capacity rule".to_owned(),
+            source,
+        })?;
+        #[derive(serde::Deserialize)]
+        struct Created {
+            id: CapacityId,
+        }
+        let created: Created = self.post_json("/__lab/capacity", Some(body)).await?;
+        Ok(created.id)
+    }
+
+    /// Every capacity rule with what it has seen.
+    ///
+    /// # Errors
+    ///
+    /// As [`ProxyClient::counters`].
+    pub async fn capacity_rules(&self) -> Result<Vec<CapacityStatus>, LabError> {
+        self.get_json("/__lab/capacity").await
+    }
+
+    /// Removes every capacity rule.
+    ///
+    /// # Errors
+    ///
+    /// As [`ProxyClient::counters`].
+    pub async fn clear_capacity_rules(&self) -> Result<(), LabError> {
+        self.call(Method::DELETE, "/__lab/capacity", None)
+            .await
+            .map(|_| ())
+    }
+
+    /// Takes `region` down (every call to it gets its connection closed); returns the regions
+    /// down now.
+    ///
+    /// # Errors
+    ///
+    /// As [`ProxyClient::counters`]; [`LabError::AdminApi`] with 400 for a malformed region
+    /// name and 429 when too many regions are down.
+    pub async fn region_down(&self, region: &str) -> Result<RegionsDown, LabError> {
+        self.post_json(&format!("/__lab/regions/{region}/down"), None)
+            .await
+    }
+
+    /// Brings `region` back; returns the regions down now.
+    ///
+    /// # Errors
+    ///
+    /// As [`ProxyClient::region_down`].
+    pub async fn region_up(&self, region: &str) -> Result<RegionsDown, LabError> {
+        self.post_json(&format!("/__lab/regions/{region}/up"), None)
+            .await
+    }
+
+    /// The regions down now.
+    ///
+    /// # Errors
+    ///
+    /// As [`ProxyClient::counters`].
+    pub async fn regions_down(&self) -> Result<RegionsDown, LabError> {
+        self.get_json("/__lab/regions").await
+    }
+
     /// The S3 replicator's status (`GET /__lab/replicator`).
     ///
     /// # Errors
@@ -273,5 +346,66 @@ mod tests {
         client.reset_counters().await.expect("reset");
         let gone = ProxyClient::new("http://127.0.0.1:9").expect("client");
         assert!(matches!(gone.counters().await, Err(LabError::Http { .. })));
+    }
+
+    #[tokio::test]
+    async fn drives_capacity_rules_and_regions_over_http() {
+        // No call is forwarded in this test, so the upstream address is never dialled.
+        let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
+        let proxy = RealismProxy::start(upstream, ProxyOptions::default())
+            .await
+            .expect("proxy");
+        let client = ProxyClient::new(&proxy.endpoint()).expect("client");
+
+        let rule = CapacityRule::new("r5.2xlarge", "us-west-2a", 3).available(1);
+        let id = client.add_capacity_rule(&rule).await.expect("add");
+        let listed = client.capacity_rules().await.expect("list");
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].id, &listed[0].rule), (id, &rule));
+        assert_eq!((listed[0].launched, listed[0].remaining), (0, Some(4)));
+        assert_eq!(proxy.capacity_rules(), listed);
+        let invalid = CapacityRule::new("r5.2xlarge", "us-east-1a", 3);
+        let invalid = CapacityRule {
+            region: Some("us-west-2".into()),
+            ..invalid
+        };
+        match client.add_capacity_rule(&invalid).await {
+            Err(LabError::AdminApi { status, body, .. }) => {
+                assert_eq!(status, 400);
+                assert!(body.contains("not in region"), "{body}");
+            }
+            other => panic!("expected a 400, got {other:?}"),
+        }
+        match client
+            .post_raw("/__lab/capacity", r#"{"instance_type":"x","zone":"a"}"#)
+            .await
+        {
+            Err(LabError::AdminApi { status: 400, .. }) => {}
+            other => panic!("expected a 400 for an unknown field, got {other:?}"),
+        }
+        client.clear_capacity_rules().await.expect("clear");
+        assert!(proxy.capacity_rules().is_empty());
+
+        assert_eq!(
+            client.regions_down().await.expect("list"),
+            RegionsDown::default()
+        );
+        let down = client.region_down("us-east-1").await.expect("down");
+        assert_eq!(down.down, vec!["us-east-1"]);
+        assert_eq!(proxy.regions_down(), vec!["us-east-1"]);
+        match client.region_down("US_EAST").await {
+            Err(LabError::AdminApi { status: 400, .. }) => {}
+            other => panic!("expected a 400, got {other:?}"),
+        }
+        let up = client.region_up("us-east-1").await.expect("up");
+        assert!(up.down.is_empty());
+        assert!(proxy.regions_down().is_empty());
+        match client
+            .post_raw("/__lab/regions/us-east-1/sideways", "")
+            .await
+        {
+            Err(LabError::AdminApi { status: 404, .. }) => {}
+            other => panic!("expected a 404, got {other:?}"),
+        }
     }
 }

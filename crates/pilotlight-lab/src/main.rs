@@ -1,6 +1,8 @@
 //! The `pilotlight-lab` command: start the lab (with its S3 replicator), read its counters
-//! (calls and copies in flight), inject faults, seed estates, pause and resume replication. A thin wrapper over the `pilotlight_lab` library; errors go to stderr with their
-//! causes and exit code 1 (bad usage: clap's exit code 2).
+//! (calls and copies in flight), inject faults, schedule capacity shortages, take regions down
+//! and bring them back, seed estates, pause and resume replication. A thin wrapper over the
+//! `pilotlight_lab` library; errors go to stderr with their causes and exit code 1 (bad usage:
+//! clap's exit code 2).
 #![allow(clippy::print_stdout)]
 
 use std::path::PathBuf;
@@ -10,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use pilotlight_lab::clients::AwsClients;
+use pilotlight_lab::proxy::CapacityRule;
 use pilotlight_lab::proxy::DEFAULT_ACCOUNT;
 use pilotlight_lab::replicator::{Replicator, ReplicatorOptions};
 use pilotlight_lab::{
@@ -50,6 +53,20 @@ enum Command {
     Fault {
         #[command(subcommand)]
         command: FaultCommand,
+    },
+    /// Manage capacity rules: InsufficientInstanceCapacity for an instance type in an AZ or
+    /// region after a number of launches.
+    Capacity {
+        #[command(subcommand)]
+        command: CapacityCommand,
+    },
+    /// Take a whole region down (every call to it gets its connection closed) or bring it
+    /// back; prints the regions down as JSON.
+    Region {
+        #[arg(long, env = "PILOTLIGHT_LAB_ENDPOINT")]
+        endpoint: String,
+        #[command(subcommand)]
+        command: RegionCommand,
     },
     /// Seed an estate into a region through a proxy.
     Seed(SeedArgs),
@@ -120,6 +137,75 @@ struct UpArgs {
     /// The region the S3 replicator signs its copies for.
     #[arg(long, default_value = "us-west-2")]
     replicator_dr_region: String,
+    /// RunInstances launches MaxCount instances (capacity permitting), as AWS does, instead of
+    /// moto's MinCount.
+    #[arg(long)]
+    launch_max_count: bool,
+    /// Seconds (before --time-scale) a new instance shows `pending` before `running`; 0: off.
+    #[arg(long, default_value_t = 0.0)]
+    instance_pending_secs: f64,
+    /// Seconds (before --time-scale) a new DB instance shows `creating`; 0: off.
+    #[arg(long, default_value_t = 0.0)]
+    db_creating_secs: f64,
+    /// Seconds (before --time-scale) a new ELBv2 load balancer shows `provisioning`; 0: off.
+    #[arg(long, default_value_t = 0.0)]
+    lb_provisioning_secs: f64,
+    /// Seconds (before --time-scale) a Route 53 change shows `PENDING`; 0: off.
+    #[arg(long, default_value_t = 0.0)]
+    dns_pending_secs: f64,
+}
+
+#[derive(Debug, Subcommand)]
+enum CapacityCommand {
+    /// Add a rule; prints its id.
+    Add(CapacityAddArgs),
+    /// Remove every rule.
+    Clear {
+        #[arg(long, env = "PILOTLIGHT_LAB_ENDPOINT")]
+        endpoint: String,
+    },
+    /// List the rules with their launches and refusals (JSON).
+    List {
+        #[arg(long, env = "PILOTLIGHT_LAB_ENDPOINT")]
+        endpoint: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct CapacityAddArgs {
+    #[arg(long, env = "PILOTLIGHT_LAB_ENDPOINT")]
+    endpoint: String,
+    /// The instance type, e.g. r5.2xlarge.
+    #[arg(long)]
+    instance_type: String,
+    /// The AZ, e.g. us-west-2a.
+    #[arg(long = "az", required_unless_present = "region")]
+    availability_zone: Option<String>,
+    /// A whole region instead of one AZ.
+    #[arg(long)]
+    region: Option<String>,
+    /// Instances that still launch before the shortage.
+    #[arg(long, default_value_t = 0)]
+    after_launches: u32,
+    /// Instances that launch during the shortage (default none).
+    #[arg(long)]
+    available: Option<u32>,
+    /// The shortage ends after this many refused launches (default: never by count).
+    #[arg(long)]
+    times: Option<u32>,
+    /// The shortage ends this many seconds (before --time-scale) after it began.
+    #[arg(long)]
+    duration_secs: Option<f64>,
+}
+
+#[derive(Debug, Subcommand)]
+enum RegionCommand {
+    /// Take the region down.
+    Down { region: String },
+    /// Bring the region back.
+    Up { region: String },
+    /// List the regions down.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -343,6 +429,43 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             }
         },
+        Command::Capacity { command } => match command {
+            CapacityCommand::Add(args) => {
+                let rule = CapacityRule {
+                    instance_type: args.instance_type,
+                    availability_zone: args.availability_zone,
+                    region: args.region,
+                    after_launches: args.after_launches,
+                    available: args.available,
+                    times: args.times,
+                    duration_secs: args.duration_secs,
+                };
+                let id = ProxyClient::new(&args.endpoint)?
+                    .add_capacity_rule(&rule)
+                    .await?;
+                println!("{id}");
+                Ok(())
+            }
+            CapacityCommand::Clear { endpoint } => {
+                ProxyClient::new(&endpoint)?.clear_capacity_rules().await?;
+                Ok(())
+            }
+            CapacityCommand::List { endpoint } => {
+                let rules = ProxyClient::new(&endpoint)?.capacity_rules().await?;
+                println!("{}", serde_json::to_string_pretty(&rules)?);
+                Ok(())
+            }
+        },
+        Command::Region { endpoint, command } => {
+            let client = ProxyClient::new(&endpoint)?;
+            let regions = match command {
+                RegionCommand::Down { region } => client.region_down(&region).await?,
+                RegionCommand::Up { region } => client.region_up(&region).await?,
+                RegionCommand::List => client.regions_down().await?,
+            };
+            println!("{}", serde_json::to_string_pretty(&regions)?);
+            Ok(())
+        }
         Command::Replicator { endpoint, command } => {
             let client = ProxyClient::new(&endpoint)?;
             let status = match command {
@@ -502,6 +625,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             copy_gib_per_sec: args.copy_gib_per_sec,
             copy_min_secs: args.copy_min_secs,
             copy_limits: args.copy_limits.into_iter().collect(),
+            launch_max_count: args.launch_max_count,
+            instance_pending_secs: args.instance_pending_secs,
+            db_creating_secs: args.db_creating_secs,
+            lb_provisioning_secs: args.lb_provisioning_secs,
+            dns_pending_secs: args.dns_pending_secs,
         },
     )
     .await?;
@@ -547,6 +675,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             "copy_gib_per_sec": proxy.options().copy_gib_per_sec,
             "copy_min_secs": proxy.options().copy_min_secs,
             "copy_limits": proxy.options().copy_limits,
+            "launch_max_count": proxy.options().launch_max_count,
+            "instance_pending_secs": proxy.options().instance_pending_secs,
+            "db_creating_secs": proxy.options().db_creating_secs,
+            "lb_provisioning_secs": proxy.options().lb_provisioning_secs,
+            "dns_pending_secs": proxy.options().dns_pending_secs,
             "replicator": replicator.as_ref().map(|_| serde_json::json!({
                 "delay_secs": args.replicator_delay_secs.as_secs_f64(),
                 "primary_region": args.replicator_primary_region,
@@ -887,6 +1020,129 @@ mod tests {
         assert_eq!(
             (args.seed_scale, args.seed_dr_region.as_str()),
             (0.02, "us-west-2")
+        );
+    }
+
+    #[test]
+    fn capacity_and_region_command_lines() {
+        let cli = Cli::try_parse_from([
+            "pilotlight-lab",
+            "capacity",
+            "add",
+            "--endpoint",
+            "http://127.0.0.1:1",
+            "--instance-type",
+            "r5.2xlarge",
+            "--az",
+            "us-west-2a",
+            "--after-launches",
+            "3",
+            "--available",
+            "2",
+            "--duration-secs",
+            "600",
+        ])
+        .expect("parse");
+        let Command::Capacity {
+            command: CapacityCommand::Add(args),
+        } = cli.command
+        else {
+            panic!("expected capacity add");
+        };
+        assert_eq!(args.instance_type, "r5.2xlarge");
+        assert_eq!(args.availability_zone.as_deref(), Some("us-west-2a"));
+        assert_eq!(
+            (
+                args.after_launches,
+                args.available,
+                args.times,
+                args.duration_secs
+            ),
+            (3, Some(2), None, Some(600.0))
+        );
+        // A region instead of an AZ; one of them is required.
+        let cli = Cli::try_parse_from([
+            "pilotlight-lab",
+            "capacity",
+            "add",
+            "--endpoint",
+            "x",
+            "--instance-type",
+            "m5.large",
+            "--region",
+            "us-west-2",
+        ])
+        .expect("parse");
+        let Command::Capacity {
+            command: CapacityCommand::Add(args),
+        } = cli.command
+        else {
+            panic!("expected capacity add");
+        };
+        assert_eq!(
+            (
+                args.availability_zone,
+                args.region.as_deref(),
+                args.after_launches
+            ),
+            (None, Some("us-west-2"), 0)
+        );
+        assert!(
+            Cli::try_parse_from([
+                "pilotlight-lab",
+                "capacity",
+                "add",
+                "--endpoint",
+                "x",
+                "--instance-type",
+                "m5.large"
+            ])
+            .is_err()
+        );
+        for (words, want) in [
+            (vec!["down", "us-east-1"], "Down { region: \"us-east-1\" }"),
+            (vec!["up", "us-east-1"], "Up { region: \"us-east-1\" }"),
+            (vec!["list"], "List"),
+        ] {
+            let mut all = vec![
+                "pilotlight-lab",
+                "region",
+                "--endpoint",
+                "http://127.0.0.1:1",
+            ];
+            all.extend(words);
+            let Command::Region { command, .. } = Cli::try_parse_from(all).expect("parse").command
+            else {
+                panic!("expected region");
+            };
+            assert_eq!(format!("{command:?}"), want);
+        }
+        assert!(
+            Cli::try_parse_from(["pilotlight-lab", "region", "--endpoint", "x", "down"]).is_err()
+        );
+        let Command::Up(args) = Cli::try_parse_from([
+            "pilotlight-lab",
+            "up",
+            "--launch-max-count",
+            "--instance-pending-secs",
+            "30",
+            "--dns-pending-secs",
+            "60",
+        ])
+        .expect("parse")
+        .command
+        else {
+            panic!("expected up");
+        };
+        assert!(args.launch_max_count);
+        assert_eq!(
+            (
+                args.instance_pending_secs,
+                args.db_creating_secs,
+                args.lb_provisioning_secs,
+                args.dns_pending_secs
+            ),
+            (30.0, 0.0, 0.0, 60.0)
         );
     }
 

@@ -21,16 +21,26 @@
 //! moto's answer becomes CBOR again (timestamps as tag 1), so the real SDK works. Fault rules,
 //! rate limits and counters see the CBOR call as `cloudwatch:<Operation>` before that.
 //!
+//! Restores meet AWS's behaviour too: `RunInstances` launches up to `MaxCount` when asked to
+//! ([`ProxyOptions::launch_max_count`]) and no more than the capacity rules allow ([`capacity`],
+//! module `launches`); instances, DB instances, load balancers and Route 53 changes stay
+//! pending for a while after they are created (module `pending`); and a whole region can be
+//! taken down and brought back ([`regions`]).
+//!
 //! The proxy's own API lives under `/__lab/` on the same port: `GET /__lab/counters` (calls
 //! and copies), `POST /__lab/counters/reset`, `GET|POST|DELETE /__lab/faults`,
-//! `GET /__lab/health`, and the S3 replicator's controls under `/__lab/replicator` when one is
-//! attached ([`ProxyHandle::set_replicator`], [`crate::replicator`]).
+//! `GET|POST|DELETE /__lab/capacity`, `GET /__lab/regions`,
+//! `POST /__lab/regions/{region}/down|up`, `GET /__lab/health`, and the S3 replicator's
+//! controls under `/__lab/replicator` when one is attached ([`ProxyHandle::set_replicator`],
+//! [`crate::replicator`]).
 //!
 //! Bounds: request and response bodies up to [`MAX_BODY_BYTES`] (larger requests get 413,
 //! larger upstream answers 502); at most [`MAX_CONNECTIONS`] client connections at once
-//! (further ones wait in the listen backlog); counters, fault rules, client tokens and copy
-//! records are bounded as their modules document.
+//! (further ones wait in the listen backlog); counters, fault rules, client tokens, copy
+//! records, capacity rules, pending resources and regions down are bounded as their modules
+//! document.
 
+pub mod capacity;
 pub mod cbor;
 pub mod copies;
 mod counters;
@@ -38,9 +48,13 @@ mod envelope;
 mod faults;
 mod idempotency;
 mod identify;
+mod launches;
 mod limits;
+mod pending;
+pub mod regions;
 mod rewrite;
 mod rpcv2;
+mod xmledit;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -64,19 +78,25 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use capacity::{CapacityId, CapacityPhase, CapacityRule, CapacityStatus, MAX_CAPACITY_RULES};
 pub use copies::{COPY_KINDS, CopyCount, CopyKind};
 pub use counters::{CallCount, CallCounts};
 pub use envelope::ErrorReply;
 pub use faults::{FaultAction, FaultId, FaultRule, FaultStatus, MAX_RULES};
 pub use identify::{CallInfo, GLOBAL_REGION, Protocol, UNKNOWN, identify};
+pub use pending::MAX_PENDING;
+pub use regions::{MAX_REGIONS_DOWN, RegionsDown};
 
 use crate::error::LabError;
 use crate::replicator::ReplicatorControl;
+use capacity::CapacityTable;
 use copies::{CopyRecord, CopyTracker};
 use counters::{Counters, Outcome};
 use faults::FaultTable;
 use idempotency::{CachedResponse, ClientTokens, fingerprint};
 use limits::TokenBuckets;
+use pending::PendingTracker;
+use regions::RegionTable;
 
 /// Largest request or upstream response body the proxy handles.
 pub const MAX_BODY_BYTES: usize = 64 << 20;
@@ -111,6 +131,21 @@ pub struct ProxyOptions {
     /// (`ebs` 20, `rds` 20, `aurora` 5, `ami` 300 — [`CopyKind::default_limit`]); kinds not
     /// listed keep AWS's limit. Enforced whatever `enforce_limits` says.
     pub copy_limits: BTreeMap<String, u32>,
+    /// `RunInstances` launches `MaxCount` instances (capacity permitting), as AWS does, instead
+    /// of moto's `MinCount`. Default false: moto's count, which older lab tests rely on.
+    pub launch_max_count: bool,
+    /// Seconds of AWS time (divided by `time_scale`) an instance launched through the proxy
+    /// shows `pending` before `running`. Default 0: off (moto's instant `running`).
+    pub instance_pending_secs: f64,
+    /// Seconds of AWS time a DB instance created or restored through the proxy shows
+    /// `creating` before `available`. Default 0: off.
+    pub db_creating_secs: f64,
+    /// Seconds of AWS time an ELBv2 load balancer shows `provisioning` before `active`.
+    /// Default 0: off.
+    pub lb_provisioning_secs: f64,
+    /// Seconds of AWS time a Route 53 change shows `PENDING` before `INSYNC`; above 0 every
+    /// change also gets an id of its own. Default 0: off (moto's one id, always `INSYNC`).
+    pub dns_pending_secs: f64,
 }
 
 impl Default for ProxyOptions {
@@ -122,6 +157,11 @@ impl Default for ProxyOptions {
             copy_gib_per_sec: 1.0,
             copy_min_secs: 2.0,
             copy_limits: BTreeMap::new(),
+            launch_max_count: false,
+            instance_pending_secs: 0.0,
+            db_creating_secs: 0.0,
+            lb_provisioning_secs: 0.0,
+            dns_pending_secs: 0.0,
         }
     }
 }
@@ -152,6 +192,7 @@ impl ProxyOptions {
                 self.copy_min_secs
             ));
         }
+        problems.extend(pending::option_problems(self));
         for kind in self.copy_limits.keys() {
             if CopyKind::parse(kind).is_none() {
                 problems.push(format!(
@@ -204,6 +245,9 @@ impl RealismProxy {
             upstream,
             buckets: Mutex::new(TokenBuckets::new(opts.time_scale)),
             copies: Mutex::new(CopyTracker::new(&opts.copy_limit_overrides())),
+            capacity: Mutex::new(CapacityTable::new(opts.time_scale)),
+            pending: Mutex::default(),
+            regions: Mutex::default(),
             opts,
             client,
             counters: Mutex::default(),
@@ -330,6 +374,9 @@ struct Shared {
     faults: Mutex<FaultTable>,
     buckets: Mutex<TokenBuckets>,
     copies: Mutex<CopyTracker>,
+    capacity: Mutex<CapacityTable>,
+    pending: Mutex<PendingTracker>,
+    regions: Mutex<RegionTable>,
     tokens: ClientTokens,
     seq: AtomicU64,
     /// The S3 replicator served under `/__lab/replicator`, if any.
@@ -447,6 +494,17 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<ProxyResp
         );
     };
 
+    // 0. A region that is down answers nothing.
+    if regions::is_down(&shared, &call.region) {
+        record(Outcome {
+            faulted: true,
+            ..Outcome::default()
+        });
+        tracing::debug!(service = %call.service, operation = %call.operation,
+            region = %call.region, "region down: connection closed");
+        return Err(Dropped);
+    }
+
     // 1. Fault rules.
     let action = lock(&shared.faults).fire(&call);
     let mut drop_response = false;
@@ -530,7 +588,17 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<ProxyResp
                     );
                     envelope::error_response(call.protocol, &reply, &request_id)
                 }
-                None => match forward(&shared, &parts, body, &account).await {
+                None => match forward_realistic(
+                    &shared,
+                    &call,
+                    &parts,
+                    body,
+                    &account,
+                    &request_id,
+                    None,
+                )
+                .await
+                {
                     Ok((status, headers, body)) => {
                         if status.is_success() {
                             *cached = Some(CachedResponse {
@@ -542,21 +610,20 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<ProxyResp
                         }
                         rebuild(status, &headers, body, &parts.method)
                     }
-                    Err(e) => bad_gateway(&call, &request_id, &e),
+                    Err(response) => response,
                 },
             }
         }
         None if call.protocol == Protocol::RpcV2Cbor => {
             forward_rpcv2(&shared, &call, &parts, &body, &account, &request_id).await
         }
-        None => match forward(&shared, &parts, body, &account).await {
-            Ok((status, headers, body)) => {
-                let body =
-                    copy_realism(&shared, &call, &account, status, &headers, body, slot).await;
-                rebuild(status, &headers, body, &parts.method)
+        None => {
+            match forward_realistic(&shared, &call, &parts, body, &account, &request_id, slot).await
+            {
+                Ok((status, headers, body)) => rebuild(status, &headers, body, &parts.method),
+                Err(response) => response,
             }
-            Err(e) => bad_gateway(&call, &request_id, &e),
-        },
+        }
     };
     if drop_response {
         tracing::debug!(service = %call.service, operation = %call.operation,
@@ -567,6 +634,42 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<ProxyResp
         tokio::time::sleep(hold).await;
     }
     Ok(response)
+}
+
+/// Forwards a call to moto with the realism that rewrites calls and answers: launches
+/// (`MaxCount`, capacity rules), copies, pending states. An answer the proxy makes itself (a
+/// capacity refusal, moto unreachable) comes back as `Err`.
+async fn forward_realistic(
+    shared: &Arc<Shared>,
+    call: &CallInfo,
+    parts: &http::request::Parts,
+    body: Bytes,
+    account: &str,
+    request_id: &str,
+    slot: Option<CopySlot>,
+) -> Result<(StatusCode, HeaderMap, Bytes), ProxyResponse> {
+    let prepared = launches::prepare(shared, call, parts, body, account)
+        .await
+        .map_err(|reply| envelope::error_response(call.protocol, &reply, request_id))?;
+    let head = prepared.parts.as_ref().unwrap_or(parts);
+    let (status, headers, body) = forward(shared, head, prepared.body, account)
+        .await
+        .map_err(|e| bad_gateway(call, request_id, &e))?;
+    if let Some(reservation) = prepared.reservation {
+        let launched = if status.is_success() {
+            launches::launched(&body).unwrap_or(reservation.count())
+        } else {
+            0
+        };
+        reservation.settle(launched);
+    }
+    let body = copy_realism(shared, call, account, status, &headers, body, slot).await;
+    let body = if status.is_success() && !headers.contains_key(header::CONTENT_ENCODING) {
+        pending::on_answer(shared, call, account, body)
+    } else {
+        body
+    };
+    Ok((status, headers, body))
 }
 
 /// A reserved place under a copy limit; given back on drop unless the copy started.
@@ -1040,6 +1143,19 @@ async fn admin(shared: &Shared, req: Request<Incoming>) -> ProxyResponse {
             let (status, answer) =
                 crate::replicator::admin(control, &method, &path, req.into_body()).await;
             json_response(status, &answer)
+        }
+        (_, "/__lab/capacity") => launches::admin(shared, req).await,
+        (_, p) if p == "/__lab/regions" || p.starts_with("/__lab/regions/") => {
+            match regions::admin(shared, &method, p) {
+                Some((status, answer)) => json_response(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    &answer,
+                ),
+                None => plain(
+                    StatusCode::NOT_FOUND,
+                    &format!("no lab endpoint {method} {path}"),
+                ),
+            }
         }
         (&Method::GET, "/__lab/health") => {
             json_response(StatusCode::OK, &serde_json::json!({"ok": true}))

@@ -1007,3 +1007,737 @@ async fn cbor_calls_reach_moto_as_json_and_answer_in_cbor() {
     );
     assert_eq!(counts.mutating_calls_in("us-east-1"), 1);
 }
+
+/// A request as the restore stand-in saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RestoreCall {
+    operation: String,
+    region: String,
+    account: String,
+    params: Vec<(String, String)>,
+    path: String,
+}
+
+/// A stand-in for moto's restore-related answers (moto 5.2.1's element names): `RunInstances`
+/// launches `MinCount` instances (`i-N`) in the placement AZ, the subnet's AZ or `<region>a`,
+/// and fails for `ImageId=ami-bad`; `DescribeSubnets` puts `subnet-c` in `us-west-2c`;
+/// `DescribeInstances` and `DescribeInstanceStatus` show every instance running; Route 53
+/// answers every change with moto's one id and `GetChange` with `INSYNC`, echoing the id.
+async fn restore_moto() -> (SocketAddr, Arc<Mutex<Vec<RestoreCall>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen: Arc<Mutex<Vec<RestoreCall>>> = Arc::default();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let log = log.clone();
+                    async move {
+                        let (parts, body) = req.into_parts();
+                        let body = body.collect().await.expect("body").to_bytes();
+                        let call = identify(&parts.method, &parts.uri, &parts.headers, &body);
+                        let account = parts
+                            .headers
+                            .get(ACCOUNT_HEADER)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned();
+                        let mut log = log.lock().expect("log");
+                        log.push(RestoreCall {
+                            operation: call.operation.clone(),
+                            region: call.region.clone(),
+                            account,
+                            params: call.params.clone(),
+                            path: parts.uri.path().to_owned(),
+                        });
+                        // Every instance launched so far: (id, AZ), one reservation per call.
+                        let mut reservations: Vec<Vec<(String, String)>> = Vec::new();
+                        let mut n = 0;
+                        for c in log.iter().filter(|c| {
+                            c.operation == "RunInstances"
+                                && !c.params.contains(&("ImageId".into(), "ami-bad".into()))
+                        }) {
+                            let p = |k: &str| {
+                                c.params
+                                    .iter()
+                                    .find(|(pk, _)| pk == k)
+                                    .map(|(_, v)| v.clone())
+                            };
+                            let az = p("Placement.AvailabilityZone").unwrap_or_else(|| {
+                                if p("SubnetId").as_deref() == Some("subnet-c") {
+                                    "us-west-2c".into()
+                                } else {
+                                    format!("{}a", c.region)
+                                }
+                            });
+                            let count: usize =
+                                p("MinCount").and_then(|v| v.parse().ok()).unwrap_or(1);
+                            reservations.push(
+                                (0..count)
+                                    .map(|_| {
+                                        n += 1;
+                                        (format!("i-{n}"), az.clone())
+                                    })
+                                    .collect(),
+                            );
+                        }
+                        drop(log);
+                        let item = |(id, az): &(String, String), state: &str, code: u8| {
+                            format!(
+                                "<item><instanceId>{id}</instanceId><instanceState><code>{code}\
+                                 </code><name>{state}</name></instanceState><placement>\
+                                 <availabilityZone>{az}</availabilityZone></placement></item>"
+                            )
+                        };
+                        let (status, text) = match call.operation.as_str() {
+                            "RunInstances" if call.param("ImageId") == Some("ami-bad") => (
+                                400,
+                                "<Response><Errors><Error><Code>InvalidAMIID.NotFound</Code>\
+                                 <Message>no</Message></Error></Errors></Response>"
+                                    .to_owned(),
+                            ),
+                            "RunInstances" => {
+                                let items: String = reservations
+                                    .last()
+                                    .map(|r| r.iter().map(|i| item(i, "pending", 0)).collect())
+                                    .unwrap_or_default();
+                                (
+                                    200,
+                                    format!(
+                                        "<RunInstancesResponse><reservationId>r-{}\
+                                         </reservationId><instancesSet>{items}</instancesSet>\
+                                         </RunInstancesResponse>",
+                                        reservations.len()
+                                    ),
+                                )
+                            }
+                            "DescribeInstances" => {
+                                let sets: String = reservations
+                                    .iter()
+                                    .map(|r| {
+                                        let items: String =
+                                            r.iter().map(|i| item(i, "running", 16)).collect();
+                                        format!("<item><instancesSet>{items}</instancesSet></item>")
+                                    })
+                                    .collect();
+                                (
+                                    200,
+                                    format!(
+                                        "<DescribeInstancesResponse><reservationSet>{sets}\
+                                         </reservationSet></DescribeInstancesResponse>"
+                                    ),
+                                )
+                            }
+                            "DescribeInstanceStatus" => {
+                                let items: String = reservations
+                                    .iter()
+                                    .flatten()
+                                    .map(|(id, az)| {
+                                        format!(
+                                            "<item><availabilityZone>{az}</availabilityZone>\
+                                             <instanceId>{id}</instanceId><instanceState><code>16\
+                                             </code><name>running</name></instanceState>\
+                                             <instanceStatus><details><item><name>reachability\
+                                             </name><status>passed</status></item></details>\
+                                             <status>ok</status></instanceStatus><systemStatus>\
+                                             <status>ok</status></systemStatus></item>"
+                                        )
+                                    })
+                                    .collect();
+                                (
+                                    200,
+                                    format!(
+                                        "<DescribeInstanceStatusResponse><instanceStatusSet>\
+                                         {items}</instanceStatusSet>\
+                                         </DescribeInstanceStatusResponse>"
+                                    ),
+                                )
+                            }
+                            "DescribeSubnets" => (
+                                200,
+                                "<DescribeSubnetsResponse><subnetSet><item><availabilityZoneId>\
+                                 usw2-az3</availabilityZoneId><subnetId>subnet-c</subnetId>\
+                                 <availabilityZone>us-west-2c</availabilityZone></item>\
+                                 </subnetSet></DescribeSubnetsResponse>"
+                                    .to_owned(),
+                            ),
+                            "ChangeResourceRecordSets" => (
+                                200,
+                                "<ChangeResourceRecordSetsResponse><ChangeInfo><Id>\
+                                 /change/C2682N5HXP0BZ4</Id><Status>INSYNC</Status>\
+                                 </ChangeInfo></ChangeResourceRecordSetsResponse>"
+                                    .to_owned(),
+                            ),
+                            "GetChange" => (
+                                200,
+                                format!(
+                                    "<GetChangeResponse><ChangeInfo><Id>{}</Id><Status>INSYNC\
+                                     </Status></ChangeInfo></GetChangeResponse>",
+                                    parts.uri.path().rsplit('/').next().unwrap_or_default()
+                                ),
+                            ),
+                            _ => (200, "<ok/>".to_owned()),
+                        };
+                        let mut response = Response::new(Full::new(Bytes::from(text)));
+                        *response.status_mut() = StatusCode::from_u16(status).expect("status");
+                        Ok::<_, Infallible>(response)
+                    }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+fn restore_calls(seen: &Mutex<Vec<RestoreCall>>, operation: &str) -> Vec<RestoreCall> {
+    seen.lock()
+        .expect("seen")
+        .iter()
+        .filter(|c| c.operation == operation)
+        .cloned()
+        .collect()
+}
+
+fn param_of<'a>(call: &'a RestoreCall, name: &str) -> Option<&'a str> {
+    call.params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The instance ids of an EC2 answer, in order.
+fn instance_ids(xml: &str) -> Vec<String> {
+    xml.split("<instanceId>")
+        .skip(1)
+        .filter_map(|s| s.split_once("</instanceId>").map(|(id, _)| id.to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn launches_take_max_count_and_capacity_cuts_or_refuses_them() {
+    let (up, seen) = restore_moto().await;
+    let proxy = RealismProxy::start(
+        up,
+        ProxyOptions {
+            account_id: Some("000000000042".into()),
+            enforce_limits: false,
+            launch_max_count: true,
+            ..ProxyOptions::default()
+        },
+    )
+    .await
+    .expect("proxy");
+    let ep = proxy.endpoint();
+
+    // MaxCount: moto is asked for 5 (MinCount = MaxCount = 5) and launches 5.
+    let (status, body) = send(
+        &ep,
+        Method::POST,
+        "/",
+        EC2_WEST,
+        "Action=RunInstances&ImageId=ami-1&InstanceType=m5.large&MinCount=1&MaxCount=5",
+    )
+    .await
+    .expect("launch");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(instance_ids(&body).len(), 5);
+    let runs = restore_calls(&seen, "RunInstances");
+    assert_eq!(
+        (
+            param_of(&runs[0], "MinCount"),
+            param_of(&runs[0], "MaxCount")
+        ),
+        (Some("5"), Some("5"))
+    );
+    // Nothing else reached moto: no rule, no subnet lookup.
+    assert_eq!(seen.lock().expect("seen").len(), 1);
+
+    // After 2 r5.2xlarge in us-west-2c, none: a launch into subnet-c (AZ from a lookup of the
+    // subnet, as the account, uncounted) is cut to 2, the next one refused before moto.
+    let rule = proxy
+        .add_capacity_rule(CapacityRule::new("r5.2xlarge", "us-west-2c", 2))
+        .expect("rule");
+    let into_c = "Action=RunInstances&ImageId=ami-1&InstanceType=r5.2xlarge&SubnetId=subnet-c&\
+                  MinCount=1&MaxCount=5";
+    let (status, body) = send(&ep, Method::POST, "/", EC2_WEST, into_c)
+        .await
+        .expect("launch into c");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(instance_ids(&body).len(), 2);
+    let lookups = restore_calls(&seen, "DescribeSubnets");
+    assert_eq!(lookups.len(), 1);
+    assert_eq!(
+        (lookups[0].region.as_str(), lookups[0].account.as_str()),
+        ("us-west-2", "000000000042")
+    );
+    assert_eq!(param_of(&lookups[0], "SubnetId.1"), Some("subnet-c"));
+    let runs_before = restore_calls(&seen, "RunInstances").len();
+    let (status, body) = send(&ep, Method::POST, "/", EC2_WEST, into_c)
+        .await
+        .expect("refused");
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        body.contains("<Code>InsufficientInstanceCapacity</Code>"),
+        "{body}"
+    );
+    assert!(
+        body.contains(
+            "We currently do not have sufficient r5.2xlarge capacity in the Availability Zone \
+             you requested (us-west-2c)."
+        ),
+        "{body}"
+    );
+    assert_eq!(restore_calls(&seen, "RunInstances").len(), runs_before);
+    // The same type placed in another AZ still launches.
+    let (status, _) = send(
+        &ep,
+        Method::POST,
+        "/",
+        EC2_WEST,
+        "Action=RunInstances&ImageId=ami-1&InstanceType=r5.2xlarge&\
+         Placement.AvailabilityZone=us-west-2b&MinCount=3&MaxCount=3",
+    )
+    .await
+    .expect("other AZ");
+    assert_eq!(status, StatusCode::OK);
+    let status = &proxy.capacity_rules()[0];
+    assert_eq!(status.id, rule);
+    assert_eq!((status.launched, status.refused), (2, 1));
+    // The proxy's own lookup is not counted; the calls are.
+    let counts = proxy.counters();
+    assert_eq!(counts.count("ec2", "DescribeSubnets", "us-west-2"), 0);
+    assert_eq!(counts.count("ec2", "RunInstances", "us-west-2"), 4);
+
+    // A launch moto fails gives its reservation back.
+    proxy.clear_capacity_rules();
+    proxy
+        .add_capacity_rule(CapacityRule::new("c5.large", "us-west-2a", 0).available(4))
+        .expect("rule");
+    let (status, _) = send(
+        &ep,
+        Method::POST,
+        "/",
+        EC2_WEST,
+        "Action=RunInstances&ImageId=ami-bad&InstanceType=c5.large&\
+         Placement.AvailabilityZone=us-west-2a&MinCount=1&MaxCount=3",
+    )
+    .await
+    .expect("bad AMI");
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(proxy.capacity_rules()[0].launched, 0);
+}
+
+#[tokio::test]
+async fn client_token_replay_survives_the_rewrite_and_refusals_are_not_cached() {
+    let (up, seen) = restore_moto().await;
+    let proxy = RealismProxy::start(
+        up,
+        ProxyOptions {
+            enforce_limits: false,
+            launch_max_count: true,
+            ..ProxyOptions::default()
+        },
+    )
+    .await
+    .expect("proxy");
+    let ep = proxy.endpoint();
+    let run = "Action=RunInstances&ImageId=ami-1&InstanceType=t3.micro&MinCount=1&MaxCount=3&\
+               ClientToken=tok-1";
+    let first = send(&ep, Method::POST, "/", EC2_WEST, run)
+        .await
+        .expect("first");
+    assert_eq!(instance_ids(&first.1).len(), 3);
+    let again = send(&ep, Method::POST, "/", EC2_WEST, run)
+        .await
+        .expect("again");
+    assert_eq!(first, again);
+    assert_eq!(restore_calls(&seen, "RunInstances").len(), 1);
+    // Changing MaxCount is a different request.
+    let (status, body) = send(
+        &ep,
+        Method::POST,
+        "/",
+        EC2_WEST,
+        &run.replace("MaxCount=3", "MaxCount=4"),
+    )
+    .await
+    .expect("mismatch");
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("IdempotentParameterMismatch"));
+
+    // Refused for capacity, then retried with the same token once capacity is back.
+    proxy
+        .add_capacity_rule(CapacityRule::in_region("t3.micro", "us-west-2", 0))
+        .expect("rule");
+    let retry = run.replace("tok-1", "tok-2");
+    let (status, _) = send(&ep, Method::POST, "/", EC2_WEST, &retry)
+        .await
+        .expect("refused");
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    proxy.clear_capacity_rules();
+    let (status, body) = send(&ep, Method::POST, "/", EC2_WEST, &retry)
+        .await
+        .expect("launched");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(instance_ids(&body), vec!["i-4", "i-5", "i-6"]);
+    assert_eq!(restore_calls(&seen, "RunInstances").len(), 2);
+}
+
+#[tokio::test]
+async fn without_options_launches_and_answers_are_moto_s() {
+    let (up, seen) = restore_moto().await;
+    let proxy = RealismProxy::start(
+        up,
+        ProxyOptions {
+            enforce_limits: false,
+            ..ProxyOptions::default()
+        },
+    )
+    .await
+    .expect("proxy");
+    let ep = proxy.endpoint();
+    let (_, body) = send(
+        &ep,
+        Method::POST,
+        "/",
+        EC2_WEST,
+        "Action=RunInstances&ImageId=ami-1&MinCount=2&MaxCount=5",
+    )
+    .await
+    .expect("launch");
+    assert_eq!(instance_ids(&body).len(), 2);
+    let runs = restore_calls(&seen, "RunInstances");
+    assert_eq!(param_of(&runs[0], "MaxCount"), Some("5"));
+    let (_, listed) = send(&ep, Method::POST, "/", EC2_WEST, "Action=DescribeInstances")
+        .await
+        .expect("describe");
+    assert_eq!(listed.matches("<name>running</name>").count(), 2);
+    let r53 = Some(("us-east-1", "route53"));
+    let (_, change) = send(
+        &ep,
+        Method::POST,
+        "/2013-04-01/hostedzone/Z1/rrset",
+        r53,
+        "<x/>",
+    )
+    .await
+    .expect("change");
+    assert!(change.contains("<Id>/change/C2682N5HXP0BZ4</Id><Status>INSYNC</Status>"));
+    let (_, got) = send(
+        &ep,
+        Method::GET,
+        "/2013-04-01/change/C2682N5HXP0BZ4",
+        r53,
+        "",
+    )
+    .await
+    .expect("get change");
+    assert!(
+        got.contains("<Id>C2682N5HXP0BZ4</Id>"),
+        "moto's echo untouched: {got}"
+    );
+}
+
+/// The `<name>` of `id`'s `instanceState` in an EC2 answer.
+fn state_name(xml: &str, id: &str) -> Option<String> {
+    let at = xml.find(&format!("<instanceId>{id}</instanceId>"))?;
+    let rest = &xml[at..];
+    let start = rest.find("<instanceState>")?;
+    let rest = &rest[start..];
+    let name = rest.find("<name>")? + "<name>".len();
+    let end = rest[name..].find('<')?;
+    Some(rest[name..name + end].to_owned())
+}
+
+#[tokio::test]
+async fn instances_and_dns_changes_stay_pending_for_their_scaled_time() {
+    let (up, _) = restore_moto().await;
+    let proxy = RealismProxy::start(
+        up,
+        ProxyOptions {
+            enforce_limits: false,
+            // 100 s and 150 s of AWS time at 100×: 1 s and 1.5 s.
+            time_scale: 100.0,
+            instance_pending_secs: 100.0,
+            dns_pending_secs: 150.0,
+            ..ProxyOptions::default()
+        },
+    )
+    .await
+    .expect("proxy");
+    let ep = proxy.endpoint();
+    let launched_at = std::time::Instant::now();
+    let (_, body) = send(
+        &ep,
+        Method::POST,
+        "/",
+        EC2_WEST,
+        "Action=RunInstances&ImageId=ami-1&MinCount=2&MaxCount=2",
+    )
+    .await
+    .expect("launch");
+    assert_eq!(instance_ids(&body), vec!["i-1", "i-2"]);
+    let describe = || send(&ep, Method::POST, "/", EC2_WEST, "Action=DescribeInstances");
+    let (_, listed) = describe().await.expect("describe");
+    assert_eq!(state_name(&listed, "i-1").as_deref(), Some("pending"));
+    assert_eq!(state_name(&listed, "i-2").as_deref(), Some("pending"));
+    assert!(listed.contains("<code>0</code><name>pending</name>"));
+    // Another region's describe is not touched.
+    let (_, east) = send(
+        &ep,
+        Method::POST,
+        "/",
+        Some(("us-east-1", "ec2")),
+        "Action=DescribeInstances",
+    )
+    .await
+    .expect("describe east");
+    assert!(!east.contains("pending"));
+    // Instance status: left out unless all instances are asked for.
+    let (_, statuses) = send(
+        &ep,
+        Method::POST,
+        "/",
+        EC2_WEST,
+        "Action=DescribeInstanceStatus",
+    )
+    .await
+    .expect("status");
+    assert!(instance_ids(&statuses).is_empty(), "{statuses}");
+    let (_, all) = send(
+        &ep,
+        Method::POST,
+        "/",
+        EC2_WEST,
+        "Action=DescribeInstanceStatus&IncludeAllInstances=true",
+    )
+    .await
+    .expect("status all");
+    assert_eq!(instance_ids(&all).len(), 2);
+    assert_eq!(
+        all.matches("<status>not-applicable</status>").count(),
+        4,
+        "{all}"
+    );
+    assert!(!all.contains("reachability"));
+
+    // Route 53: each change its own id, PENDING in the answer and in GetChange.
+    let r53 = Some(("us-east-1", "route53"));
+    let change = |zone: &'static str| {
+        let ep = ep.clone();
+        async move {
+            send(
+                &ep,
+                Method::POST,
+                &format!("/2013-04-01/hostedzone/{zone}/rrset"),
+                r53,
+                "<x/>",
+            )
+            .await
+            .expect("change")
+            .1
+        }
+    };
+    let changed_at = std::time::Instant::now();
+    let (a, b) = (change("Z1").await, change("Z2").await);
+    let id_of = |xml: &str| {
+        xml.split_once("<Id>/change/")
+            .and_then(|(_, rest)| rest.split_once("</Id>"))
+            .map(|(id, _)| id.to_owned())
+            .expect("change id")
+    };
+    let (id_a, id_b) = (id_of(&a), id_of(&b));
+    assert_ne!(id_a, id_b);
+    assert_ne!(id_a, "C2682N5HXP0BZ4");
+    assert!(a.contains("<Status>PENDING</Status>"), "{a}");
+    let get = |id: String| {
+        let ep = ep.clone();
+        async move {
+            send(
+                &ep,
+                Method::GET,
+                &format!("/2013-04-01/change/{id}"),
+                r53,
+                "",
+            )
+            .await
+            .expect("get change")
+            .1
+        }
+    };
+    let got = get(id_a.clone()).await;
+    assert!(
+        got.contains(&format!("<Id>/change/{id_a}</Id><Status>PENDING</Status>")),
+        "{got}"
+    );
+
+    // Then running and INSYNC, not before their time.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, listed) = describe().await.expect("describe");
+        if state_name(&listed, "i-1").as_deref() == Some("running") {
+            assert!(launched_at.elapsed() >= Duration::from_secs(1));
+            assert!(listed.contains("<code>16</code><name>running</name>"));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    loop {
+        let got = get(id_b.clone()).await;
+        if got.contains("<Status>INSYNC</Status>") {
+            assert!(changed_at.elapsed() >= Duration::from_millis(1500));
+            assert!(got.contains(&format!("<Id>/change/{id_b}</Id>")), "{got}");
+            break;
+        }
+        assert!(got.contains("<Status>PENDING</Status>"), "{got}");
+        assert!(std::time::Instant::now() < deadline, "never INSYNC");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_region_down_gets_no_answer_until_it_is_up_again() {
+    let (up, seen) = upstream().await;
+    let proxy = RealismProxy::start(up, ProxyOptions::default())
+        .await
+        .expect("proxy");
+    let ep = proxy.endpoint();
+    let east = Some(("us-east-1", "ec2"));
+    let (status, text) = send(&ep, Method::POST, "/__lab/regions/us-east-1/down", None, "")
+        .await
+        .expect("down");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        serde_json::from_str::<RegionsDown>(&text)
+            .expect("json")
+            .down,
+        vec!["us-east-1"]
+    );
+    let lost = send(&ep, Method::POST, "/", east, "Action=DescribeVpcs").await;
+    assert!(lost.is_err(), "expected a closed connection, got {lost:?}");
+    assert!(
+        seen.lock().expect("seen").is_empty(),
+        "nothing reached moto"
+    );
+    let (status, _) = send(&ep, Method::POST, "/", EC2_WEST, "Action=DescribeVpcs")
+        .await
+        .expect("other region");
+    assert_eq!(status, StatusCode::OK);
+    let counts = proxy.counters();
+    let row = counts.row("ec2", "DescribeVpcs", "us-east-1").expect("row");
+    assert_eq!((row.calls, row.faulted), (1, 1));
+
+    let (_, text) = send(&ep, Method::GET, "/__lab/regions", None, "")
+        .await
+        .expect("list");
+    assert!(text.contains("us-east-1"));
+    let (status, _) = send(
+        &ep,
+        Method::POST,
+        "/__lab/regions/Bad_Region/down",
+        None,
+        "",
+    )
+    .await
+    .expect("bad");
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, text) = send(&ep, Method::POST, "/__lab/regions/us-east-1/up", None, "")
+        .await
+        .expect("up");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        serde_json::from_str::<RegionsDown>(&text).expect("json"),
+        RegionsDown::default()
+    );
+    let (status, _) = send(&ep, Method::POST, "/", east, "Action=DescribeVpcs")
+        .await
+        .expect("back");
+    assert_eq!(status, StatusCode::OK);
+    // The handle's methods do the same.
+    proxy.region_down("us-west-2").expect("down");
+    assert_eq!(proxy.regions_down(), vec!["us-west-2"]);
+    assert!(
+        send(&ep, Method::POST, "/", EC2_WEST, "Action=DescribeVpcs")
+            .await
+            .is_err()
+    );
+    assert!(proxy.region_up("us-west-2"));
+    assert!(proxy.region_down("no/such").is_err());
+}
+
+#[tokio::test]
+async fn capacity_admin_validates_and_bounds_rules() {
+    let (up, _) = upstream().await;
+    let proxy = RealismProxy::start(up, ProxyOptions::default())
+        .await
+        .expect("proxy");
+    let ep = proxy.endpoint();
+    let rule =
+        serde_json::to_string(&CapacityRule::new("r5.2xlarge", "us-west-2a", 3)).expect("json");
+    let (status, text) = send(&ep, Method::POST, "/__lab/capacity", None, &rule)
+        .await
+        .expect("add");
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let (status, text) = send(&ep, Method::GET, "/__lab/capacity", None, "")
+        .await
+        .expect("list");
+    assert_eq!(status, StatusCode::OK);
+    let listed: Vec<CapacityStatus> = serde_json::from_str(&text).expect("json");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].phase, CapacityPhase::Available);
+    let (status, text) = send(
+        &ep,
+        Method::POST,
+        "/__lab/capacity",
+        None,
+        r#"{"instance_type":"r5.2xlarge"}"#,
+    )
+    .await
+    .expect("no place");
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(text.contains("availability_zone or region"), "{text}");
+    for _ in 1..MAX_CAPACITY_RULES {
+        proxy
+            .add_capacity_rule(CapacityRule::new("x", "us-west-2a", 1))
+            .expect("fits");
+    }
+    let (status, _) = send(&ep, Method::POST, "/__lab/capacity", None, &rule)
+        .await
+        .expect("full");
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let (status, _) = send(&ep, Method::DELETE, "/__lab/capacity", None, "")
+        .await
+        .expect("clear");
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(proxy.capacity_rules().is_empty());
+}
+
+#[tokio::test]
+async fn pending_options_are_validated() {
+    let (up, _) = upstream().await;
+    for opts in [
+        ProxyOptions {
+            instance_pending_secs: -1.0,
+            ..ProxyOptions::default()
+        },
+        ProxyOptions {
+            lb_provisioning_secs: f64::INFINITY,
+            ..ProxyOptions::default()
+        },
+        ProxyOptions {
+            dns_pending_secs: f64::NAN,
+            ..ProxyOptions::default()
+        },
+    ] {
+        assert!(matches!(
+            RealismProxy::start(up, opts).await,
+            Err(LabError::InvalidOptions { .. })
+        ));
+    }
+}
