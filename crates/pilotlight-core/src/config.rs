@@ -728,6 +728,8 @@ pub struct RestoreConfig {
     pub db_restore_secs: u64,
     /// Estimated seconds for a Route 53 change to reach `INSYNC`.
     pub dns_sync_secs: u64,
+    /// Plan B when capacity runs out (SPEC D4).
+    pub fallback: crate::fallback::FallbackPolicy,
 }
 
 impl Default for RestoreConfig {
@@ -742,6 +744,7 @@ impl Default for RestoreConfig {
             load_balancer_provision_secs: 120,
             db_restore_secs: 900,
             dns_sync_secs: 60,
+            fallback: crate::fallback::FallbackPolicy::default(),
         }
     }
 }

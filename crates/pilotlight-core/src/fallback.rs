@@ -60,26 +60,30 @@ use crate::inventory::{InstanceTypeInfo, Utilisation, family};
 
 pub use size::{Size, neighbours, parse_size, size_rank};
 
-/// Knobs of plan B. Defaults are the documented ones; the lead wires this to the `[restore]`
-/// configuration.
+/// Knobs of plan B, configured as `[restore.fallback]`
+/// ([`RestoreConfig::fallback`](crate::config::RestoreConfig::fallback)), whose loader checks
+/// the ranges and names given below. Defaults are the documented ones.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FallbackPolicy {
     /// Headroom kept above the measured utilisation peak when the history allows a smaller
-    /// footprint, in percent of the peak (default 20: a 50 % CPU peak over 16 vCPUs needs
-    /// ⌈16 × 0.5 × 1.2⌉ = 10 vCPUs).
+    /// footprint, in percent of the peak (0 to 100; default 20: a 50 % CPU peak over 16 vCPUs
+    /// needs ⌈16 × 0.5 × 1.2⌉ = 10 vCPUs).
     pub headroom_pct: u32,
-    /// How long a (type, AZ) pair that answered `InsufficientInstanceCapacity` is skipped, in
-    /// seconds (default 600).
+    /// How long a (type, AZ) pair that answered `InsufficientInstanceCapacity` is skipped by
+    /// every launch group, in seconds (at least 1; default 600).
     pub unavailable_ttl_secs: u64,
     /// Family → families whose same-size types may replace it when they have exactly the same
-    /// vCPUs and memory (`r5 = ["r5a", "r6i"]`), tried in this order. Default: none.
+    /// vCPUs and memory (`r5 = ["r5a", "r6i"]`), tried in this order after the neighbouring
+    /// sizes. Families are lowercase letters, digits and `-`, starting with a letter (`r5`,
+    /// `m7i-flex`); a family may not list itself, nor the same alternative twice. Default: none.
     pub alternative_families: BTreeMap<String, Vec<String>>,
     /// Whether the utilisation history may shrink the footprint of a neighbouring size
     /// (default true). When false, a neighbour always holds the group's full capacity.
     pub smaller_footprint: bool,
-    /// Data points each instance's utilisation needs before it counts (default 24: a day at
-    /// the default hourly period). Fewer, on any instance of the group, is no history at all.
+    /// Data points each instance's utilisation needs before it counts (at least 1; default 24:
+    /// a day at the default hourly period). Fewer, on any instance of the group, is no history
+    /// at all.
     pub min_utilisation_samples: u32,
 }
 

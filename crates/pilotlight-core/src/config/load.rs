@@ -10,6 +10,8 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Visitor};
 use toml::{Table, Value};
 
+use crate::fallback::FallbackPolicy;
+
 use super::{
     ApiConfig, AwsConfig, Config, ConfigError, ConfigErrors, CopyConfig, DaemonConfig,
     InventoryConfig, LogConfig, NetworkConfig, QuotasConfig, ReadinessConfig, ReconcileConfig,
@@ -254,7 +256,19 @@ const SECTIONS: &[(&str, Check)] = &[
         )
     }),
     ("restore", |l, p, v| {
-        l.check_struct::<RestoreConfig>(p, v, &[])
+        l.check_struct::<RestoreConfig>(
+            p,
+            v,
+            &[("fallback", |l, p, v| {
+                l.check_struct::<FallbackPolicy>(
+                    p,
+                    v,
+                    &[("alternative_families", |l, p, v| {
+                        l.check_map(p, v, string_list_entry)
+                    })],
+                )
+            })],
+        )
     }),
     ("throttle", |l, p, v| {
         l.check_struct::<ThrottleConfig>(
@@ -277,6 +291,11 @@ fn string_entry(loader: &mut Loader, path: &[Seg], _key: &str, value: &mut Value
 /// An entry of an open table of counts (`quotas.vcpus`).
 fn u32_entry(loader: &mut Loader, path: &[Seg], _key: &str, value: &mut Value) -> bool {
     loader.check_leaf::<u32>(path, value)
+}
+
+/// An entry of an open table of string lists (`restore.fallback.alternative_families`).
+fn string_list_entry(loader: &mut Loader, path: &[Seg], _key: &str, value: &mut Value) -> bool {
+    loader.check_leaf::<Vec<String>>(path, value)
 }
 
 fn rpo_entry(loader: &mut Loader, path: &[Seg], key: &str, value: &mut Value) -> bool {

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::*;
+use crate::fallback::FallbackPolicy;
 
 fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -795,6 +796,16 @@ load_balancer_provision_secs = 180
 db_restore_secs = 1200
 dns_sync_secs = 30
 
+[restore.fallback]
+headroom_pct = 35
+unavailable_ttl_secs = 120
+smaller_footprint = false
+min_utilisation_samples = 6
+
+[restore.fallback.alternative_families]
+r5 = ["r5a", "r6i"]
+m7i-flex = ["m7i", "m6i"]
+
 [throttle]
 time_scale = 60
 overrides = { "ec2:RunInstances" = { burst = 5, refill_per_sec = 2.0 } }
@@ -956,6 +967,19 @@ fn full() -> Config {
             load_balancer_provision_secs: 180,
             db_restore_secs: 1200,
             dns_sync_secs: 30,
+            fallback: FallbackPolicy {
+                headroom_pct: 35,
+                unavailable_ttl_secs: 120,
+                alternative_families: BTreeMap::from([
+                    ("r5".to_owned(), vec!["r5a".to_owned(), "r6i".to_owned()]),
+                    (
+                        "m7i-flex".to_owned(),
+                        vec!["m7i".to_owned(), "m6i".to_owned()],
+                    ),
+                ]),
+                smaller_footprint: false,
+                min_utilisation_samples: 6,
+            },
         },
         throttle: ThrottleConfig {
             time_scale: 60.0,
@@ -1029,9 +1053,13 @@ fn errors_display_one_per_line() {
     assert_eq!(ConfigErrors::EXIT_CODE, 64);
 }
 
-/// `section.key` for every key of every table section (tables below that level are open maps
-/// or the token list, documented as one key). The one array section, `tenants`, is left to
-/// [`tenant_keys`].
+/// Sub-sections: tables inside a section that are structs with keys of their own (not open
+/// maps), listed and documented key by key as sections are.
+const SUBSECTIONS: [&str; 1] = ["restore.fallback"];
+
+/// `(section, key)` for every key of every table section and sub-section (`("restore.fallback",
+/// "headroom_pct")`); other tables below a section are open maps or the token list,
+/// documented as one key. The one array section, `tenants`, is left to [`tenant_keys`].
 fn all_keys() -> Vec<(String, String)> {
     let mut config = full();
     config.store.url_file = Some(PathBuf::from("/run/url"));
@@ -1040,15 +1068,25 @@ fn all_keys() -> Vec<(String, String)> {
     for (section, value) in &table {
         match value {
             toml::Value::Table(fields) => {
-                for key in fields.keys() {
-                    keys.push((section.clone(), key.clone()));
+                for (key, value) in fields {
+                    let dotted = format!("{section}.{key}");
+                    if !SUBSECTIONS.contains(&dotted.as_str()) {
+                        keys.push((section.clone(), key.clone()));
+                        continue;
+                    }
+                    let toml::Value::Table(sub) = value else {
+                        panic!("{dotted} is not a table");
+                    };
+                    for sub_key in sub.keys() {
+                        keys.push((dotted.clone(), sub_key.clone()));
+                    }
                 }
             }
             toml::Value::Array(_) if section == "tenants" => {}
             _ => panic!("{section} is neither a table nor the tenants array"),
         }
     }
-    assert_eq!(keys.len(), 93, "every key of every section: {keys:?}");
+    assert_eq!(keys.len(), 98, "every key of every section: {keys:?}");
     keys
 }
 
@@ -1107,7 +1145,7 @@ fn docs_list_every_key_and_its_env_var() {
         assert!(docs.contains(&dotted), "docs/config.md lacks {dotted}");
         let var = format!(
             "PILOTLIGHT_{}__{}",
-            section.to_uppercase(),
+            section.to_uppercase().replace('.', "__"),
             key.to_uppercase()
         );
         assert!(docs.contains(&var), "docs/config.md lacks {var}");
@@ -1978,4 +2016,254 @@ fn env_overrides_estate_keys() {
     let errs = errors("", &env(&[(var, r#"["assets", "assets"]"#)]), &[]);
     assert_eq!(errs.len(), 1, "{errs:#?}");
     assert_eq!(at(&errs, "s3.buckets[1]").source_kind, Source::Validation);
+}
+
+#[test]
+fn fallback_defaults_are_the_policy_defaults() {
+    let config = Config::from_sources(None, &BTreeMap::new(), &[]).expect("defaults are valid");
+    let fallback = &config.restore.fallback;
+    assert_eq!(*fallback, FallbackPolicy::default());
+    assert_eq!(fallback.headroom_pct, 20);
+    assert_eq!(fallback.unavailable_ttl_secs, 600);
+    assert!(fallback.alternative_families.is_empty());
+    assert!(fallback.smaller_footprint);
+    assert_eq!(fallback.min_utilisation_samples, 24);
+    // The default file shows the section and a commented example of the families table.
+    let text = Config::default_toml();
+    let after_table: Vec<&str> = text
+        .lines()
+        .skip_while(|line| *line != "[restore.fallback.alternative_families]")
+        .take(2)
+        .collect();
+    assert_eq!(
+        after_table,
+        [
+            "[restore.fallback.alternative_families]",
+            "# r5 = [\"r5a\", \"r6i\"]"
+        ]
+    );
+    assert!(text.lines().any(|line| line == "[restore.fallback]"));
+}
+
+#[test]
+fn every_fallback_rule_rejects_its_bad_value_with_its_path() {
+    let single = |file: &str, path: &str| -> ConfigError {
+        let errs = file_errors(file);
+        assert_eq!(errs.len(), 1, "{file}: {errs:#?}");
+        at(&errs, path).clone()
+    };
+    let err = single(
+        "[restore.fallback]\nheadroom_pct = 101\n",
+        "restore.fallback.headroom_pct",
+    );
+    assert_eq!(err.message, "must be between 0 and 100, got 101");
+    assert_eq!(err.source_kind, Source::File);
+    let err = single(
+        "[restore.fallback]\nunavailable_ttl_secs = 0\n",
+        "restore.fallback.unavailable_ttl_secs",
+    );
+    assert_eq!(err.message, "must be at least 1, got 0");
+    let err = single(
+        "[restore.fallback]\nmin_utilisation_samples = 0\n",
+        "restore.fallback.min_utilisation_samples",
+    );
+    assert_eq!(err.message, "must be at least 1, got 0");
+
+    let families = "[restore.fallback.alternative_families]\n";
+    let err = single(
+        &format!("{families}R5 = [\"r5a\"]\n"),
+        "restore.fallback.alternative_families.R5",
+    );
+    assert!(
+        err.message
+            .starts_with("key `R5` is not an instance family"),
+        "{err}"
+    );
+    for bad_key in ["\"r5.large\"", "5r", "\"-r5\"", "\"r_5\""] {
+        let errs = file_errors(&format!("{families}{bad_key} = [\"r6i\"]\n"));
+        assert_eq!(errs.len(), 1, "{bad_key}: {errs:#?}");
+        assert!(
+            errs[0].message.contains("is not an instance family"),
+            "{bad_key}: {errs:#?}"
+        );
+    }
+    let err = single(
+        &format!("{families}r5 = [\"r5a\", \"R6i\"]\n"),
+        "restore.fallback.alternative_families.r5[1]",
+    );
+    assert!(
+        err.message.starts_with("`R6i` is not an instance family"),
+        "{err}"
+    );
+    assert!(err.message.contains("m7i-flex"), "{err}");
+    let err = single(
+        &format!("{families}r5 = [\"r5a\", \"r5\"]\n"),
+        "restore.fallback.alternative_families.r5[1]",
+    );
+    assert!(err.message.contains("lists itself"), "{err}");
+    assert_eq!(err.source_kind, Source::Validation);
+    let err = single(
+        &format!("{families}m7i-flex = [\"m7i\", \"m6i\", \"m7i\"]\n"),
+        "restore.fallback.alternative_families.m7i-flex[2]",
+    );
+    assert_eq!(
+        err.message,
+        "`m7i` is already restore.fallback.alternative_families.m7i-flex[0]; \
+         entries must be unique"
+    );
+    assert_eq!(err.source_kind, Source::Validation);
+
+    // The bounds themselves are fine, as is an empty list.
+    let config = load(
+        &format!(
+            "[restore.fallback]\nheadroom_pct = 100\nunavailable_ttl_secs = 1\n\
+             min_utilisation_samples = 1\n{families}r5 = []\nu-6tb1 = [\"u-9tb1\"]\n"
+        ),
+        &BTreeMap::new(),
+        &[],
+    );
+    assert_eq!(config.restore.fallback.headroom_pct, 100);
+    assert_eq!(config.restore.fallback.unavailable_ttl_secs, 1);
+    assert_eq!(config.restore.fallback.min_utilisation_samples, 1);
+    assert_eq!(
+        config.restore.fallback.alternative_families,
+        BTreeMap::from([
+            ("r5".to_owned(), Vec::new()),
+            ("u-6tb1".to_owned(), vec!["u-9tb1".to_owned()]),
+        ])
+    );
+}
+
+#[test]
+fn every_bad_fallback_value_is_reported_together() {
+    let errs = file_errors(
+        r#"
+[restore]
+max_instances_per_call = 0
+
+[restore.fallback]
+headroom_pct = 150
+unavailable_ttl_secs = 0
+smaller_footprint = "yes"
+min_utilisation_samples = -1
+retries = 3
+
+[restore.fallback.alternative_families]
+r5 = ["r5a", "r5", "r5a", "R6I"]
+C5 = ["c5a"]
+m5 = "m5a"
+m6i = ["m6a", 7]
+"#,
+    );
+    let mut got: Vec<(&str, &Source)> = errs
+        .iter()
+        .map(|e| (e.path.as_str(), &e.source_kind))
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(b.0));
+    let file_src = &Source::File;
+    let rule = &Source::Validation;
+    let mut want = vec![
+        ("restore.max_instances_per_call", file_src),
+        ("restore.fallback.headroom_pct", file_src),
+        ("restore.fallback.unavailable_ttl_secs", file_src),
+        ("restore.fallback.smaller_footprint", file_src),
+        ("restore.fallback.min_utilisation_samples", file_src),
+        ("restore.fallback.retries", file_src),
+        ("restore.fallback.alternative_families.r5[1]", rule),
+        ("restore.fallback.alternative_families.r5[2]", rule),
+        ("restore.fallback.alternative_families.r5[3]", file_src),
+        ("restore.fallback.alternative_families.C5", file_src),
+        ("restore.fallback.alternative_families.m5", file_src),
+        ("restore.fallback.alternative_families.m6i", file_src),
+    ];
+    want.sort_by(|a, b| a.0.cmp(b.0));
+    assert_eq!(got, want, "{errs:#?}");
+
+    let message = |path: &str| at(&errs, path).message.clone();
+    assert!(message("restore.fallback.smaller_footprint").contains("invalid type"));
+    assert!(message("restore.fallback.min_utilisation_samples").contains("invalid value"));
+    assert!(message("restore.fallback.retries").contains("`headroom_pct`"));
+    assert!(message("restore.fallback.alternative_families.m5").contains("invalid type"));
+    assert!(message("restore.fallback.alternative_families.m6i").contains("invalid type"));
+    assert!(message("restore.fallback.headroom_pct").contains("got 150"));
+}
+
+#[test]
+fn a_fallback_section_that_is_not_a_table_is_reported() {
+    let errs = file_errors("[restore]\nfallback = 5\n");
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(
+        at(&errs, "restore.fallback").message,
+        "expected a table, found integer"
+    );
+    let errs = file_errors("[restore.fallback]\nalternative_families = [\"r5a\"]\n");
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(
+        at(&errs, "restore.fallback.alternative_families").message,
+        "expected a table, found array"
+    );
+}
+
+#[test]
+fn env_and_cli_override_fallback_keys() {
+    let var = "PILOTLIGHT_RESTORE__FALLBACK__HEADROOM_PCT";
+    let vars = env(&[
+        (var, "40"),
+        ("PILOTLIGHT_RESTORE__FALLBACK__SMALLER_FOOTPRINT", "false"),
+        (
+            "PILOTLIGHT_RESTORE__FALLBACK__ALTERNATIVE_FAMILIES__C5",
+            r#"["c5a", "c6i"]"#,
+        ),
+    ]);
+    let file = r#"
+[restore.fallback]
+headroom_pct = 10
+unavailable_ttl_secs = 300
+
+[restore.fallback.alternative_families]
+r5 = ["r5a"]
+"#;
+    let config = load(
+        file,
+        &vars,
+        &["restore.fallback.min_utilisation_samples=12"],
+    );
+    let fallback = &config.restore.fallback;
+    assert_eq!(fallback.headroom_pct, 40);
+    assert_eq!(fallback.unavailable_ttl_secs, 300);
+    assert!(!fallback.smaller_footprint);
+    assert_eq!(fallback.min_utilisation_samples, 12);
+    // Tables merge family by family: the file's r5, the environment's c5.
+    assert_eq!(
+        fallback.alternative_families,
+        BTreeMap::from([
+            ("c5".to_owned(), vec!["c5a".to_owned(), "c6i".to_owned()]),
+            ("r5".to_owned(), vec!["r5a".to_owned()]),
+        ])
+    );
+    // The rest of [restore] keeps its defaults.
+    assert_eq!(
+        config.restore.max_instances_per_call,
+        RestoreConfig::default().max_instances_per_call
+    );
+
+    // A bad value from the environment names the variable, whether it fails to load or
+    // breaks a rule.
+    let errs = errors(file, &env(&[(var, "101")]), &[]);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    let err = at(&errs, "restore.fallback.headroom_pct");
+    assert_eq!(err.source_kind, Source::Env(var.to_owned()));
+    assert!(err.to_string().contains(var), "{err}");
+    let errs = errors("", &env(&[(var, "plenty")]), &[]);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    let err = at(&errs, "restore.fallback.headroom_pct");
+    assert_eq!(err.source_kind, Source::Env(var.to_owned()));
+    assert!(err.message.contains("invalid type"), "{err}");
+    let families = "PILOTLIGHT_RESTORE__FALLBACK__ALTERNATIVE_FAMILIES";
+    let errs = errors("", &env(&[(families, r#"{ r5 = ["r5a.large"] }"#)]), &[]);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(
+        at(&errs, "restore.fallback.alternative_families.r5[0]").source_kind,
+        Source::Env(families.to_owned())
+    );
 }

@@ -5,8 +5,9 @@
 use std::net::Ipv4Addr;
 use std::path::Path as FsPath;
 
-use super::load::{Loader, Path, Seg, child, path};
+use super::load::{Loader, Path, Seg, child, path, render};
 use super::{Config, CopyConfig, VCPU_QUOTA_GROUPS};
+use crate::fallback::FallbackPolicy;
 
 /// Days CloudWatch keeps data points of periods under 300 s; older ones can be asked only
 /// with a period that is a multiple of 300 (up to 63 days ago).
@@ -807,6 +808,80 @@ fn restore(config: &Config, l: &mut Loader) {
     ] {
         in_range(l, &["restore", key], u64::from(value), 1, 1000);
     }
+    fallback(&restore.fallback, l);
+}
+
+/// True if `name` looks like an EC2 instance family (`r5`, `m7i-flex`, `u-6tb1`): lowercase
+/// ASCII letters, digits and `-`, starting with a letter.
+pub(super) fn is_instance_family(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// How a bad instance family is described in messages.
+const FAMILY_SHAPE: &str =
+    "lowercase letters, digits and `-`, starting with a letter, like `r5` or `m7i-flex`";
+
+/// `[restore.fallback]`: plan B's knobs (SPEC D4).
+fn fallback(policy: &FallbackPolicy, l: &mut Loader) {
+    in_range(
+        l,
+        &["restore", "fallback", "headroom_pct"],
+        u64::from(policy.headroom_pct),
+        0,
+        100,
+    );
+    at_least_one(
+        l,
+        &["restore", "fallback", "unavailable_ttl_secs"],
+        policy.unavailable_ttl_secs,
+    );
+    at_least_one(
+        l,
+        &["restore", "fallback", "min_utilisation_samples"],
+        u64::from(policy.min_utilisation_samples),
+    );
+    let map = path(&["restore", "fallback", "alternative_families"]);
+    for (family, alternatives) in &policy.alternative_families {
+        let entry = child(&map, family);
+        if l.failed(&entry) {
+            continue;
+        }
+        if !is_instance_family(family) {
+            l.invalid(
+                &entry,
+                format!("key `{family}` is not an instance family ({FAMILY_SHAPE})"),
+            );
+        }
+        for (index, alternative) in alternatives.iter().enumerate() {
+            let mut at = entry.clone();
+            at.push(Seg::Index(index));
+            if !is_instance_family(alternative) {
+                l.invalid(
+                    &at,
+                    format!("`{alternative}` is not an instance family ({FAMILY_SHAPE})"),
+                );
+            } else if alternative == family {
+                l.cross(
+                    &at,
+                    format!("`{family}` lists itself; its alternatives must be other families"),
+                );
+            } else if let Some(first) = alternatives[..index]
+                .iter()
+                .position(|earlier| earlier == alternative)
+            {
+                l.cross(
+                    &at,
+                    format!(
+                        "`{alternative}` is already {}[{first}]; entries must be unique",
+                        render(&entry)
+                    ),
+                );
+            }
+        }
+    }
 }
 
 fn throttle(config: &Config, l: &mut Loader) {
@@ -1086,6 +1161,16 @@ mod tests {
         assert!(tag_problem(&"k".repeat(129), "x").is_some_and(|p| p.contains("key")));
         assert!(tag_problem("k", "").is_some_and(|p| p.contains("value")));
         assert!(tag_problem("k", &"v".repeat(257)).is_some_and(|p| p.contains("value")));
+    }
+
+    #[test]
+    fn instance_families() {
+        for good in ["r5", "m7i-flex", "u-6tb1", "x2iedn", "c"] {
+            assert!(is_instance_family(good), "{good}");
+        }
+        for bad in ["", "R5", "5r", "-r5", "r5.large", "r5 a", "r_5", "m7í"] {
+            assert!(!is_instance_family(bad), "{bad}");
+        }
     }
 
     #[test]
