@@ -54,6 +54,7 @@ mod pending;
 pub mod regions;
 mod rewrite;
 mod rpcv2;
+mod xml;
 mod xmledit;
 
 use std::collections::BTreeMap;

@@ -1,197 +1,20 @@
 //! Small, structure-aware edits of moto's XML answers: find the items of a list element, name
-//! each by one of its child elements, and set (or add) child elements' text.
+//! each by one of its child elements, and set (or add) child elements' text; and look up the
+//! text of elements by name.
 //!
-//! This is not a general XML parser. It understands what moto writes — elements, self-closing
-//! elements, attributes, text, an `<?xml …?>` declaration, comments — and tracks nesting, so
-//! the item of a `DescribeSnapshots` answer is told apart from the `<item>`s of its own
-//! `tagSet`, and an image's `<imageId>` from the `<snapshotId>`s of its block-device mappings.
-//! Anything it does not understand leaves the document unchanged (the callers then pass moto's
-//! answer through as it is).
+//! This module owns those item-level edits and lookups; the tag scanner they are built on
+//! (nesting, comments, CDATA, self-closing elements) is [`xml`](super::xml)'s, shared with
+//! [`xmledit`](super::xmledit), which edits below the item level. Anything the scanner does not
+//! understand leaves the document unchanged (the callers then pass moto's answer through as it
+//! is).
 
 use std::ops::Range;
 
-/// One element: where its start tag begins, where its content lies, where its end tag ends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Element {
-    name: String,
-    /// From `<` of the start tag to `>` of the end tag (exclusive).
-    outer: Range<usize>,
-    /// Between the start and the end tag (empty for `<a/>`, positioned before `/>`).
-    inner: Range<usize>,
-    /// Self-closing (`<a/>`): content is added by rewriting the whole element.
-    empty: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TagKind {
-    Open,
-    Close,
-    SelfClose,
-    /// `<?…?>`, `<!--…-->`, `<!…>`.
-    Other,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Tag<'a> {
-    kind: TagKind,
-    name: &'a str,
-    start: usize,
-    /// One past `>`.
-    end: usize,
-}
-
-/// The next tag at or after `from`, if any (and if well-formed).
-fn next_tag(xml: &str, from: usize) -> Option<Tag<'_>> {
-    let start = from + xml.get(from..)?.find('<')?;
-    let rest = &xml[start..];
-    if rest.starts_with("<!--") {
-        let end = start + rest.find("-->")? + 3;
-        return Some(Tag {
-            kind: TagKind::Other,
-            name: "",
-            start,
-            end,
-        });
-    }
-    let close = start + rest.find('>')?;
-    let end = close + 1;
-    let body = &xml[start + 1..close];
-    if body.starts_with('?') || body.starts_with('!') {
-        return Some(Tag {
-            kind: TagKind::Other,
-            name: "",
-            start,
-            end,
-        });
-    }
-    let (kind, body) = if let Some(name) = body.strip_prefix('/') {
-        (TagKind::Close, name)
-    } else if let Some(b) = body.strip_suffix('/') {
-        (TagKind::SelfClose, b)
-    } else {
-        (TagKind::Open, body)
-    };
-    let name = body
-        .split(|c: char| c.is_whitespace())
-        .next()
-        .unwrap_or_default();
-    if name.is_empty() {
-        return None;
-    }
-    Some(Tag {
-        kind,
-        name,
-        start,
-        end,
-    })
-}
-
-/// The direct child elements inside `range` (which must hold whole elements and text).
-/// `None` when the nesting is broken.
-fn children(xml: &str, range: Range<usize>) -> Option<Vec<Element>> {
-    let mut out = Vec::new();
-    let mut depth = 0usize;
-    let mut open: Option<(String, usize, usize)> = None;
-    let mut at = range.start;
-    while let Some(tag) = next_tag(xml, at) {
-        if tag.start >= range.end {
-            break;
-        }
-        at = tag.end;
-        match tag.kind {
-            TagKind::Other => {}
-            TagKind::SelfClose if depth == 0 => out.push(Element {
-                name: tag.name.to_owned(),
-                outer: tag.start..tag.end,
-                inner: tag.end - 2..tag.end - 2,
-                empty: true,
-            }),
-            TagKind::SelfClose => {}
-            TagKind::Open => {
-                if depth == 0 {
-                    open = Some((tag.name.to_owned(), tag.start, tag.end));
-                }
-                depth += 1;
-            }
-            TagKind::Close => {
-                depth = depth.checked_sub(1)?;
-                if depth == 0 {
-                    let (name, start, inner_start) = open.take()?;
-                    if name != tag.name {
-                        return None;
-                    }
-                    out.push(Element {
-                        name,
-                        outer: start..tag.end,
-                        inner: inner_start..tag.start,
-                        empty: false,
-                    });
-                }
-            }
-        }
-    }
-    (depth == 0).then_some(out)
-}
-
-/// The first element called `name` anywhere in `xml` (document order).
-fn find(xml: &str, name: &str) -> Option<Element> {
-    let mut at = 0;
-    while let Some(tag) = next_tag(xml, at) {
-        if tag.name == name {
-            match tag.kind {
-                TagKind::SelfClose => {
-                    return Some(Element {
-                        name: name.to_owned(),
-                        outer: tag.start..tag.end,
-                        inner: tag.end - 2..tag.end - 2,
-                        empty: true,
-                    });
-                }
-                TagKind::Open => return closing(xml, tag),
-                TagKind::Close | TagKind::Other => {}
-            }
-        }
-        at = tag.end;
-    }
-    None
-}
-
-/// The element that the start tag `open` begins, up to its matching end tag.
-fn closing(xml: &str, open: Tag<'_>) -> Option<Element> {
-    let mut depth = 1usize;
-    let mut at = open.end;
-    while let Some(tag) = next_tag(xml, at) {
-        at = tag.end;
-        match tag.kind {
-            TagKind::Open => depth += 1,
-            TagKind::Close => {
-                depth -= 1;
-                if depth == 0 {
-                    return (tag.name == open.name).then(|| Element {
-                        name: open.name.to_owned(),
-                        outer: open.start..tag.end,
-                        inner: open.end..tag.start,
-                        empty: false,
-                    });
-                }
-            }
-            TagKind::SelfClose | TagKind::Other => {}
-        }
-    }
-    None
-}
-
-/// The text of the direct child `name` of `element`, trimmed.
-fn child_text<'a>(xml: &'a str, element: &Element, name: &str) -> Option<&'a str> {
-    children(xml, element.inner.clone())?
-        .into_iter()
-        .find(|c| c.name == name)
-        .map(|c| xml[c.inner.clone()].trim())
-}
+use super::xml::{Element, children, descend, escape, named};
 
 /// The text of the first element called `name` anywhere in `xml`, trimmed.
 pub fn first_text<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
-    find(xml, name).map(|e| xml[e.inner].trim())
+    named(xml, name).next().map(|e| e.text(xml))
 }
 
 /// Every element called `name` anywhere in `xml` (not nested in each other), as text.
@@ -211,13 +34,6 @@ pub fn all_texts<'a>(xml: &'a str, name: &str) -> Vec<&'a str> {
     out
 }
 
-/// Escapes text for an XML element.
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 /// `element` with each `(child, text)` set: an existing direct child's text is replaced, a
 /// missing one is appended as the element's last child.
 fn edit_element(xml: &str, element: &Element, edits: &[(&str, String)]) -> Option<String> {
@@ -225,8 +41,8 @@ fn edit_element(xml: &str, element: &Element, edits: &[(&str, String)]) -> Optio
     let mut replacements: Vec<(Range<usize>, String)> = Vec::new();
     let mut appended = String::new();
     for (name, text) in edits {
-        match kids.iter().find(|c| c.name == *name) {
-            Some(c) if c.empty => {
+        match kids.iter().find(|c| c.name(xml) == *name) {
+            Some(c) if c.self_closing => {
                 replacements.push((
                     c.outer.clone(),
                     format!("<{name}>{}</{name}>", escape(text)),
@@ -239,13 +55,13 @@ fn edit_element(xml: &str, element: &Element, edits: &[(&str, String)]) -> Optio
     replacements.sort_by_key(|(r, _)| r.start);
     let mut out = String::with_capacity(element.outer.len() + 64);
     let mut at = element.outer.start;
-    if element.empty {
+    if element.self_closing {
         // `<a/>` → `<a>…</a>`.
         let open_end = element.inner.start;
         out.push_str(&xml[at..open_end]);
         out.push('>');
         out.push_str(&appended);
-        out.push_str(&format!("</{}>", element.name));
+        out.push_str(&format!("</{}>", element.name(xml)));
         return Some(out);
     }
     for (range, text) in replacements {
@@ -272,13 +88,13 @@ pub fn rewrite_items<F>(
 where
     F: Fn(&str) -> Option<Vec<(&'static str, String)>>,
 {
-    let list = find(xml, container)?;
+    let list = named(xml, container).next()?;
     let items = children(xml, list.inner.clone())?;
     let mut out = String::with_capacity(xml.len() + 64);
     let mut at = 0;
     let mut changed = false;
     for item in &items {
-        let Some(id) = child_text(xml, item, id_element) else {
+        let Some(id) = descend(xml, item, &[id_element]).map(|e| e.text(xml)) else {
             continue;
         };
         let Some(edits) = edits_for(id) else {

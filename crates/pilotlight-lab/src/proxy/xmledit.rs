@@ -4,223 +4,14 @@
 //! [`rewrite`](super::rewrite) sets the text of an item's direct children in the first list
 //! of an answer; the pending-state realism ([`super::pending`]) also needs every list of an
 //! answer (one `instancesSet` per reservation), paths below the item and removals, which this
-//! module adds. Like `rewrite`, it understands the XML moto writes (elements, text, comments,
-//! declarations, CDATA) without a full parser, edits only the spans it changes (everything else
-//! stays byte for byte), and leaves a document it does not understand alone.
+//! module owns. Both are built on the one tag scanner in [`xml`](super::xml), which understands
+//! the XML moto writes (elements, text, comments, declarations, CDATA) without a full parser;
+//! edits touch only the spans they change (everything else stays byte for byte), and a
+//! document the scanner does not understand is left alone.
 
 use std::ops::Range;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TagKind {
-    Open,
-    Close,
-    SelfClose,
-    /// `<?…?>`, `<!--…-->`, `<![CDATA[…]]>`, `<!…>`.
-    Other,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Tag<'a> {
-    kind: TagKind,
-    name: &'a str,
-    start: usize,
-    /// One past `>`.
-    end: usize,
-}
-
-/// The next tag at or after `from`, if any (and if well-formed).
-fn next_tag(xml: &str, from: usize) -> Option<Tag<'_>> {
-    let start = from + xml.get(from..)?.find('<')?;
-    let rest = &xml[start..];
-    for (open, close) in [("<!--", "-->"), ("<![CDATA[", "]]>")] {
-        if rest.starts_with(open) {
-            let end = start + rest.find(close)? + close.len();
-            return Some(Tag {
-                kind: TagKind::Other,
-                name: "",
-                start,
-                end,
-            });
-        }
-    }
-    let close = start + rest.find('>')?;
-    let end = close + 1;
-    let body = &xml[start + 1..close];
-    if body.starts_with('?') || body.starts_with('!') {
-        return Some(Tag {
-            kind: TagKind::Other,
-            name: "",
-            start,
-            end,
-        });
-    }
-    let (kind, body) = if let Some(name) = body.strip_prefix('/') {
-        (TagKind::Close, name)
-    } else if let Some(b) = body.strip_suffix('/') {
-        (TagKind::SelfClose, b)
-    } else {
-        (TagKind::Open, body)
-    };
-    let name = body
-        .split(|c: char| c.is_whitespace())
-        .next()
-        .unwrap_or_default();
-    if name.is_empty() {
-        return None;
-    }
-    Some(Tag {
-        kind,
-        name,
-        start,
-        end,
-    })
-}
-
-/// One element of a document: where it is and where its content is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Element {
-    name: Range<usize>,
-    outer: Range<usize>,
-    /// Empty (at the `/>`) for a self-closing element.
-    inner: Range<usize>,
-    self_closing: bool,
-}
-
-impl Element {
-    fn from_self_closing(tag: &Tag<'_>, name_start: usize) -> Element {
-        Element {
-            name: name_start..name_start + tag.name.len(),
-            outer: tag.start..tag.end,
-            inner: tag.end - 2..tag.end - 2,
-            self_closing: true,
-        }
-    }
-
-    fn name<'a>(&self, xml: &'a str) -> &'a str {
-        &xml[self.name.clone()]
-    }
-}
-
-/// Where a tag's name starts (just after `<` or `</`).
-fn name_start(tag: &Tag<'_>) -> usize {
-    match tag.kind {
-        TagKind::Close => tag.start + 2,
-        _ => tag.start + 1,
-    }
-}
-
-/// The element that the start tag `open` begins, up to its matching end tag.
-fn closing(xml: &str, open: &Tag<'_>) -> Option<Element> {
-    let mut depth = 1usize;
-    let mut at = open.end;
-    while let Some(tag) = next_tag(xml, at) {
-        at = tag.end;
-        match tag.kind {
-            TagKind::Open => depth += 1,
-            TagKind::Close => {
-                depth -= 1;
-                if depth == 0 {
-                    let start = name_start(open);
-                    return (tag.name == open.name).then(|| Element {
-                        name: start..start + open.name.len(),
-                        outer: open.start..tag.end,
-                        inner: open.end..tag.start,
-                        self_closing: false,
-                    });
-                }
-            }
-            TagKind::SelfClose | TagKind::Other => {}
-        }
-    }
-    None
-}
-
-/// The direct child elements inside `range`; `None` when the nesting is broken.
-fn children(xml: &str, range: Range<usize>) -> Option<Vec<Element>> {
-    let mut out = Vec::new();
-    let mut depth = 0usize;
-    let mut open: Option<Tag<'_>> = None;
-    let mut at = range.start;
-    while let Some(tag) = next_tag(xml, at) {
-        if tag.start >= range.end {
-            break;
-        }
-        at = tag.end;
-        match tag.kind {
-            TagKind::Other => {}
-            TagKind::SelfClose if depth == 0 => {
-                out.push(Element::from_self_closing(&tag, name_start(&tag)));
-            }
-            TagKind::SelfClose => {}
-            TagKind::Open => {
-                if depth == 0 {
-                    open = Some(tag);
-                }
-                depth += 1;
-            }
-            TagKind::Close => {
-                depth = depth.checked_sub(1)?;
-                if depth == 0 {
-                    let start_tag = open.take()?;
-                    if start_tag.name != tag.name {
-                        return None;
-                    }
-                    let start = name_start(&start_tag);
-                    out.push(Element {
-                        name: start..start + start_tag.name.len(),
-                        outer: start_tag.start..tag.end,
-                        inner: start_tag.end..tag.start,
-                        self_closing: false,
-                    });
-                }
-            }
-        }
-    }
-    (depth == 0).then_some(out)
-}
-
-/// Every element called `name`, in document order; one nested in another of the same name is
-/// not listed separately.
-fn all_named(xml: &str, name: &str) -> Vec<Element> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while let Some(tag) = next_tag(xml, at) {
-        at = tag.end;
-        if tag.name != name {
-            continue;
-        }
-        match tag.kind {
-            TagKind::SelfClose => out.push(Element::from_self_closing(&tag, name_start(&tag))),
-            TagKind::Open => match closing(xml, &tag) {
-                Some(element) => {
-                    at = element.outer.end;
-                    out.push(element);
-                }
-                None => return out,
-            },
-            TagKind::Close | TagKind::Other => {}
-        }
-    }
-    out
-}
-
-/// The element reached from `from` by following direct children named by `path`.
-fn descend(xml: &str, from: &Element, path: &[&str]) -> Option<Element> {
-    let mut at = from.clone();
-    for step in path {
-        at = children(xml, at.inner.clone())?
-            .into_iter()
-            .find(|c| c.name(xml) == *step)?;
-    }
-    Some(at)
-}
-
-/// Escapes text for an XML element.
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
+use super::xml::{Element, children, descend, escape, named};
 
 /// One list item of an answer, for deciding its edits.
 #[derive(Debug)]
@@ -232,7 +23,7 @@ pub struct Item<'a> {
 impl<'a> Item<'a> {
     /// The trimmed text of the element at `path` below the item (`["State", "Code"]`).
     pub fn text(&self, path: &[&str]) -> Option<&'a str> {
-        descend(self.xml, &self.element, path).map(|e| self.xml[e.inner].trim())
+        descend(self.xml, &self.element, path).map(|e| e.text(self.xml))
     }
 }
 
@@ -264,7 +55,7 @@ where
     F: FnMut(&str, &Item<'_>) -> Vec<Edit>,
 {
     let mut replacements: Vec<(Range<usize>, String)> = Vec::new();
-    for list in all_named(xml, container) {
+    for list in named(xml, container) {
         let Some(items) = children(xml, list.inner.clone()) else {
             continue;
         };
@@ -320,7 +111,7 @@ where
 /// The text at `id_path` of every item of every list called `container`, in document order.
 pub fn item_ids(xml: &str, container: &str, id_path: &[&str]) -> Vec<String> {
     let mut ids = Vec::new();
-    for list in all_named(xml, container) {
+    for list in named(xml, container) {
         let Some(items) = children(xml, list.inner.clone()) else {
             continue;
         };
