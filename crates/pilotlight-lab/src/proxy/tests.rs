@@ -18,36 +18,27 @@ use tokio::net::TcpListener;
 
 use super::*;
 
-#[derive(Debug, Clone)]
-struct Seen {
-    headers: HeaderMap,
-}
-
-/// An upstream that answers `<ok n="N"/>` (N = requests so far) and records each request.
-async fn upstream() -> (SocketAddr, Arc<Mutex<Vec<Seen>>>) {
+/// A stand-in upstream on a loopback port: each request is handed to `answer` with the shared
+/// log the caller inspects afterwards.
+async fn stand_in<T, F, Fut>(answer: F) -> (SocketAddr, Arc<Mutex<Vec<T>>>)
+where
+    T: Send + 'static,
+    F: Fn(Request<hyper::body::Incoming>, Arc<Mutex<Vec<T>>>) -> Fut
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    Fut: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<T>>> = Arc::default();
     let log = seen.clone();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let log = log.clone();
+            let (log, answer) = (log.clone(), answer.clone());
             tokio::spawn(async move {
-                let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let log = log.clone();
-                    async move {
-                        let n = {
-                            let mut log = log.lock().expect("log");
-                            log.push(Seen {
-                                headers: req.headers().clone(),
-                            });
-                            log.len()
-                        };
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!(
-                            "<ok n=\"{n}\"/>"
-                        )))))
-                    }
-                });
+                let service = service_fn(move |req| answer(req, log.clone()));
                 let _ = http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
@@ -55,6 +46,30 @@ async fn upstream() -> (SocketAddr, Arc<Mutex<Vec<Seen>>>) {
         }
     });
     (addr, seen)
+}
+
+#[derive(Debug, Clone)]
+struct Seen {
+    headers: HeaderMap,
+}
+
+/// An upstream that answers `<ok n="N"/>` (N = requests so far) and records each request.
+async fn upstream() -> (SocketAddr, Arc<Mutex<Vec<Seen>>>) {
+    stand_in(
+        |req: Request<hyper::body::Incoming>, log: Arc<Mutex<Vec<Seen>>>| async move {
+            let n = {
+                let mut log = log.lock().expect("log");
+                log.push(Seen {
+                    headers: req.headers().clone(),
+                });
+                log.len()
+            };
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!(
+                "<ok n=\"{n}\"/>"
+            )))))
+        },
+    )
+    .await
 }
 
 async fn send(
@@ -389,17 +404,7 @@ struct MotoCall {
 /// A stand-in for moto's copy-related answers (moto 5.2.1's element names): copies complete
 /// at once, sources are 4 GiB snapshots and 1-GiB-reported Aurora snapshots.
 async fn fake_moto() -> (SocketAddr, Arc<Mutex<Vec<MotoCall>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let seen: Arc<Mutex<Vec<MotoCall>>> = Arc::default();
-    let log = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let log = log.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let log = log.clone();
-                    async move {
+    stand_in(|req: Request<hyper::body::Incoming>, log: Arc<Mutex<Vec<MotoCall>>>| async move {
                         let (parts, body) = req.into_parts();
                         let body = body.collect().await.expect("body").to_bytes();
                         let call = identify(&parts.method, &parts.uri, &parts.headers, &body);
@@ -489,15 +494,8 @@ async fn fake_moto() -> (SocketAddr, Arc<Mutex<Vec<MotoCall>>>) {
                         let mut response = Response::new(Full::new(Bytes::from(text)));
                         *response.status_mut() = StatusCode::from_u16(status).expect("status");
                         Ok::<_, Infallible>(response)
-                    }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (addr, seen)
+    })
+    .await
 }
 
 fn calls_of(seen: &Mutex<Vec<MotoCall>>, action: &str) -> Vec<MotoCall> {
@@ -755,17 +753,7 @@ struct JsonCall {
 /// `DescribeAlarmHistory` moto's HTML 500, anything else a JSON `InvalidParameterValue` 400
 /// with moto's `x-amzn-query-error` header.
 async fn json_moto() -> (SocketAddr, Arc<Mutex<Vec<JsonCall>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let seen: Arc<Mutex<Vec<JsonCall>>> = Arc::default();
-    let log = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let log = log.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let log = log.clone();
-                    async move {
+    stand_in(|req: Request<hyper::body::Incoming>, log: Arc<Mutex<Vec<JsonCall>>>| async move {
                         let (parts, body) = req.into_parts();
                         let body = body.collect().await.expect("body").to_bytes();
                         let header = |name: &str| {
@@ -813,15 +801,8 @@ async fn json_moto() -> (SocketAddr, Arc<Mutex<Vec<JsonCall>>>) {
                             .headers_mut()
                             .insert("content-type", http::HeaderValue::from_static("text"));
                         Ok::<_, Infallible>(response)
-                    }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (addr, seen)
+    })
+    .await
 }
 
 /// Sends a CBOR call for `op` signed for CloudWatch in us-east-1; returns status, headers
@@ -1024,174 +1005,157 @@ struct RestoreCall {
 /// `DescribeInstances` and `DescribeInstanceStatus` show every instance running; Route 53
 /// answers every change with moto's one id and `GetChange` with `INSYNC`, echoing the id.
 async fn restore_moto() -> (SocketAddr, Arc<Mutex<Vec<RestoreCall>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let seen: Arc<Mutex<Vec<RestoreCall>>> = Arc::default();
-    let log = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let log = log.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let log = log.clone();
-                    async move {
-                        let (parts, body) = req.into_parts();
-                        let body = body.collect().await.expect("body").to_bytes();
-                        let call = identify(&parts.method, &parts.uri, &parts.headers, &body);
-                        let account = parts
-                            .headers
-                            .get(ACCOUNT_HEADER)
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or_default()
-                            .to_owned();
-                        let mut log = log.lock().expect("log");
-                        log.push(RestoreCall {
-                            operation: call.operation.clone(),
-                            region: call.region.clone(),
-                            account,
-                            params: call.params.clone(),
-                            path: parts.uri.path().to_owned(),
-                        });
-                        // Every instance launched so far: (id, AZ), one reservation per call.
-                        let mut reservations: Vec<Vec<(String, String)>> = Vec::new();
-                        let mut n = 0;
-                        for c in log.iter().filter(|c| {
-                            c.operation == "RunInstances"
-                                && !c.params.contains(&("ImageId".into(), "ami-bad".into()))
-                        }) {
-                            let p = |k: &str| {
-                                c.params
-                                    .iter()
-                                    .find(|(pk, _)| pk == k)
-                                    .map(|(_, v)| v.clone())
-                            };
-                            let az = p("Placement.AvailabilityZone").unwrap_or_else(|| {
-                                if p("SubnetId").as_deref() == Some("subnet-c") {
-                                    "us-west-2c".into()
-                                } else {
-                                    format!("{}a", c.region)
-                                }
-                            });
-                            let count: usize =
-                                p("MinCount").and_then(|v| v.parse().ok()).unwrap_or(1);
-                            reservations.push(
-                                (0..count)
-                                    .map(|_| {
-                                        n += 1;
-                                        (format!("i-{n}"), az.clone())
-                                    })
-                                    .collect(),
-                            );
-                        }
-                        drop(log);
-                        let item = |(id, az): &(String, String), state: &str, code: u8| {
-                            format!(
-                                "<item><instanceId>{id}</instanceId><instanceState><code>{code}\
+    stand_in(
+        |req: Request<hyper::body::Incoming>, log: Arc<Mutex<Vec<RestoreCall>>>| async move {
+            let (parts, body) = req.into_parts();
+            let body = body.collect().await.expect("body").to_bytes();
+            let call = identify(&parts.method, &parts.uri, &parts.headers, &body);
+            let account = parts
+                .headers
+                .get(ACCOUNT_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let mut log = log.lock().expect("log");
+            log.push(RestoreCall {
+                operation: call.operation.clone(),
+                region: call.region.clone(),
+                account,
+                params: call.params.clone(),
+                path: parts.uri.path().to_owned(),
+            });
+            // Every instance launched so far: (id, AZ), one reservation per call.
+            let mut reservations: Vec<Vec<(String, String)>> = Vec::new();
+            let mut n = 0;
+            for c in log.iter().filter(|c| {
+                c.operation == "RunInstances"
+                    && !c.params.contains(&("ImageId".into(), "ami-bad".into()))
+            }) {
+                let p = |k: &str| {
+                    c.params
+                        .iter()
+                        .find(|(pk, _)| pk == k)
+                        .map(|(_, v)| v.clone())
+                };
+                let az = p("Placement.AvailabilityZone").unwrap_or_else(|| {
+                    if p("SubnetId").as_deref() == Some("subnet-c") {
+                        "us-west-2c".into()
+                    } else {
+                        format!("{}a", c.region)
+                    }
+                });
+                let count: usize = p("MinCount").and_then(|v| v.parse().ok()).unwrap_or(1);
+                reservations.push(
+                    (0..count)
+                        .map(|_| {
+                            n += 1;
+                            (format!("i-{n}"), az.clone())
+                        })
+                        .collect(),
+                );
+            }
+            drop(log);
+            let item = |(id, az): &(String, String), state: &str, code: u8| {
+                format!(
+                    "<item><instanceId>{id}</instanceId><instanceState><code>{code}\
                                  </code><name>{state}</name></instanceState><placement>\
                                  <availabilityZone>{az}</availabilityZone></placement></item>"
-                            )
-                        };
-                        let (status, text) = match call.operation.as_str() {
-                            "RunInstances" if call.param("ImageId") == Some("ami-bad") => (
-                                400,
-                                "<Response><Errors><Error><Code>InvalidAMIID.NotFound</Code>\
+                )
+            };
+            let (status, text) = match call.operation.as_str() {
+                "RunInstances" if call.param("ImageId") == Some("ami-bad") => (
+                    400,
+                    "<Response><Errors><Error><Code>InvalidAMIID.NotFound</Code>\
                                  <Message>no</Message></Error></Errors></Response>"
-                                    .to_owned(),
-                            ),
-                            "RunInstances" => {
-                                let items: String = reservations
-                                    .last()
-                                    .map(|r| r.iter().map(|i| item(i, "pending", 0)).collect())
-                                    .unwrap_or_default();
-                                (
-                                    200,
-                                    format!(
-                                        "<RunInstancesResponse><reservationId>r-{}\
+                        .to_owned(),
+                ),
+                "RunInstances" => {
+                    let items: String = reservations
+                        .last()
+                        .map(|r| r.iter().map(|i| item(i, "pending", 0)).collect())
+                        .unwrap_or_default();
+                    (
+                        200,
+                        format!(
+                            "<RunInstancesResponse><reservationId>r-{}\
                                          </reservationId><instancesSet>{items}</instancesSet>\
                                          </RunInstancesResponse>",
-                                        reservations.len()
-                                    ),
-                                )
-                            }
-                            "DescribeInstances" => {
-                                let sets: String = reservations
-                                    .iter()
-                                    .map(|r| {
-                                        let items: String =
-                                            r.iter().map(|i| item(i, "running", 16)).collect();
-                                        format!("<item><instancesSet>{items}</instancesSet></item>")
-                                    })
-                                    .collect();
-                                (
-                                    200,
-                                    format!(
-                                        "<DescribeInstancesResponse><reservationSet>{sets}\
+                            reservations.len()
+                        ),
+                    )
+                }
+                "DescribeInstances" => {
+                    let sets: String = reservations
+                        .iter()
+                        .map(|r| {
+                            let items: String = r.iter().map(|i| item(i, "running", 16)).collect();
+                            format!("<item><instancesSet>{items}</instancesSet></item>")
+                        })
+                        .collect();
+                    (
+                        200,
+                        format!(
+                            "<DescribeInstancesResponse><reservationSet>{sets}\
                                          </reservationSet></DescribeInstancesResponse>"
-                                    ),
-                                )
-                            }
-                            "DescribeInstanceStatus" => {
-                                let items: String = reservations
-                                    .iter()
-                                    .flatten()
-                                    .map(|(id, az)| {
-                                        format!(
-                                            "<item><availabilityZone>{az}</availabilityZone>\
+                        ),
+                    )
+                }
+                "DescribeInstanceStatus" => {
+                    let items: String = reservations
+                        .iter()
+                        .flatten()
+                        .map(|(id, az)| {
+                            format!(
+                                "<item><availabilityZone>{az}</availabilityZone>\
                                              <instanceId>{id}</instanceId><instanceState><code>16\
                                              </code><name>running</name></instanceState>\
                                              <instanceStatus><details><item><name>reachability\
                                              </name><status>passed</status></item></details>\
                                              <status>ok</status></instanceStatus><systemStatus>\
                                              <status>ok</status></systemStatus></item>"
-                                        )
-                                    })
-                                    .collect();
-                                (
-                                    200,
-                                    format!(
-                                        "<DescribeInstanceStatusResponse><instanceStatusSet>\
+                            )
+                        })
+                        .collect();
+                    (
+                        200,
+                        format!(
+                            "<DescribeInstanceStatusResponse><instanceStatusSet>\
                                          {items}</instanceStatusSet>\
                                          </DescribeInstanceStatusResponse>"
-                                    ),
-                                )
-                            }
-                            "DescribeSubnets" => (
-                                200,
-                                "<DescribeSubnetsResponse><subnetSet><item><availabilityZoneId>\
+                        ),
+                    )
+                }
+                "DescribeSubnets" => (
+                    200,
+                    "<DescribeSubnetsResponse><subnetSet><item><availabilityZoneId>\
                                  usw2-az3</availabilityZoneId><subnetId>subnet-c</subnetId>\
                                  <availabilityZone>us-west-2c</availabilityZone></item>\
                                  </subnetSet></DescribeSubnetsResponse>"
-                                    .to_owned(),
-                            ),
-                            "ChangeResourceRecordSets" => (
-                                200,
-                                "<ChangeResourceRecordSetsResponse><ChangeInfo><Id>\
+                        .to_owned(),
+                ),
+                "ChangeResourceRecordSets" => (
+                    200,
+                    "<ChangeResourceRecordSetsResponse><ChangeInfo><Id>\
                                  /change/C2682N5HXP0BZ4</Id><Status>INSYNC</Status>\
                                  </ChangeInfo></ChangeResourceRecordSetsResponse>"
-                                    .to_owned(),
-                            ),
-                            "GetChange" => (
-                                200,
-                                format!(
-                                    "<GetChangeResponse><ChangeInfo><Id>{}</Id><Status>INSYNC\
+                        .to_owned(),
+                ),
+                "GetChange" => (
+                    200,
+                    format!(
+                        "<GetChangeResponse><ChangeInfo><Id>{}</Id><Status>INSYNC\
                                      </Status></ChangeInfo></GetChangeResponse>",
-                                    parts.uri.path().rsplit('/').next().unwrap_or_default()
-                                ),
-                            ),
-                            _ => (200, "<ok/>".to_owned()),
-                        };
-                        let mut response = Response::new(Full::new(Bytes::from(text)));
-                        *response.status_mut() = StatusCode::from_u16(status).expect("status");
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (addr, seen)
+                        parts.uri.path().rsplit('/').next().unwrap_or_default()
+                    ),
+                ),
+                _ => (200, "<ok/>".to_owned()),
+            };
+            let mut response = Response::new(Full::new(Bytes::from(text)));
+            *response.status_mut() = StatusCode::from_u16(status).expect("status");
+            Ok::<_, Infallible>(response)
+        },
+    )
+    .await
 }
 
 fn restore_calls(seen: &Mutex<Vec<RestoreCall>>, operation: &str) -> Vec<RestoreCall> {
