@@ -13,16 +13,69 @@ use crate::error::{AwsError, ErrorKind, HttpStatus, classify};
 use crate::metrics::{AwsMetrics, CallLabels, OpLabels};
 use crate::throttle::Throttle;
 
-/// What every client handle shares: the throttle and the metrics.
+/// What every client handle shares: the throttle and the metrics, and optionally a
+/// [`CallTally`] of its own calls.
 #[derive(Debug, Clone)]
 pub struct AwsCtx {
     pub throttle: Arc<Throttle>,
     pub metrics: AwsMetrics,
+    tally: Option<Arc<CallTally>>,
+}
+
+/// Calls and throttling answers per `service:Operation`, counted for one user of the handles
+/// (a restore run reports its own calls, D11).
+#[derive(Debug, Default)]
+pub struct CallTally {
+    counts: std::sync::Mutex<std::collections::BTreeMap<String, OpTally>>,
+}
+
+/// One operation's tally.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OpTally {
+    /// Calls made (each SDK call once, whatever its retries).
+    pub calls: u64,
+    /// Calls AWS answered with a throttling error after the SDK's retries.
+    pub throttled: u64,
+    /// Calls that failed for any reason (throttling included).
+    pub errors: u64,
+}
+
+impl CallTally {
+    fn record(&self, key: String, ok: bool, throttled: bool) {
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = counts.entry(key).or_default();
+        entry.calls += 1;
+        entry.errors += u64::from(!ok);
+        entry.throttled += u64::from(throttled);
+    }
+
+    /// The counts so far, by `service:Operation`.
+    pub fn snapshot(&self) -> std::collections::BTreeMap<String, OpTally> {
+        self.counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 impl AwsCtx {
     pub fn new(throttle: Arc<Throttle>, metrics: AwsMetrics) -> AwsCtx {
-        AwsCtx { throttle, metrics }
+        AwsCtx {
+            throttle,
+            metrics,
+            tally: None,
+        }
+    }
+
+    /// This context with every call also counted in `tally`.
+    pub fn with_tally(&self, tally: Arc<CallTally>) -> AwsCtx {
+        AwsCtx {
+            tally: Some(tally),
+            ..self.clone()
+        }
     }
 
     /// Runs one AWS call: waits on the throttle, runs `send` in a span with `aws.service`,
@@ -83,6 +136,14 @@ impl AwsCtx {
                     outcome,
                 })
                 .inc();
+            if let Some(tally) = &self.tally {
+                let throttled = matches!(&result, Err(e) if classify(e).0 == ErrorKind::Throttled);
+                tally.record(
+                    format!("{}:{operation}", service.as_str()),
+                    result.is_ok(),
+                    throttled,
+                );
+            }
             result.map_err(|err| {
                 let (kind, code, message) = classify(&err);
                 if kind == ErrorKind::Throttled {

@@ -83,6 +83,41 @@ impl DrEc2 {
         create_route => create_route::CreateRouteFluentBuilder -> CreateRouteOutput, "CreateRoute";
         associate_route_table => associate_route_table::AssociateRouteTableFluentBuilder -> AssociateRouteTableOutput, "AssociateRouteTable";
         create_tags => create_tags::CreateTagsFluentBuilder -> CreateTagsOutput, "CreateTags";
+        /// Restore (D3): a data volume from its DR snapshot, tagged at creation.
+        create_volume => create_volume::CreateVolumeFluentBuilder -> CreateVolumeOutput, "CreateVolume";
+        /// Restore (D3): a restored volume onto its restored instance.
+        attach_volume => attach_volume::AttachVolumeFluentBuilder -> AttachVolumeOutput, "AttachVolume";
+        /// Plan B (D4): which AZs offer an instance type.
+        describe_instance_type_offerings => describe_instance_type_offerings::DescribeInstanceTypeOfferingsFluentBuilder -> DescribeInstanceTypeOfferingsOutput, "DescribeInstanceTypeOfferings";
+    }
+
+    /// Restore (D3): one `RunInstances` launching `max_count` instances. It pays the request
+    /// bucket once and the resource bucket once per instance, as AWS charges it. Callers pass a
+    /// `ClientToken` derived from the run and the launch, so the SDK's retries and a resumed run
+    /// get the same instances back instead of new ones.
+    ///
+    /// # Errors
+    /// The call's classified [`AwsError`].
+    pub async fn run_instances(
+        &self,
+        max_count: u32,
+        build: impl FnOnce(
+            aws_sdk_ec2::operation::run_instances::builders::RunInstancesFluentBuilder,
+        ) -> aws_sdk_ec2::operation::run_instances::builders::RunInstancesFluentBuilder,
+    ) -> Result<aws_sdk_ec2::operation::run_instances::RunInstancesOutput, AwsError> {
+        let request = build(self.client.run_instances());
+        self.ctx
+            .call(
+                Service::Ec2,
+                &self.region,
+                "RunInstances",
+                CallShape {
+                    units: max_count.max(1),
+                    unfiltered_unpaginated: false,
+                },
+                || request.send(),
+            )
+            .await
     }
 
     sdk_ops! {

@@ -1,5 +1,6 @@
-//! Load balancing in the primary region, read-only: [`PrimaryElb`] (classic, API 2012-06-01)
-//! and [`PrimaryElbv2`] (application/network, API 2015-12-01).
+//! Load balancing in two faces: [`PrimaryElb`] (classic, API 2012-06-01) and [`PrimaryElbv2`]
+//! (application/network, API 2015-12-01) read the primary region; [`DrElb`] and [`DrElbv2`]
+//! recreate load balancers in the DR region during a restore (SPEC D6).
 //!
 //! Like [`crate::ec2::PrimaryEc2`], each handle keeps its SDK client private and exposes only
 //! describe calls, so the capture of load balancers (SPEC R5) cannot mutate the primary region.
@@ -67,5 +68,61 @@ impl PrimaryElbv2 {
         describe_target_health => describe_target_health::DescribeTargetHealthFluentBuilder -> DescribeTargetHealthOutput, "DescribeTargetHealth";
         /// Tags of at most [`V2_TAGS_BATCH`] resources.
         describe_tags => describe_tags::DescribeTagsFluentBuilder -> DescribeTagsOutput, "DescribeTags";
+    }
+}
+
+/// Classic load balancing in the DR region: what a restore recreates (D6).
+#[derive(Debug, Clone)]
+pub struct DrElb {
+    client: aws_sdk_elasticloadbalancing::Client,
+    region: String,
+    ctx: AwsCtx,
+}
+
+handle_ctor!(DrElb, aws_sdk_elasticloadbalancing);
+
+impl DrElb {
+    sdk_ops! {
+        aws_sdk_elasticloadbalancing, Service::Elb;
+        describe_load_balancers => describe_load_balancers::DescribeLoadBalancersFluentBuilder -> DescribeLoadBalancersOutput, "DescribeLoadBalancers";
+        describe_tags => describe_tags::DescribeTagsFluentBuilder -> DescribeTagsOutput, "DescribeTags";
+        /// Creates a load balancer with its listeners and tags. AWS answers a second call with
+        /// the same name and configuration with the existing load balancer.
+        create_load_balancer => create_load_balancer::CreateLoadBalancerFluentBuilder -> CreateLoadBalancerOutput, "CreateLoadBalancer";
+        configure_health_check => configure_health_check::ConfigureHealthCheckFluentBuilder -> ConfigureHealthCheckOutput, "ConfigureHealthCheck";
+        modify_load_balancer_attributes => modify_load_balancer_attributes::ModifyLoadBalancerAttributesFluentBuilder -> ModifyLoadBalancerAttributesOutput, "ModifyLoadBalancerAttributes";
+        /// Registers restored instances (idempotent: registering a member again changes nothing).
+        register_instances_with_load_balancer => register_instances_with_load_balancer::RegisterInstancesWithLoadBalancerFluentBuilder -> RegisterInstancesWithLoadBalancerOutput, "RegisterInstancesWithLoadBalancer";
+    }
+}
+
+/// Application/network load balancing in the DR region: what a restore recreates (D6).
+#[derive(Debug, Clone)]
+pub struct DrElbv2 {
+    client: aws_sdk_elasticloadbalancingv2::Client,
+    region: String,
+    ctx: AwsCtx,
+}
+
+handle_ctor!(DrElbv2, aws_sdk_elasticloadbalancingv2);
+
+impl DrElbv2 {
+    sdk_ops! {
+        aws_sdk_elasticloadbalancingv2, Service::Elbv2;
+        describe_load_balancers => describe_load_balancers::DescribeLoadBalancersFluentBuilder -> DescribeLoadBalancersOutput, "DescribeLoadBalancers";
+        describe_listeners => describe_listeners::DescribeListenersFluentBuilder -> DescribeListenersOutput, "DescribeListeners";
+        describe_target_groups => describe_target_groups::DescribeTargetGroupsFluentBuilder -> DescribeTargetGroupsOutput, "DescribeTargetGroups";
+        describe_target_health => describe_target_health::DescribeTargetHealthFluentBuilder -> DescribeTargetHealthOutput, "DescribeTargetHealth";
+        describe_tags => describe_tags::DescribeTagsFluentBuilder -> DescribeTagsOutput, "DescribeTags";
+        /// Creates a load balancer with its tags; the same name and configuration again answers
+        /// the existing one.
+        create_load_balancer => create_load_balancer::CreateLoadBalancerFluentBuilder -> CreateLoadBalancerOutput, "CreateLoadBalancer";
+        /// Creates a target group; the same name and configuration again answers the existing one.
+        create_target_group => create_target_group::CreateTargetGroupFluentBuilder -> CreateTargetGroupOutput, "CreateTargetGroup";
+        create_listener => create_listener::CreateListenerFluentBuilder -> CreateListenerOutput, "CreateListener";
+        /// Registers targets (idempotent).
+        register_targets => register_targets::RegisterTargetsFluentBuilder -> RegisterTargetsOutput, "RegisterTargets";
+        modify_load_balancer_attributes => modify_load_balancer_attributes::ModifyLoadBalancerAttributesFluentBuilder -> ModifyLoadBalancerAttributesOutput, "ModifyLoadBalancerAttributes";
+        add_tags => add_tags::AddTagsFluentBuilder -> AddTagsOutput, "AddTags";
     }
 }

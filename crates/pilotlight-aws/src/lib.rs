@@ -14,11 +14,13 @@
 //! - [`rds`], [`elb`], [`route53`], [`acm`], [`cloudwatch`] and [`s3`] follow the same pattern:
 //!   a primary face with only describe/list/get calls and, where the DR side needs one, a DR
 //!   face.
+//! - [`cache`] is the read-through cache of describe results (D9).
 //! - [`capture`] reads the primary estate into the inventory model (SPEC R5),
 //!   [`cloudwatch::collect_utilisation`] adds utilisation for plan B, and [`s3`] writes and
 //!   reads the inventory documents in the DR bucket and measures S3 replication lag (R6).
 
 pub mod acm;
+pub mod cache;
 pub mod call;
 pub mod capture;
 pub mod cloudwatch;
@@ -35,6 +37,6 @@ pub mod sdk;
 pub mod tags;
 pub mod throttle;
 
-pub use call::AwsCtx;
+pub use call::{AwsCtx, CallTally, OpTally};
 pub use error::{AwsError, ErrorKind};
 pub use sdk::{AwsSettings, Credentials, RetryMode};

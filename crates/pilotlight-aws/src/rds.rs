@@ -117,6 +117,21 @@ impl DrRds {
         copy_db_cluster_snapshot => copy_db_cluster_snapshot::CopyDBClusterSnapshotFluentBuilder -> CopyDbClusterSnapshotOutput, "CopyDBClusterSnapshot";
     }
 
+    sdk_ops! {
+        aws_sdk_rds, Service::Rds;
+        /// Restore (D5): a DB instance from its newest DR snapshot. The target identifier is
+        /// deterministic, so a retry or a resumed run answers `DBInstanceAlreadyExists` for the
+        /// instance the first attempt made, which the caller adopts.
+        restore_db_instance_from_db_snapshot => restore_db_instance_from_db_snapshot::RestoreDBInstanceFromDBSnapshotFluentBuilder -> RestoreDbInstanceFromDbSnapshotOutput, "RestoreDBInstanceFromDBSnapshot";
+        /// Restore (D5): an Aurora cluster from its newest DR cluster snapshot.
+        restore_db_cluster_from_snapshot => restore_db_cluster_from_snapshot::RestoreDBClusterFromSnapshotFluentBuilder -> RestoreDbClusterFromSnapshotOutput, "RestoreDBClusterFromSnapshot";
+        /// Restore (D5): a member instance of a restored Aurora cluster.
+        create_db_instance => create_db_instance::CreateDBInstanceFluentBuilder -> CreateDbInstanceOutput, "CreateDBInstance";
+        /// Restore (D5): the DR subnet group restored DB instances go into.
+        create_db_subnet_group => create_db_subnet_group::CreateDBSubnetGroupFluentBuilder -> CreateDbSubnetGroupOutput, "CreateDBSubnetGroup";
+        describe_db_subnet_groups => describe_db_subnet_groups::DescribeDBSubnetGroupsFluentBuilder -> DescribeDbSubnetGroupsOutput, "DescribeDBSubnetGroups";
+    }
+
     /// Deletes a DB snapshot pilotlight owns (a DR copy past retention).
     ///
     /// # Errors

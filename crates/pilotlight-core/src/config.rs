@@ -728,6 +728,19 @@ pub struct RestoreConfig {
     pub db_restore_secs: u64,
     /// Estimated seconds for a Route 53 change to reach `INSYNC`.
     pub dns_sync_secs: u64,
+    /// Two-person rule (D1): a declared disaster waits for `POST /v1/restores/{id}/approve` by
+    /// a different principal with the approver role.
+    pub require_approval: bool,
+    /// How often the executor polls what it waits for (instances running, load balancers
+    /// active, DB instances available, Route 53 changes in sync), in milliseconds (10 to
+    /// 600,000). One poll covers every outstanding resource of a kind.
+    pub poll_interval_ms: u64,
+    /// How long describe results stay cached during a restore (D9), in seconds; 0 turns the
+    /// cache off.
+    pub cache_ttl_secs: u64,
+    /// Most AWS mutations of a restore in flight at once (1 to 256), on top of the throttle's
+    /// token buckets (D8).
+    pub concurrency: u32,
     /// Plan B when capacity runs out (SPEC D4).
     pub fallback: crate::fallback::FallbackPolicy,
 }
@@ -744,6 +757,10 @@ impl Default for RestoreConfig {
             load_balancer_provision_secs: 120,
             db_restore_secs: 900,
             dns_sync_secs: 60,
+            require_approval: false,
+            poll_interval_ms: 5_000,
+            cache_ttl_secs: 300,
+            concurrency: 16,
             fallback: crate::fallback::FallbackPolicy::default(),
         }
     }

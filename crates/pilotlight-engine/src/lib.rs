@@ -14,6 +14,7 @@ pub mod estate;
 pub mod leader;
 pub mod metrics;
 pub mod network;
+pub mod restore;
 pub mod scheduler;
 pub mod status;
 

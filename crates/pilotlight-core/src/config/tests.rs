@@ -795,6 +795,10 @@ instance_boot_secs = 60
 load_balancer_provision_secs = 180
 db_restore_secs = 1200
 dns_sync_secs = 30
+require_approval = true
+poll_interval_ms = 250
+cache_ttl_secs = 0
+concurrency = 4
 
 [restore.fallback]
 headroom_pct = 35
@@ -967,6 +971,10 @@ fn full() -> Config {
             load_balancer_provision_secs: 180,
             db_restore_secs: 1200,
             dns_sync_secs: 30,
+            require_approval: true,
+            poll_interval_ms: 250,
+            cache_ttl_secs: 0,
+            concurrency: 4,
             fallback: FallbackPolicy {
                 headroom_pct: 35,
                 unavailable_ttl_secs: 120,

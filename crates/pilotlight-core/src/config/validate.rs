@@ -808,6 +808,20 @@ fn restore(config: &Config, l: &mut Loader) {
     ] {
         in_range(l, &["restore", key], u64::from(value), 1, 1000);
     }
+    in_range(
+        l,
+        &["restore", "poll_interval_ms"],
+        restore.poll_interval_ms,
+        10,
+        600_000,
+    );
+    in_range(
+        l,
+        &["restore", "concurrency"],
+        u64::from(restore.concurrency),
+        1,
+        256,
+    );
     fallback(&restore.fallback, l);
 }
 

@@ -126,11 +126,15 @@ pub struct TenantView {
     pub source: &'static str,
 }
 
-/// What `GET /v1/plan` answers.
-#[derive(Debug, Clone, Serialize)]
+/// What `GET /v1/plan` answers; a restore run keeps it as its plan.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct PlanView {
     /// Store version of the inventory document the plan was built from.
     pub inventory_version: i64,
+    /// The DR bucket holding that document.
+    pub inventory_bucket: String,
+    /// Its object key.
+    pub inventory_key: String,
     /// When that inventory was captured (unix ms).
     pub captured_at_ms: i64,
     pub scope: Scope,
@@ -306,6 +310,33 @@ impl Planner {
         Ok(state)
     }
 
+    /// The inventory document at `bucket`/`object_key` recorded as `version`: the one a restore
+    /// run was planned from, read again when the run resumes (the cached document when it is
+    /// that version).
+    ///
+    /// # Errors
+    ///
+    /// [`PlanError::Read`] when the DR bucket cannot be read or the document is invalid.
+    pub async fn inventory_document(
+        &self,
+        version: i64,
+        bucket: &str,
+        object_key: &str,
+    ) -> Result<Arc<Inventory>, PlanError> {
+        if let Some((cached, inventory)) = self.board.get()
+            && cached.version == version
+        {
+            return Ok(inventory);
+        }
+        let inventory = pilotlight_aws::s3::read_inventory(&self.dr_s3, bucket, object_key)
+            .await
+            .map_err(|e| PlanError::Read {
+                key: object_key.to_owned(),
+                source: Box::new(e),
+            })?;
+        Ok(Arc::new(inventory))
+    }
+
     /// The capacity and restore plans for `scope`.
     ///
     /// # Errors
@@ -334,6 +365,8 @@ impl Planner {
         );
         Ok(PlanView {
             inventory_version: version.version,
+            inventory_bucket: version.bucket.clone(),
+            inventory_key: version.object_key.clone(),
             captured_at_ms: version.captured_at_ms,
             scope: scope.clone(),
             capacity,
