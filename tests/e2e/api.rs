@@ -83,6 +83,13 @@ async fn serve() -> Result<(std::net::SocketAddr, Store, CancellationToken)> {
         status,
         scheduler: Arc::new(RwLock::new(Some(handle))),
         rpo: pilotlight_engine::copy::RpoBoard::default(),
+        restores: pilotlight_engine::restore::RestoreService::new(
+            store.clone(),
+            planner.clone(),
+            Arc::new(pilotlight_core::config::RestoreConfig::default()),
+            pilotlight_engine::restore::RestoreMode::default(),
+            Arc::new(tokio::sync::Notify::new()),
+        ),
         planner,
         readiness,
         s3: pilotlight_engine::estate::S3Board::default(),

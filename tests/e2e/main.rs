@@ -17,4 +17,6 @@ mod lab_estate;
 mod lab_restore;
 mod lab_s3;
 mod network;
+mod restore;
+mod restore_support;
 mod support;

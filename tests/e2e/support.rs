@@ -497,3 +497,75 @@ pub async fn assert_primary_untouched(world: &World) -> Result<()> {
     );
     Ok(())
 }
+
+impl World {
+    /// A fresh account whose daemon proxy runs with `opts` (pending times, `MaxCount`, …);
+    /// the seeding door is the same as [`World::new`]'s.
+    pub async fn with_options(opts: ProxyOptions) -> Result<World> {
+        let session = Lab::session_with(opts).await?;
+        let lab = Lab::shared().await?;
+        let seeder = RealismProxy::start(
+            lab.moto().addr(),
+            ProxyOptions {
+                enforce_limits: false,
+                account_id: Some(session.account_id().to_owned()),
+                ..ProxyOptions::default()
+            },
+        )
+        .await?;
+        Ok(World {
+            session,
+            seeder,
+            dir: tempfile::tempdir()?,
+        })
+    }
+}
+
+/// [`http`] with extra request headers (`Idempotency-Key`, …).
+pub async fn http_with_headers(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<(u16, Value)> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    stream.write_all(req.as_bytes()).await?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow!("malformed response: {text}"))?;
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow!("no status in {head}"))?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_owned()
+    };
+    Ok((
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    ))
+}

@@ -1,6 +1,6 @@
-//! Handlers for what a restore would need and do: `/v1/inventory`, `/v1/plan`,
-//! `POST /v1/restores` (dry runs), `/v1/readiness`, `/v1/s3` and `/v1/tenants`.
-//! Plans are built from the DR bucket's inventory document and the store only.
+//! Handlers for what a restore would need: `/v1/inventory`, `/v1/plan`, `/v1/readiness`,
+//! `/v1/s3` and `/v1/tenants`. Plans are built from the DR bucket's inventory document and the
+//! store only. Restore runs themselves (dry runs included) are in [`crate::restores`].
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -19,7 +19,7 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::routes::ApiJson;
 
-fn plan_error(e: PlanError) -> ApiError {
+pub(crate) fn plan_error(e: PlanError) -> ApiError {
     match e {
         PlanError::NoInventory => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -32,7 +32,8 @@ fn plan_error(e: PlanError) -> ApiError {
     }
 }
 
-async fn audit(
+/// Appends an audit entry for `principal`'s `action` on `target`.
+pub(crate) async fn audit(
     state: &ApiState,
     principal: &Principal,
     action: &str,
@@ -127,67 +128,6 @@ pub async fn plan(
     let scope = parse_scope(&q)?;
     let view = state.planner.plan(&scope).await.map_err(plan_error)?;
     Ok(Json(json!(view)))
-}
-
-/// The body of `POST /v1/restores`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RestoreRequest {
-    /// `disaster` or `drill`.
-    mode: String,
-    /// Tiers to restore (empty: all).
-    #[serde(default)]
-    tiers: Vec<u8>,
-    /// Tenants to restore (empty: the whole estate).
-    #[serde(default)]
-    tenants: Vec<String>,
-    /// Return the plan without touching AWS.
-    #[serde(default)]
-    dry_run: bool,
-}
-
-/// `POST /v1/restores`. A dry run returns the plan (audited) and touches nothing.
-pub async fn restores(
-    principal: Principal,
-    State(state): State<ApiState>,
-    ApiJson(body): ApiJson<RestoreRequest>,
-) -> Result<Response, ApiError> {
-    principal.require(Role::Operator)?;
-    if !matches!(body.mode.as_str(), "disaster" | "drill") {
-        return Err(ApiError::bad_request(format!(
-            "mode {:?} is not one of \"disaster\", \"drill\"",
-            body.mode
-        )));
-    }
-    if !body.dry_run {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "restore_unavailable",
-            "this build plans restores but does not execute them: send \"dry_run\": true",
-        ));
-    }
-    let scope = Scope {
-        tenants: body.tenants,
-        tiers: body.tiers,
-    };
-    let view = state.planner.plan(&scope).await.map_err(plan_error)?;
-    audit(
-        &state,
-        &principal,
-        "restore.dry_run",
-        &body.mode,
-        json!({
-            "scope": scope,
-            "inventory_version": view.inventory_version,
-            "estimated_secs": view.restore.schedule.total_secs,
-        }),
-    )
-    .await?;
-    Ok((
-        StatusCode::OK,
-        Json(json!({"mode": body.mode, "dry_run": true, "plan": view})),
-    )
-        .into_response())
 }
 
 /// `GET /v1/readiness`: the latest evaluation with the failing items named; 503 until the

@@ -5,11 +5,14 @@
 //! token whose [`Role`](pilotlight_core::config::Role) is high enough (401 without a known
 //! token, 403 with too low a role); `/healthz` and `/readyz` are open for probes. Errors are
 //! JSON `{"error": {"code", "message"}}`; bodies above the configured size get 413 and requests
-//! over the time limit 408. [`metrics_router`] serves `/metrics` on its own listener.
+//! over the time limit 408. Restore runs are declared, approved, cancelled and followed under
+//! `/v1/restores` (see `restores.rs` for the routes and their answers). [`metrics_router`]
+//! serves `/metrics` on its own listener.
 
 mod auth;
 mod error;
 mod estate;
+mod restores;
 mod routes;
 
 use std::net::SocketAddr;
@@ -57,6 +60,8 @@ pub struct ApiState {
     pub readiness: pilotlight_engine::estate::ReadinessBoard,
     /// The S3 replication watch.
     pub s3: pilotlight_engine::estate::S3Board,
+    /// Restore runs: declare, approve, cancel, list (D1).
+    pub restores: pilotlight_engine::restore::RestoreService,
     pub info: DaemonInfo,
 }
 
@@ -88,7 +93,10 @@ pub fn router(state: ApiState, limits: ApiLimits) -> Router {
         .route("/v1/rpo", get(routes::rpo))
         .route("/v1/inventory", get(estate::inventory))
         .route("/v1/plan", get(estate::plan))
-        .route("/v1/restores", post(estate::restores))
+        .route("/v1/restores", post(restores::declare).get(restores::list))
+        .route("/v1/restores/{id}", get(restores::get))
+        .route("/v1/restores/{id}/approve", post(restores::approve))
+        .route("/v1/restores/{id}/cancel", post(restores::cancel))
         .route("/v1/readiness", get(estate::readiness))
         .route("/v1/s3", get(estate::s3))
         .route("/v1/tenants", get(estate::tenants))

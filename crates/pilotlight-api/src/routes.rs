@@ -91,9 +91,20 @@ pub async fn status(
             .or_default()
             .insert(c.status.as_str(), c.count);
     }
+    // From the store, not this replica's flag: a follower answers the same as the leader.
+    let active = state
+        .restores
+        .active_run()
+        .await
+        .map_err(|e| ApiError::internal("reading restore runs", &e))?;
+    let restore_mode = active
+        .as_ref()
+        .is_some_and(|r| r.mode == pilotlight_store::RunMode::Disaster);
     Ok(Json(json!({
         "daemon": state.info,
-        "mode": "pilot_light",
+        "mode": if restore_mode { "restore" } else { "pilot_light" },
+        "restore_mode": restore_mode,
+        "active_run": active.map(|r| r.id),
         "leader": state.leader.get(),
         "reconcilers": state.status.snapshot(),
         "mappings": mappings,

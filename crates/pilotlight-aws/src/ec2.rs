@@ -87,6 +87,8 @@ impl DrEc2 {
         create_volume => create_volume::CreateVolumeFluentBuilder -> CreateVolumeOutput, "CreateVolume";
         /// Restore (D3): a restored volume onto its restored instance.
         attach_volume => attach_volume::AttachVolumeFluentBuilder -> AttachVolumeOutput, "AttachVolume";
+        /// The `healthy` tier gate (D3): instance and system status checks.
+        describe_instance_status => describe_instance_status::DescribeInstanceStatusFluentBuilder -> DescribeInstanceStatusOutput, "DescribeInstanceStatus";
         /// Plan B (D4): which AZs offer an instance type.
         describe_instance_type_offerings => describe_instance_type_offerings::DescribeInstanceTypeOfferingsFluentBuilder -> DescribeInstanceTypeOfferingsOutput, "DescribeInstanceTypeOfferings";
     }
@@ -103,7 +105,8 @@ impl DrEc2 {
         max_count: u32,
         build: impl FnOnce(
             aws_sdk_ec2::operation::run_instances::builders::RunInstancesFluentBuilder,
-        ) -> aws_sdk_ec2::operation::run_instances::builders::RunInstancesFluentBuilder,
+        )
+            -> aws_sdk_ec2::operation::run_instances::builders::RunInstancesFluentBuilder,
     ) -> Result<aws_sdk_ec2::operation::run_instances::RunInstancesOutput, AwsError> {
         let request = build(self.client.run_instances());
         self.ctx

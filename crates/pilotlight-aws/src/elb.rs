@@ -120,6 +120,9 @@ impl DrElbv2 {
         /// Creates a target group; the same name and configuration again answers the existing one.
         create_target_group => create_target_group::CreateTargetGroupFluentBuilder -> CreateTargetGroupOutput, "CreateTargetGroup";
         create_listener => create_listener::CreateListenerFluentBuilder -> CreateListenerOutput, "CreateListener";
+        /// Adds SNI certificates to a listener (`CreateListener` takes only the default one);
+        /// adding a certificate the listener already has changes nothing.
+        add_listener_certificates => add_listener_certificates::AddListenerCertificatesFluentBuilder -> AddListenerCertificatesOutput, "AddListenerCertificates";
         /// Registers targets (idempotent).
         register_targets => register_targets::RegisterTargetsFluentBuilder -> RegisterTargetsOutput, "RegisterTargets";
         modify_load_balancer_attributes => modify_load_balancer_attributes::ModifyLoadBalancerAttributesFluentBuilder -> ModifyLoadBalancerAttributesOutput, "ModifyLoadBalancerAttributes";

@@ -18,7 +18,8 @@ pub struct ReconcilerLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RunLabels {
     pub reconciler: &'static str,
-    /// `success`, `cancelled` or an error kind.
+    /// `success`, `cancelled`, `paused` (restore mode stopped a primary reader) or an error
+    /// kind.
     pub outcome: &'static str,
 }
 

@@ -9,6 +9,14 @@
 //! Bounds: the trigger queue holds [`TRIGGER_QUEUE`] requests; when full, [`SchedulerHandle::
 //! trigger`] refuses rather than waits. The set of keys is the reconcilers' own, fixed at start.
 //!
+//! Restore mode (D1): with a [`RestoreMode`] attached ([`Scheduler::with_restore_mode`]), while
+//! it is active a due key of a reconciler that [reads the primary](Reconciler::reads_primary) is
+//! not started: its status shows `paused` (its last outcome and failure count untouched) and it
+//! is checked again every [`PAUSE_RECHECK`], so it runs again within that once the mode ends. A
+//! reconcile of such a reconciler already running when the mode starts finishes; if it fails
+//! while the mode is on, the failure is not counted (the primary is expected to be gone) and
+//! the key is paused like the others. DR-side reconcilers are not affected.
+//!
 //! Shutdown: when the token is cancelled the scheduler starts nothing new and waits for running
 //! reconciles, which see the same token and stop at their next safe point (after the AWS call in
 //! flight has been recorded).
@@ -26,10 +34,14 @@ use tracing::Instrument;
 
 use crate::error::ReconcileError;
 use crate::metrics::{EngineMetrics, ReconcilerLabels, RunLabels};
+use crate::restore::RestoreMode;
 use crate::status::StatusBoard;
 
 /// How many trigger requests may wait before new ones are refused.
 pub const TRIGGER_QUEUE: usize = 64;
+
+/// How often a key paused by restore mode is checked again.
+pub const PAUSE_RECHECK: Duration = Duration::from_secs(1);
 
 /// What to do after a reconcile: run again after `requeue_after`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +89,12 @@ pub trait Reconciler: Send + Sync + 'static {
 
     /// The delay before retrying after the `failures`-th consecutive failure.
     fn error_policy(&self, key: &str, error: &ReconcileError, failures: u32) -> Action;
+
+    /// Whether a reconcile calls the primary region: such a reconciler is paused while the
+    /// daemon is in restore mode (a declared disaster has the primary gone). Default `false`.
+    fn reads_primary(&self) -> bool {
+        false
+    }
 }
 
 /// Exponential backoff from `base`, doubling per failure, capped at `max`; throttling and limit
@@ -151,6 +169,7 @@ pub struct Scheduler {
     metrics: EngineMetrics,
     status: StatusBoard,
     rx: mpsc::Receiver<Trigger>,
+    mode: Option<RestoreMode>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -187,9 +206,35 @@ impl Scheduler {
                 metrics,
                 status,
                 rx,
+                mode: None,
             },
             handle,
         )
+    }
+
+    /// Pauses the reconcilers that [read the primary](Reconciler::reads_primary) while `mode`
+    /// is active, and shows the mode on the status board
+    /// ([`StatusBoard::restore_mode`]). Call before [`Scheduler::run`].
+    pub fn with_restore_mode(mut self, mode: RestoreMode) -> Scheduler {
+        self.status.attach_restore_mode(mode.clone());
+        self.mode = Some(mode);
+        self
+    }
+
+    /// Whether `key` is held back by restore mode now.
+    fn paused(&self, key: &Key) -> bool {
+        self.mode.as_ref().is_some_and(RestoreMode::is_active)
+            && self.reconcilers[key.0].reads_primary()
+    }
+
+    /// Marks the reconciler of `key` paused on the board.
+    fn show_paused(&self, key: &Key) {
+        let name = self.reconcilers[key.0].name();
+        let next = crate::now_ms() + PAUSE_RECHECK.as_millis() as i64;
+        self.status.update(name, |s| {
+            s.state = "paused";
+            s.next_run_ms = Some(next);
+        });
     }
 
     /// Runs until `cancel` fires, then waits for running reconciles to stop.
@@ -215,8 +260,21 @@ impl Scheduler {
         }
 
         loop {
-            // Start everything due while there is capacity.
+            // Restore mode: due keys of reconcilers reading the primary wait and are checked
+            // again later.
             let now = Instant::now();
+            let held: Vec<((Instant, u64), Key)> = due
+                .range(..=(now, u64::MAX))
+                .filter(|(_, k)| !running.contains(*k) && self.paused(k))
+                .map(|(slot, k)| (*slot, k.clone()))
+                .collect();
+            for (slot, key) in held {
+                due.remove(&slot);
+                due_at.remove(&key);
+                self.show_paused(&key);
+                schedule(&mut due, &mut due_at, &mut seq, key, now + PAUSE_RECHECK);
+            }
+            // Start everything due while there is capacity.
             while tasks.len() < self.concurrency {
                 let Some((&(at, s), _)) = due.iter().find(|(_, k)| !running.contains(*k)) else {
                     break;
@@ -311,6 +369,8 @@ impl Scheduler {
             .get_or_create(&ReconcilerLabels { reconciler: name })
             .observe(elapsed.as_secs_f64());
         let now = crate::now_ms();
+        let paused = self.paused(key)
+            && matches!(&result, Err(e) if !matches!(e, ReconcileError::Cancelled));
         let (action, outcome) = match result {
             Ok(done) => {
                 failures.remove(key);
@@ -326,6 +386,16 @@ impl Scheduler {
                     s.last_report = done.report;
                 });
                 (done.action, "success")
+            }
+            Err(err) if paused => {
+                tracing::info!(
+                    reconciler = name,
+                    key = %key.1,
+                    error.kind = err.kind(),
+                    error = %error_chain(&err),
+                    "reconcile failed in restore mode; paused, not counted"
+                );
+                (Action::requeue(PAUSE_RECHECK), "paused")
             }
             Err(err) => {
                 let n = failures.entry(key.clone()).or_insert(0);
@@ -369,7 +439,7 @@ impl Scheduler {
             })
             .inc();
         self.status.update(name, |s| {
-            s.state = "idle";
+            s.state = if paused { "paused" } else { "idle" };
             s.runs += 1;
             s.last_finished_ms = Some(now);
             s.next_run_ms = Some(now + action.requeue_after.as_millis() as i64);
@@ -555,6 +625,156 @@ mod tests {
         assert_eq!(st.runs, 3);
         tokio::time::sleep(Duration::from_secs(4)).await;
         assert_eq!(runs.load(Ordering::SeqCst), 4);
+        cancel.cancel();
+        task.await.unwrap();
+    }
+
+    /// Reads "the primary": paused in restore mode. Fails while `fail` is set.
+    struct PrimaryReader {
+        runs: Arc<AtomicU32>,
+        fail: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    #[async_trait]
+    impl Reconciler for PrimaryReader {
+        fn name(&self) -> &'static str {
+            "primary"
+        }
+        fn keys(&self) -> Vec<String> {
+            vec!["p".into()]
+        }
+        async fn reconcile(
+            &self,
+            _key: &str,
+            _cancel: &CancellationToken,
+        ) -> Result<Reconciled, ReconcileError> {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(ReconcileError::Unexpected {
+                    operation: "DescribeVpcs",
+                    detail: "primary unreachable".into(),
+                });
+            }
+            Ok(Reconciled {
+                action: Action::requeue(Duration::from_secs(60)),
+                report: serde_json::json!({}),
+            })
+        }
+        fn error_policy(&self, _key: &str, err: &ReconcileError, failures: u32) -> Action {
+            backoff(
+                err,
+                failures,
+                Duration::from_secs(5),
+                Duration::from_secs(300),
+            )
+        }
+        fn reads_primary(&self) -> bool {
+            true
+        }
+    }
+
+    fn primary_reader() -> (
+        Arc<PrimaryReader>,
+        Arc<AtomicU32>,
+        Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        let runs = Arc::new(AtomicU32::new(0));
+        let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        (
+            Arc::new(PrimaryReader {
+                runs: runs.clone(),
+                fail: fail.clone(),
+            }),
+            runs,
+            fail,
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn restore_mode_pauses_primary_readers_until_it_ends() {
+        let (primary, primary_runs, _) = primary_reader();
+        let (dr, dr_runs, _) = counting(false);
+        let mode = RestoreMode::default();
+        mode.set(true);
+        let status = StatusBoard::default();
+        let (sched, handle) = Scheduler::new(
+            vec![primary, dr],
+            4,
+            EngineMetrics::unregistered(),
+            status.clone(),
+        );
+        let sched = sched.with_restore_mode(mode.clone());
+        assert!(status.restore_mode());
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(sched.run(cancel.clone()));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        // DR-side work goes on; the primary reader never started.
+        assert_eq!(dr_runs.load(Ordering::SeqCst), 3);
+        assert_eq!(primary_runs.load(Ordering::SeqCst), 0);
+        let st = handle.status.get("primary").unwrap();
+        assert_eq!(st.state, "paused");
+        assert_eq!(st.last_outcome, None);
+        assert_eq!(st.consecutive_failures, 0);
+        assert_eq!(st.runs, 0);
+        // A trigger does not get past the pause either.
+        handle.trigger("primary").unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(primary_runs.load(Ordering::SeqCst), 0);
+
+        // The mode ends: it runs within a recheck (plus its own second).
+        mode.set(false);
+        assert!(!status.restore_mode());
+        tokio::time::sleep(PAUSE_RECHECK + Duration::from_millis(1100)).await;
+        assert_eq!(primary_runs.load(Ordering::SeqCst), 1);
+        let st = handle.status.get("primary").unwrap();
+        assert_eq!(st.state, "idle");
+        assert_eq!(st.last_outcome, Some("success"));
+        cancel.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_during_restore_mode_is_not_counted() {
+        let (primary, runs, fail) = primary_reader();
+        let mode = RestoreMode::default();
+        let (sched, handle) = Scheduler::new(
+            vec![primary],
+            1,
+            EngineMetrics::unregistered(),
+            StatusBoard::default(),
+        );
+        let sched = sched.with_restore_mode(mode.clone());
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(sched.run(cancel.clone()));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            handle.status.get("primary").unwrap().last_outcome,
+            Some("success")
+        );
+
+        // A reconcile is in flight when the disaster is declared, and fails.
+        handle.trigger("primary").unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(handle.status.get("primary").unwrap().state, "running");
+        fail.store(true, Ordering::SeqCst);
+        mode.set(true);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 2, "no run after the failure");
+        let st = handle.status.get("primary").unwrap();
+        assert_eq!(st.state, "paused");
+        assert_eq!(st.last_outcome, Some("success"));
+        assert_eq!(st.last_error, None);
+        assert_eq!(st.consecutive_failures, 0);
+
+        // Back to normal: it runs again at once (the pause recheck), and now its failures count.
+        mode.set(false);
+        tokio::time::sleep(PAUSE_RECHECK + Duration::from_millis(1100)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+        let st = handle.status.get("primary").unwrap();
+        assert_eq!(st.last_outcome, Some("error"));
+        assert_eq!(st.consecutive_failures, 1);
         cancel.cancel();
         task.await.unwrap();
     }

@@ -6,6 +6,12 @@
 //! RPO lag over a simulated day under pilotlight's production scheduler
 //! ([`pilotlight_core::copy::pick`]) versus an earliest-deadline-first reference and FIFO. The
 //! copy throughput is chosen so the offered load (copy work per slot-second) is `load`.
+//!
+//! `bench steady` measures a daemon tracking already-copied snapshots ([`steady_state`]), and
+//! `bench restore` a declared disaster restored by the daemon against the lab
+//! ([`restore::restore`]).
+
+pub mod restore;
 
 use std::time::Instant;
 
@@ -75,31 +81,6 @@ pub fn copy_scheduler(b: &CopyBench) -> Value {
         "target_met": pilotlight_vs_edf <= COPY_TARGET_RATIO,
         "elapsed_ms": start.elapsed().as_millis() as u64,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn small_run_reports_every_policy_and_meets_the_target() {
-        let out = copy_scheduler(&CopyBench {
-            volumes: 60,
-            seed: 7,
-            load: 0.9,
-            horizon_secs: 6 * 3600,
-            in_flight: 5,
-        });
-        let results = out["results"].as_array().cloned().unwrap_or_default();
-        assert_eq!(results.len(), 3);
-        let load = out["offered_load"].as_f64().unwrap_or_default();
-        assert!((load - 0.9).abs() < 0.01, "load {load}");
-        assert_eq!(out["target_met"], true, "{out}");
-        assert!(
-            out["fifo_vs_edf"].as_f64().is_some_and(f64::is_finite),
-            "{out}"
-        );
-    }
 }
 
 /// Parameters of the steady-state run.
@@ -375,7 +356,8 @@ fn rss_mib(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// A minimal HTTP/1.1 exchange on loopback (`Connection: close`): status and body.
+/// A minimal HTTP/1.1 exchange on loopback (`Connection: close`, the bench's operator
+/// token): status and body (de-chunked when the answer is chunked).
 async fn http(
     addr: std::net::SocketAddr,
     method: &str,
@@ -392,12 +374,77 @@ async fn http(
     stream.write_all(req.as_bytes()).await?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let split = find(&raw, b"\r\n\r\n");
+    let (head, rest) = match split {
+        Some(at) => (&raw[..at], &raw[at + 4..]),
+        None => (&raw[..], &[][..]),
+    };
+    let head = String::from_utf8_lossy(head).to_ascii_lowercase();
     let status = head
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    Ok((status, rest.to_owned()))
+    let body = if head.contains("transfer-encoding: chunked") {
+        dechunk(rest)
+    } else {
+        rest.to_vec()
+    };
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The body of a `Transfer-Encoding: chunked` answer (sizes in hex, extensions ignored).
+fn dechunk(mut s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = find(s, b"\r\n") {
+        let size = String::from_utf8_lossy(&s[..eol]);
+        let Ok(n) = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16) else {
+            break;
+        };
+        let rest = &s[eol + 2..];
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.extend_from_slice(&rest[..n]);
+        s = rest[n..].strip_prefix(b"\r\n").unwrap_or(&rest[n..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_run_reports_every_policy_and_meets_the_target() {
+        let out = copy_scheduler(&CopyBench {
+            volumes: 60,
+            seed: 7,
+            load: 0.9,
+            horizon_secs: 6 * 3600,
+            in_flight: 5,
+        });
+        let results = out["results"].as_array().cloned().unwrap_or_default();
+        assert_eq!(results.len(), 3);
+        let load = out["offered_load"].as_f64().unwrap_or_default();
+        assert!((load - 0.9).abs() < 0.01, "load {load}");
+        assert_eq!(out["target_met"], true, "{out}");
+        assert!(
+            out["fifo_vs_edf"].as_f64().is_some_and(f64::is_finite),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn chunked_bodies_are_joined() {
+        assert_eq!(
+            dechunk(b"4\r\nWiki\r\n6;x=y\r\npedia \r\n0\r\n\r\n"),
+            b"Wikipedia "
+        );
+        assert_eq!(dechunk(b"zz\r\n"), b"");
+    }
 }

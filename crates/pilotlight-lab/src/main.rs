@@ -316,6 +316,10 @@ enum BenchCommand {
         #[arg(long)]
         daemon: Option<std::path::PathBuf>,
     },
+    /// A declared disaster restored by the daemon: makespan vs the API lower bound, calls per
+    /// operation vs the plan's minimum and a one-call-per-resource restore, throttling,
+    /// plan-B substitutions, failed items. JSON (defaults: the case study).
+    Restore(RestoreArgs),
     /// Copy-scheduler quality: worst RPO lag over a simulated day, pilotlight vs EDF vs FIFO,
     /// on synthetic estates with the in-flight limit saturated. One JSON line per estate size.
     Copy {
@@ -333,6 +337,97 @@ enum BenchCommand {
         #[arg(long, default_value_t = 20)]
         in_flight: u32,
     },
+}
+
+#[derive(Debug, Args)]
+struct RestoreArgs {
+    /// Instances over tiers 1/2/3 (20/30/50 %), families m5, r5, c5.
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u32).range(1..))]
+    instances: u32,
+    /// Data volumes per instance (each snapshotted; DR copies pre-created).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=10))]
+    volumes_per_instance: u32,
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    load_balancers: u32,
+    #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..))]
+    records: u32,
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    zones: u32,
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    databases: u32,
+    /// AWS's refill rates and the pending times below run this many times faster.
+    #[arg(long, default_value_t = 10.0)]
+    time_scale: f64,
+    /// Instance types short in the DR region after half their planned launches,
+    /// comma-separated (default: the two with the most planned instances).
+    #[arg(long, value_delimiter = ',')]
+    shortage: Vec<String>,
+    /// Seconds (AWS time) a new instance stays pending.
+    #[arg(long, default_value_t = 90.0)]
+    instance_pending_secs: f64,
+    /// Seconds (AWS time) a restored DB instance stays creating.
+    #[arg(long, default_value_t = 900.0)]
+    db_creating_secs: f64,
+    /// Seconds (AWS time) a new load balancer stays provisioning.
+    #[arg(long, default_value_t = 120.0)]
+    lb_provisioning_secs: f64,
+    /// Seconds (AWS time) a Route 53 change stays PENDING.
+    #[arg(long, default_value_t = 60.0)]
+    dns_pending_secs: f64,
+    /// The daemon's `restore.poll_interval_ms` (default: 5,000 divided by the time scale).
+    #[arg(long)]
+    poll_interval_ms: Option<u64>,
+    /// Longest wait for the daemon's plan to have no problems.
+    #[arg(long, default_value = "7200", value_parser = parse_secs)]
+    ready_timeout_secs: Duration,
+    /// Longest wait for the restore to end.
+    #[arg(long, default_value = "14400", value_parser = parse_secs)]
+    restore_timeout_secs: Duration,
+    /// The pilotlight binary (default: next to this one).
+    #[arg(long)]
+    daemon: Option<std::path::PathBuf>,
+}
+
+impl RestoreArgs {
+    fn bench(self, daemon: PathBuf) -> pilotlight_lab::bench::restore::RestoreBench {
+        use pilotlight_lab::bench::restore::{EstateShape, PendingTimes, RestoreBench};
+        let n = |v: u32| usize::try_from(v).unwrap_or(usize::MAX);
+        RestoreBench {
+            estate: EstateShape {
+                instances: n(self.instances),
+                volumes_per_instance: n(self.volumes_per_instance),
+                load_balancers: n(self.load_balancers),
+                records: n(self.records),
+                zones: n(self.zones),
+                databases: n(self.databases),
+            },
+            time_scale: self.time_scale,
+            shortage: self.shortage,
+            pending: PendingTimes {
+                instance_secs: self.instance_pending_secs,
+                db_secs: self.db_creating_secs,
+                load_balancer_secs: self.lb_provisioning_secs,
+                dns_secs: self.dns_pending_secs,
+            },
+            poll_interval_ms: self.poll_interval_ms.unwrap_or_else(|| {
+                pilotlight_lab::bench::restore::scaled_poll_interval_ms(self.time_scale)
+            }),
+            daemon,
+            ready_timeout: self.ready_timeout_secs,
+            restore_timeout: self.restore_timeout_secs,
+        }
+    }
+}
+
+/// The `pilotlight` binary: `given`, else the one next to this binary.
+fn daemon_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(d) => Ok(d),
+        None => std::env::current_exe()?
+            .parent()
+            .map(|d| d.join("pilotlight"))
+            .context("no directory for the pilotlight binary"),
+    }
 }
 
 fn parse_param(text: &str) -> Result<(String, String), String> {
@@ -498,13 +593,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     daemon,
                 },
         } => {
-            let daemon = match daemon {
-                Some(d) => d,
-                None => std::env::current_exe()?
-                    .parent()
-                    .map(|d| d.join("pilotlight"))
-                    .context("no directory for the pilotlight binary")?,
-            };
+            let daemon = daemon_binary(daemon)?;
             let out = pilotlight_lab::bench::steady_state(&pilotlight_lab::bench::SteadyBench {
                 snapshots,
                 seed,
@@ -513,6 +602,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await?;
             println!("{out}");
+            Ok(())
+        }
+        Command::Bench {
+            bench: BenchCommand::Restore(args),
+        } => {
+            let daemon = daemon_binary(args.daemon.clone())?;
+            let out = pilotlight_lab::bench::restore::restore(&args.bench(daemon)).await?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
         }
         Command::Bench {
@@ -1144,6 +1241,68 @@ mod tests {
             ),
             (30.0, 0.0, 0.0, 60.0)
         );
+    }
+
+    #[test]
+    fn bench_restore_command_line() {
+        let cli = Cli::try_parse_from([
+            "pilotlight-lab",
+            "bench",
+            "restore",
+            "--instances",
+            "60",
+            "--load-balancers",
+            "4",
+            "--records",
+            "100",
+            "--databases",
+            "3",
+            "--shortage",
+            "r5.2xlarge,m5.xlarge",
+            "--time-scale",
+            "20",
+        ])
+        .expect("parse");
+        let Command::Bench {
+            bench: BenchCommand::Restore(args),
+        } = cli.command
+        else {
+            panic!("expected bench restore");
+        };
+        let b = args.bench(PathBuf::from("/bin/pilotlight"));
+        assert_eq!(
+            (
+                b.estate.instances,
+                b.estate.volumes_per_instance,
+                b.estate.zones
+            ),
+            (60, 2, 4)
+        );
+        assert_eq!(b.shortage, ["r5.2xlarge", "m5.xlarge"]);
+        assert_eq!((b.time_scale, b.pending.db_secs), (20.0, 900.0));
+        assert_eq!(b.poll_interval_ms, 250);
+        assert_eq!(b.restore_timeout, Duration::from_secs(14_400));
+        let Command::Bench {
+            bench: BenchCommand::Restore(args),
+        } = Cli::try_parse_from(["pilotlight-lab", "bench", "restore"])
+            .expect("parse")
+            .command
+        else {
+            panic!("expected bench restore");
+        };
+        assert_eq!(
+            args.bench(PathBuf::new()).estate,
+            pilotlight_lab::bench::restore::EstateShape::CASE_STUDY
+        );
+        for bad in [
+            ["--instances", "0"],
+            ["--volumes-per-instance", "11"],
+            ["--zones", "0"],
+        ] {
+            let mut all = vec!["pilotlight-lab", "bench", "restore"];
+            all.extend(bad);
+            assert!(Cli::try_parse_from(all).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub mod metrics;
 pub mod s3;
 
 pub use data::{
-    DbClusterSpec, DbInstanceSpec, ImageSpec, SEED_CONCURRENCY, SeededDb, SeededDbSnapshot,
+    DbClusterSpec, DbInstanceSpec, DbNetworkSpec, ImageSpec, SEED_CONCURRENCY, SeededDb, SeededDbSnapshot,
     SeededImage, SeededVolume, TIER_TAG, VolumeSpec, add_snapshot,
 };
 pub use estate::{
@@ -715,7 +715,14 @@ async fn seed_all(
     estate.images = data::seed_images(ec2, region, &spec.images, &subnet_ids).await?;
     if let Some(rds) = rds {
         let (instances, clusters) =
-            data::seed_databases(rds, region, &spec.db_instances, &spec.db_clusters).await?;
+            data::seed_databases(
+                rds,
+                region,
+                &spec.db_instances,
+                &spec.db_clusters,
+                &estate.vpcs,
+            )
+            .await?;
         estate.db_instances = instances;
         estate.db_clusters = clusters;
     }

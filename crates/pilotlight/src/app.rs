@@ -7,9 +7,16 @@
 //! ├── admin API server           (stops last, after the scheduler has drained)
 //! ├── metrics server
 //! ├── leader elector             (renews the lease; reports leading / following)
-//! └── leadership loop            (starts a Scheduler while leading, cancels it when not)
-//!     └── scheduler → reconcilers (network, ebs_snapshot, …)
+//! └── leadership loop            (while leading: a Scheduler and the restore Executor;
+//!     │                           both cancelled when the lease is lost)
+//!     ├── scheduler → reconcilers (network, ebs_snapshot, …; those reading the primary pause
+//!     │                           in restore mode)
+//!     └── restore executor        (executes pending and running restore runs, one at a time)
 //! ```
+//!
+//! The admin API declares, approves and cancels restore runs on any replica through the
+//! [`RestoreService`]; only the leader executes them. A declaration wakes the leader's executor
+//! at once when it is this replica; another replica's executor finds the run within a second.
 //!
 //! Shutdown has two phases: when `shutdown` fires the scheduler stops starting work and the
 //! running reconciles stop at their next recorded point; `run` waits for that up to
@@ -25,6 +32,7 @@ use anyhow::Context as _;
 use pilotlight_api::auth_table;
 use pilotlight_api::{ApiLimits, ApiState, DaemonInfo};
 use pilotlight_aws::acm::DrAcm;
+use pilotlight_aws::cache::CacheMetrics;
 use pilotlight_aws::capture::PrimaryHandles;
 use pilotlight_aws::cloudwatch::PrimaryCloudWatch;
 use pilotlight_aws::ec2::{DrEc2, PrimaryEc2};
@@ -44,12 +52,14 @@ use pilotlight_engine::estate::{
 use pilotlight_engine::leader::{LeaderElector, LeaderState};
 use pilotlight_engine::metrics::EngineMetrics;
 use pilotlight_engine::network::{NetworkReconciler, NetworkSettings};
+use pilotlight_engine::restore::progress::RestoreMetrics;
+use pilotlight_engine::restore::{Executor, ExecutorDeps, RestoreMode, RestoreService};
 use pilotlight_engine::{Reconciler, Scheduler, SchedulerHandle, StatusBoard};
 use pilotlight_store::{Store, StoreOptions};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -225,6 +235,8 @@ pub async fn run(
     let aws_metrics = AwsMetrics::register(&mut registry);
     let engine_metrics = EngineMetrics::register(&mut registry);
     let estate_metrics = EstateMetrics::register(&mut registry);
+    let cache_metrics = CacheMetrics::register(&mut registry);
+    let restore_metrics = RestoreMetrics::register(&mut registry);
     let leader_gauge = Gauge::<i64>::default();
     registry.register(
         "leader",
@@ -393,6 +405,29 @@ pub async fn run(
         estate_metrics,
     )));
 
+    // Restore mode (D1, D3-D11): declared through the API on any replica, executed by the
+    // leader's executor. `wake` tells the executor a run became pending or was cancelled.
+    let restore_mode = RestoreMode::default();
+    let restore_settings = Arc::new(config.restore.clone());
+    let wake = Arc::new(Notify::new());
+    let restores = RestoreService::new(
+        store.clone(),
+        planner.clone(),
+        restore_settings.clone(),
+        restore_mode.clone(),
+        wake.clone(),
+    );
+    let executor_deps = ExecutorDeps {
+        store: store.clone(),
+        planner: planner.clone(),
+        dr: dr_sdk.clone(),
+        aws: ctx.clone(),
+        settings: restore_settings,
+        mode: restore_mode.clone(),
+        cache_metrics,
+        metrics: restore_metrics,
+    };
+
     let leader_state = LeaderState::default();
     let status = StatusBoard::default();
     let scheduler_slot: Arc<RwLock<Option<SchedulerHandle>>> = Arc::new(RwLock::new(None));
@@ -412,6 +447,7 @@ pub async fn run(
         planner,
         readiness: readiness_board,
         s3: s3_board,
+        restores,
         info: DaemonInfo {
             version: env!("CARGO_PKG_VERSION"),
             primary_region: config.regions.primary.clone(),
@@ -468,35 +504,62 @@ pub async fn run(
         let leading = *leading_rx.borrow_and_update();
         if leading {
             leader_gauge.set(1);
-            tracing::info!("leading: starting reconcilers");
+            tracing::info!("leading: starting reconcilers and the restore executor");
             let (scheduler, handle) = Scheduler::new(
                 reconcilers.clone(),
                 concurrency,
                 engine_metrics.clone(),
                 status.clone(),
             );
+            let scheduler = scheduler.with_restore_mode(restore_mode.clone());
             set_slot(&scheduler_slot, Some(handle));
             let stop = CancellationToken::new();
             let mut task = tokio::spawn(scheduler.run(stop.clone()));
+            // A run left `running` by a previous leader (or a killed daemon) resumes here: the
+            // executor picks up pending and running runs and executes them against the journal.
+            let mut executor = spawn_executor(
+                Executor::new(executor_deps.clone(), wake.clone()),
+                stop.clone(),
+            );
             let lost = tokio::select! {
                 () = shutdown.cancelled() => false,
                 changed = leading_rx.wait_for(|l| !*l) => changed.is_ok(),
                 _ = &mut task => false,
+                ended = &mut executor => {
+                    // It only returns when stopped: this is a panic. Stop leading so a restart
+                    // (or another replica) resumes the run from its journal.
+                    tracing::error!(
+                        error = ?ended.err(),
+                        "the restore executor stopped unexpectedly; shutting down"
+                    );
+                    false
+                }
             };
             set_slot(&scheduler_slot, None);
             stop.cancel();
-            if tokio::time::timeout(grace, &mut task).await.is_err() {
+            // A handle the select above already awaited must not be awaited again.
+            let drained = tokio::time::timeout(grace, async {
+                if !task.is_finished() {
+                    let _ = (&mut task).await;
+                }
+                if !executor.is_finished() {
+                    let _ = (&mut executor).await;
+                }
+            })
+            .await;
+            if drained.is_err() {
                 tracing::warn!(
                     grace_secs = grace.as_secs(),
-                    "reconcilers did not stop within the grace period; abandoning them"
+                    "reconcilers or the restore executor did not stop within the grace period; abandoning them (a restore resumes from its journal)"
                 );
                 task.abort();
+                executor.abort();
             }
             leader_gauge.set(0);
             if !lost {
                 break;
             }
-            tracing::warn!("lost the leader lease: reconcilers stopped");
+            tracing::warn!("lost the leader lease: reconcilers and the restore executor stopped");
         } else {
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -516,6 +579,11 @@ pub async fn run(
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Runs the restore executor until `stop` fires (or it is aborted) as a task of the runtime.
+fn spawn_executor(executor: Executor, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(executor.run(stop))
 }
 
 fn set_slot(slot: &RwLock<Option<SchedulerHandle>>, value: Option<SchedulerHandle>) {

@@ -64,9 +64,107 @@ pub enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Declare, approve, cancel and follow restore runs (talks to the daemon's admin API).
+    #[command(subcommand)]
+    Restore(RestoreCommand),
     /// Print or check configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+/// `disaster` or `drill`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RestoreModeArg {
+    /// A declared disaster: production DNS is cut over.
+    Disaster,
+    /// A drill: restored with drill tags, production DNS untouched.
+    Drill,
+}
+
+impl RestoreModeArg {
+    /// The API's name of the mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestoreModeArg::Disaster => "disaster",
+            RestoreModeArg::Drill => "drill",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RestoreCommand {
+    /// Declare a restore run (`POST /v1/restores`, operator role) and print its id and state.
+    /// Under the two-person rule a disaster then waits for `pilotlight restore approve` by
+    /// another principal.
+    Declare {
+        /// What is declared.
+        #[arg(long, value_enum, default_value = "disaster")]
+        mode: RestoreModeArg,
+        /// Only these tiers (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        tiers: Vec<u8>,
+        /// Only these tenants' clusters (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        tenants: Vec<String>,
+        /// Show the plan the run would execute; declare nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Sent as `Idempotency-Key`: repeating the command with the same key answers the same
+        /// run instead of declaring a second one.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Print the API's JSON answer.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Approve a run awaiting approval (approver role; not the principal that declared it).
+    Approve {
+        /// The run id.
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Cancel an active run: no new work starts; what was created stays, journalled.
+    Cancel {
+        /// The run id.
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Show a run: state, per-tier timeline, counts, substitutions, API calls, RTO.
+    Status {
+        /// The run id.
+        id: String,
+        /// Print the API's JSON answer.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Follow a run live with a progress bar per tier until it ends. Exits 0 when it
+    /// succeeded, 1 when it failed or was cancelled.
+    Watch {
+        /// The run id.
+        id: String,
+        /// Redraw interval in milliseconds.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+        interval_ms: u64,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List the most recent runs, newest first.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        /// Print the API's JSON answer.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
 }
 
 /// How the CLI reaches the admin API.
@@ -75,7 +173,8 @@ pub struct ApiArgs {
     /// Admin API base URL (default: http://<api.listen> of the config).
     #[arg(long, env = "PILOTLIGHT_API")]
     pub api: Option<String>,
-    /// File holding a bearer token (viewer role or above).
+    /// File holding a bearer token (viewer role or above; declaring and cancelling need the
+    /// operator role, approving the approver role).
     #[arg(long, env = "PILOTLIGHT_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
 }

@@ -3,11 +3,16 @@
 //! second one exits at once.
 #![allow(clippy::print_stdout)]
 
+mod restore_cmd;
+
 use std::collections::BTreeMap;
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
-use pilotlight::cli::{Cli, Command, ConfigCommand};
+use pilotlight::admin_client::AdminClient;
+use pilotlight::cli::{Cli, Command, ConfigCommand, RestoreCommand};
 use pilotlight::{Daemon, Listeners, secrets};
 use pilotlight_core::config::{Config, ConfigErrors};
 use tokio_util::sync::CancellationToken;
@@ -88,6 +93,10 @@ fn main() -> ExitCode {
             }),
             Err(code) => code,
         },
+        Command::Restore(cmd) => match load_config(&cli, cli.config.as_deref()) {
+            Ok(config) => runtime_exit(restore(config, cmd)),
+            Err(code) => code,
+        },
         Command::Migrate => match load_daemon(&cli) {
             Ok(daemon) => runtime(async move {
                 pilotlight::app::open_store(&daemon).await?;
@@ -116,7 +125,74 @@ fn main() -> ExitCode {
     }
 }
 
+/// `pilotlight restore …`: exit 0, or 1 when a watched run did not succeed.
+async fn restore(config: Config, cmd: &RestoreCommand) -> anyhow::Result<ExitCode> {
+    let out = match cmd {
+        RestoreCommand::Declare {
+            mode,
+            tiers,
+            tenants,
+            dry_run,
+            idempotency_key,
+            json,
+            api,
+        } => {
+            let declaration = restore_cmd::Declaration {
+                mode: *mode,
+                tiers: tiers.clone(),
+                tenants: tenants.clone(),
+                dry_run: *dry_run,
+                idempotency_key: idempotency_key.clone(),
+            };
+            let client = AdminClient::from_args(&config, api)?;
+            restore_cmd::declare(&client, &declaration, *json).await?
+        }
+        RestoreCommand::Approve { id, api } => {
+            restore_cmd::approve(&AdminClient::from_args(&config, api)?, id).await?
+        }
+        RestoreCommand::Cancel { id, api } => {
+            restore_cmd::cancel(&AdminClient::from_args(&config, api)?, id).await?
+        }
+        RestoreCommand::Status { id, json, api } => {
+            restore_cmd::status(&AdminClient::from_args(&config, api)?, id, *json).await?
+        }
+        RestoreCommand::List { limit, json, api } => {
+            restore_cmd::list(&AdminClient::from_args(&config, api)?, *limit, *json).await?
+        }
+        RestoreCommand::Watch {
+            id,
+            interval_ms,
+            api,
+        } => {
+            let client = AdminClient::from_args(&config, api)?;
+            let stdout = std::io::stdout();
+            let tty = stdout.is_terminal();
+            let mut out = stdout.lock();
+            let succeeded = restore_cmd::watch(
+                &client,
+                id,
+                Duration::from_millis(*interval_ms),
+                &mut out,
+                tty,
+            )
+            .await?;
+            return Ok(if succeeded {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+    };
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
 fn runtime(fut: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
+    runtime_exit(async move { fut.await.map(|()| ExitCode::SUCCESS) })
+}
+
+/// Runs `fut` on a new runtime; its exit code, or 1 after printing its error.
+fn runtime_exit(fut: impl Future<Output = anyhow::Result<ExitCode>>) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -128,7 +204,7 @@ fn runtime(fut: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
         }
     };
     match rt.block_on(fut) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             tracing::error!(error = format!("{e:#}"), "pilotlight failed");

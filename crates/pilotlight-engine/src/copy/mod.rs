@@ -782,6 +782,11 @@ impl Reconciler for CopyReconciler {
         self.ops.kind().as_str()
     }
 
+    fn reads_primary(&self) -> bool {
+        // Every kind lists its sources (snapshots, AMIs) in the primary region.
+        true
+    }
+
     fn keys(&self) -> Vec<String> {
         vec![self.ops.kind().as_str().to_owned()]
     }

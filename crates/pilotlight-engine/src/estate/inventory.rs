@@ -151,6 +151,11 @@ impl Reconciler for InventoryReconciler {
         "inventory"
     }
 
+    fn reads_primary(&self) -> bool {
+        // The inventory is captured from the primary region.
+        true
+    }
+
     fn keys(&self) -> Vec<String> {
         vec![KEY.to_owned()]
     }

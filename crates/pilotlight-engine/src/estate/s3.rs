@@ -168,6 +168,11 @@ impl Reconciler for S3WatchReconciler {
         "s3_replication"
     }
 
+    fn reads_primary(&self) -> bool {
+        // The replication configuration is read from the primary bucket.
+        true
+    }
+
     fn keys(&self) -> Vec<String> {
         self.settings.buckets.clone()
     }

@@ -325,6 +325,11 @@ impl Reconciler for NetworkReconciler {
         "network"
     }
 
+    fn reads_primary(&self) -> bool {
+        // The primary VPCs, subnets and security groups are mirrored.
+        true
+    }
+
     fn keys(&self) -> Vec<String> {
         vec!["network".into()]
     }

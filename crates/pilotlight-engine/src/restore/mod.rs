@@ -39,6 +39,7 @@ mod lb;
 pub mod progress;
 mod rds;
 mod run;
+pub mod service;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -60,6 +61,7 @@ use tokio_util::sync::CancellationToken;
 pub use crate::estate::PlanView;
 pub use journal::Journal;
 pub use run::{Executor, ExecutorDeps, execute, retrying};
+pub use service::*;
 
 /// Whether the daemon is in restore mode (a disaster run is active). Cheap to clone; clones
 /// share the flag.

@@ -41,7 +41,11 @@ pub async fn execute(ctx: &RunCtx) -> Result<u64, ReconcileError> {
             )
             .await?;
     }
-    let failed = ctx.journal.store().list_items(&ctx.run_id, Some(ItemState::Failed)).await?;
+    let failed = ctx
+        .journal
+        .store()
+        .list_items(&ctx.run_id, Some(ItemState::Failed))
+        .await?;
     Ok(failed.len() as u64)
 }
 
@@ -141,11 +145,11 @@ impl Executor {
     /// operator has declared the primary gone).
     async fn refresh_mode(&self) {
         if let Ok(active) = self.deps.store.active_runs().await {
-            self.deps.mode.set(
-                active
-                    .iter()
-                    .any(|r| r.mode == RunMode::Disaster && !r.dry_run),
-            );
+            let on = active
+                .iter()
+                .any(|r| r.mode == RunMode::Disaster && !r.dry_run);
+            self.deps.mode.set(on);
+            self.deps.metrics.set_mode(on);
         }
     }
 
@@ -182,15 +186,23 @@ impl Executor {
         let plan: PlanView = match serde_json::from_str(&run.plan_json) {
             Ok(p) => p,
             Err(e) => {
-                self.finish(&run, RunState::Failed, Some(format!("stored plan unreadable: {e}")))
-                    .await;
+                self.finish(
+                    &run,
+                    RunState::Failed,
+                    Some(format!("stored plan unreadable: {e}")),
+                )
+                .await;
                 return;
             }
         };
         let inventory = match self
             .deps
             .planner
-            .inventory_document(plan.inventory_version, &plan.inventory_bucket, &plan.inventory_key)
+            .inventory_document(
+                plan.inventory_version,
+                &plan.inventory_bucket,
+                &plan.inventory_key,
+            )
             .await
         {
             Ok(i) => i,
@@ -249,8 +261,12 @@ impl Executor {
         match outcome {
             Ok(0) => self.finish(&run, RunState::Succeeded, None).await,
             Ok(failed) => {
-                self.finish(&run, RunState::Failed, Some(format!("{failed} items failed; see the run's items")))
-                    .await;
+                self.finish(
+                    &run,
+                    RunState::Failed,
+                    Some(format!("{failed} items failed; see the run's items")),
+                )
+                .await;
             }
             Err(Some(e)) => self.finish(&run, RunState::Failed, Some(e)).await,
             // Cancelled by the operator (the state is already `cancelled`) or by shutdown (the
@@ -293,5 +309,16 @@ async fn watch_cancel(store: Store, run_id: String, stop: CancellationToken) {
             stop.cancel();
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The executor runs in `tokio::spawn` on the multi-threaded runtime, so its future must be
+    /// `Send`: this does not compile otherwise.
+    #[allow(dead_code)]
+    fn execute_is_send(ctx: &'static super::RunCtx) {
+        fn send<T: Send>(_: T) {}
+        send(super::execute(ctx));
     }
 }

@@ -92,6 +92,31 @@ pub struct DbInstanceSpec {
     pub tier: u8,
     #[serde(default)]
     pub snapshots: u32,
+    /// Where the DB lives; `None` puts it in moto's default VPC (which pilotlight does not
+    /// mirror, so a restore cannot place it).
+    #[serde(default)]
+    pub network: Option<DbNetworkSpec>,
+}
+
+/// A DB instance's place in an estate VPC: a subnet group `<db name>-subnets` made of `subnets`,
+/// and the VPC security groups `security_groups` (names within `vpc`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DbNetworkSpec {
+    pub vpc: String,
+    pub subnets: Vec<String>,
+    pub security_groups: Vec<String>,
+}
+
+impl DbNetworkSpec {
+    /// `subnets` and `security_groups` of the VPC `vpc`.
+    pub fn new(vpc: &str, subnets: &[&str], security_groups: &[&str]) -> DbNetworkSpec {
+        DbNetworkSpec {
+            vpc: vpc.to_owned(),
+            subnets: subnets.iter().map(|s| (*s).to_owned()).collect(),
+            security_groups: security_groups.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
 }
 
 /// An Aurora DB cluster and its manual cluster snapshots (`<name>-1`, …).
@@ -191,6 +216,7 @@ pub(super) fn sample_data() -> (
             size_gib: 20,
             tier: 1,
             snapshots: 2,
+            network: Some(DbNetworkSpec::new("prod", &["app-a", "app-b"], &["db"])),
         },
         DbInstanceSpec {
             name: "reports-db".into(),
@@ -199,6 +225,7 @@ pub(super) fn sample_data() -> (
             size_gib: 20,
             tier: 2,
             snapshots: 2,
+            network: Some(DbNetworkSpec::new("prod", &["app-a", "app-b"], &["db"])),
         },
     ];
     let clusters = vec![DbClusterSpec {
@@ -626,10 +653,54 @@ pub(super) async fn seed_databases(
     region: &str,
     dbs: &[DbInstanceSpec],
     clusters: &[DbClusterSpec],
+    vpcs: &BTreeMap<String, super::SeededVpc>,
 ) -> Result<(BTreeMap<String, SeededDb>, BTreeMap<String, SeededDb>), LabError> {
     let mut instances = BTreeMap::new();
     for db in dbs {
         let name = &db.name;
+        let (subnet_group, security_groups) = match &db.network {
+            None => (None, None),
+            Some(net) => {
+                let unknown = |what: &str| LabError::InvalidSpec {
+                    problems: vec![format!(
+                        "DB instance {name}: {what} is not part of the estate"
+                    )],
+                };
+                let vpc = vpcs
+                    .get(&net.vpc)
+                    .ok_or_else(|| unknown(&format!("VPC {}", net.vpc)))?;
+                let subnet_ids = net
+                    .subnets
+                    .iter()
+                    .map(|s| {
+                        vpc.subnets
+                            .get(s)
+                            .cloned()
+                            .ok_or_else(|| unknown(&format!("subnet {s}")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let group_ids = net
+                    .security_groups
+                    .iter()
+                    .map(|g| {
+                        vpc.security_groups
+                            .get(g)
+                            .cloned()
+                            .ok_or_else(|| unknown(&format!("security group {g}")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let group = format!("{name}-subnets");
+                call("CreateDBSubnetGroup", &group, region, || {
+                    rds.create_db_subnet_group()
+                        .db_subnet_group_name(&group)
+                        .db_subnet_group_description(format!("subnets of {name}"))
+                        .set_subnet_ids(Some(subnet_ids.clone()))
+                        .send()
+                })
+                .await?;
+                (Some(group), Some(group_ids))
+            }
+        };
         let out = call("CreateDBInstance", name, region, || {
             rds.create_db_instance()
                 .db_instance_identifier(name)
@@ -638,6 +709,8 @@ pub(super) async fn seed_databases(
                 .allocated_storage(i32::try_from(db.size_gib).unwrap_or(i32::MAX))
                 .master_username(DB_USER)
                 .master_user_password(DB_PASSWORD)
+                .set_db_subnet_group_name(subnet_group.clone())
+                .set_vpc_security_group_ids(security_groups.clone())
                 .set_tags(Some(rds_tags(name, db.tier)))
                 .send()
         })

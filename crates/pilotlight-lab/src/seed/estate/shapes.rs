@@ -9,7 +9,7 @@ use super::{
     V2ListenerSpec, V2LoadBalancerSpec, ZoneSpec,
 };
 use crate::seed::{
-    DbInstanceSpec, EstateSpec, ImageSpec, IngressRule, RouteSpec, RouteTableSpec, RouteTarget,
+    DbInstanceSpec, DbNetworkSpec, EstateSpec, ImageSpec, IngressRule, RouteSpec, RouteTableSpec, RouteTarget,
     SecurityGroupSpec, SubnetSpec, VpcSpec,
 };
 
@@ -529,6 +529,11 @@ pub(crate) fn case_study(scale: f64) -> EstateSpec {
             size_gib: 100,
             tier: u8::try_from(d % 3 + 1).unwrap_or(3),
             snapshots: 1,
+            network: Some(DbNetworkSpec::new(
+                "prod",
+                &["private-a", "private-b", "private-c"],
+                &["db"],
+            )),
         })
         .collect();
 

@@ -1,0 +1,427 @@
+//! D1, D3–D11 end to end: a declared disaster restores a small estate in the DR region with
+//! the primary region down — tier by tier, plan B when a type runs out, under a throttling
+//! storm, after `kill -9` at twenty points — through the real SDK, the lab's proxy and moto.
+//!
+//! Every test seeds the estate in the primary region, lets the daemon mirror the network, copy
+//! the snapshots, AMIs and DB snapshots and write the inventory until the plan has no problems,
+//! then takes the primary region down before declaring, and finally checks the DR region
+//! against the plan ([`check_restore`]) and that the primary saw no mutating call.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow, ensure};
+use pilotlight_core::plan::RestorePlan;
+use pilotlight_lab::EstateSpec;
+use pilotlight_lab::proxy::CapacityRule;
+use pilotlight_lab::seed::SeededEstate;
+use serde_json::Value;
+
+use crate::restore_support::{
+    APPROVER_TOKEN, ChildDaemon, SECOND_APPROVER_TOKEN, SplitMix, Substituted, approver_tokens,
+    check_restore, declare, dns_name, done_items, dr_instances, ensure_succeeded,
+    ensure_tiers_in_order, get, is_final, lab_options, post, report_of, restore_config,
+    restore_plan, run_id, run_of, run_status, seed, seeded_record, small_estate, state_of,
+    substitution, under_throttling_storm, wait_plan_ready, wait_run_final, write_config,
+    zone_records,
+};
+use crate::support::{
+    OPERATOR_TOKEN, PRIMARY, RunningDaemon, VIEWER_TOKEN, World, assert_primary_untouched,
+};
+
+const DISASTER: &str = r#"{"mode": "disaster", "dry_run": false}"#;
+
+/// A world whose estate is ready to restore, with the primary region down.
+struct Ready {
+    world: World,
+    estate: SeededEstate,
+    daemon: RunningDaemon,
+    plan: RestorePlan,
+    /// DR instances before the restore (the always-on services).
+    instances_before: usize,
+}
+
+impl Ready {
+    fn api(&self) -> SocketAddr {
+        self.daemon.api
+    }
+}
+
+/// Seeds `spec`, starts the daemon with `restore_keys` under `[restore]` and `tail`, waits for
+/// a plan without problems, then takes the primary region down.
+async fn ready(
+    pending: f64,
+    spec: &EstateSpec,
+    restore_keys: &str,
+    tail: impl FnOnce(&World) -> Result<String>,
+) -> Result<Ready> {
+    let world = World::with_options(lab_options(pending)).await?;
+    let estate = seed(&world, spec).await?;
+    let tail = tail(&world)?;
+    let daemon = world
+        .start_daemon(&restore_config(&world, restore_keys, &tail))
+        .await?;
+    let plan = restore_plan(&wait_plan_ready(daemon.api).await?)?;
+    world.proxy().region_down(PRIMARY)?;
+    let instances_before = dr_instances(&world).await?.len();
+    Ok(Ready {
+        world,
+        estate,
+        daemon,
+        plan,
+        instances_before,
+    })
+}
+
+/// The plan covers all of the small estate: three tiers, both load balancers, both DBs, DNS.
+fn ensure_whole_estate(plan: &RestorePlan) -> Result<()> {
+    let tiers: Vec<u8> = plan.tiers.iter().map(|t| t.tier).collect();
+    ensure!(tiers == [1, 2, 3], "tiers {tiers:?}");
+    ensure!(
+        plan.instance_count() == 15,
+        "{} instances",
+        plan.instance_count()
+    );
+    ensure!(plan.load_balancers.len() == 2);
+    ensure!(plan.tiers.iter().map(|t| t.databases.len()).sum::<usize>() == 2);
+    ensure!(
+        plan.dns.records > 0 && plan.dns.zones.len() == 2,
+        "{:?}",
+        plan.dns
+    );
+    Ok(())
+}
+
+/// Declares a disaster as the operator; returns the run id.
+async fn declare_disaster(api: SocketAddr) -> Result<String> {
+    let (code, body) = declare(api, Some(OPERATOR_TOKEN), DISASTER, None).await?;
+    ensure!(code == 201, "declare: {code} {body}");
+    run_id(&body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn small_estate_restores_completely() -> Result<()> {
+    let r = ready(1.0, &small_estate(), "", |_| Ok(String::new())).await?;
+    ensure_whole_estate(&r.plan)?;
+    let id = declare_disaster(r.api()).await?;
+    let (done, saw_restore_mode) = wait_run_final(r.api(), &id).await?;
+    ensure_succeeded(&done)?;
+    ensure_tiers_in_order(&done)?;
+    ensure!(saw_restore_mode, "/v1/status never showed restore mode");
+    let report = report_of(&done);
+    ensure!(report["rto_secs"].as_f64() > Some(0.0), "{report}");
+    ensure!(report["api_calls"].as_u64() > Some(0), "{report}");
+    ensure!(
+        report["substitutions"]
+            .as_array()
+            .is_some_and(Vec::is_empty),
+        "no capacity shortage, no substitution: {report}"
+    );
+
+    check_restore(&r.world, &r.plan, &id, r.instances_before, &[]).await?;
+    // Records the plan leaves alone keep their values.
+    let status = seeded_record(&r.estate, "example.com", "status")?;
+    let zone = &r.estate.zones["example.com"];
+    let listed = zone_records(&r.world, &zone.id).await?;
+    let now = listed
+        .iter()
+        .find(|l| l.name == dns_name(&status.name) && l.record_type == "A")
+        .ok_or_else(|| anyhow!("status record gone"))?;
+    ensure!(
+        now.values.iter().cloned().collect::<Vec<_>>() == status.values,
+        "{now:?} vs {status:?}"
+    );
+    // The run is over: restore mode is off again.
+    let (_, st) = get(r.api(), "/v1/status", Some(VIEWER_TOKEN)).await?;
+    ensure!(st["restore_mode"] == Value::Bool(false), "{st}");
+    assert_primary_untouched(&r.world).await?;
+    r.daemon.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn plan_b_doubles_the_count_and_lb_and_dns_follow() -> Result<()> {
+    // The web fleet (behind shop-alb, records web-01/web-02) on c5.xlarge, no data volumes.
+    let mut spec = small_estate();
+    let web = spec
+        .fleets
+        .iter_mut()
+        .find(|f| f.name == "web")
+        .ok_or_else(|| anyhow!("the sample has a web fleet"))?;
+    web.instance_type = "c5.xlarge".to_owned();
+    web.data_volumes.clear();
+    let r = ready(1.0, &spec, "", |_| Ok(String::new())).await?;
+    // No c5.xlarge anywhere in the DR region.
+    r.world
+        .proxy()
+        .add_capacity_rule(CapacityRule::in_region("c5.xlarge", "us-west-2", 0))?;
+
+    let id = declare_disaster(r.api()).await?;
+    let (done, _) = wait_run_final(r.api(), &id).await?;
+    ensure_succeeded(&done)?;
+    let sub = substitution(&done, "c5.xlarge", "c5.large")
+        .ok_or_else(|| anyhow!("no c5.xlarge → c5.large substitution: {done}"))?;
+    ensure!(
+        sub["to_count"].as_u64() == sub["from_count"].as_u64().map(|n| 2 * n),
+        "the count doubles: {sub}"
+    );
+    let refused: u64 = r
+        .world
+        .proxy()
+        .capacity_rules()
+        .iter()
+        .map(|c| c.refused)
+        .sum();
+    ensure!(refused > 0, "the capacity rule never refused a launch");
+
+    let checked = check_restore(
+        &r.world,
+        &r.plan,
+        &id,
+        r.instances_before,
+        &[Substituted {
+            from: "c5.xlarge".into(),
+            to: "c5.large".into(),
+            factor: 2,
+        }],
+    )
+    .await?;
+    // shop-alb's target group holds the eight substituted instances.
+    let web_primaries = &r.estate.fleets["web"];
+    let web_dr: std::collections::BTreeSet<String> = web_primaries
+        .iter()
+        .flat_map(|p| checked.of(&p.id).iter().map(|i| i.id.clone()))
+        .collect();
+    ensure!(web_dr.len() == 8, "{web_dr:?}");
+    ensure!(
+        checked
+            .view
+            .target_groups
+            .iter()
+            .any(|tg| tg.targets == web_dr),
+        "no target group holds the substituted instances: {:?}",
+        checked.view.target_groups
+    );
+    // web-01 resolves to both of its stand-ins.
+    let zone = &r.estate.zones["corp.example.com"];
+    let record = seeded_record(&r.estate, "corp.example.com", "web-01")?;
+    let listed = zone_records(&r.world, &zone.id).await?;
+    let now = listed
+        .iter()
+        .find(|l| l.name == dns_name(&record.name) && l.record_type == "A")
+        .ok_or_else(|| anyhow!("web-01 gone"))?;
+    let want: std::collections::BTreeSet<String> = checked
+        .of(&web_primaries[0].id)
+        .iter()
+        .filter_map(|i| i.private_ip.clone())
+        .collect();
+    ensure!(want.len() == 2 && now.values == want, "{now:?} vs {want:?}");
+    assert_primary_untouched(&r.world).await?;
+    r.daemon.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn throttling_storm_still_completes() -> Result<()> {
+    let r = ready(1.0, &small_estate(), "", |_| Ok(String::new())).await?;
+    let id = declare_disaster(r.api()).await?;
+    let (done, storm) =
+        under_throttling_storm(r.world.proxy(), 30, wait_run_final(r.api(), &id)).await;
+    let (done, _) = done?;
+    ensure!(
+        storm.throttled * 100 >= storm.calls * 20 && storm.throttled > 0,
+        "the storm throttled {} of {} calls",
+        storm.throttled,
+        storm.calls
+    );
+    ensure_succeeded(&done)?;
+    let report = report_of(&done);
+    ensure!(
+        report["throttled"].as_u64() > Some(0),
+        "the report shows no throttling: {report}"
+    );
+    check_restore(&r.world, &r.plan, &id, r.instances_before, &[]).await?;
+    assert_primary_untouched(&r.world).await?;
+    r.daemon.stop().await
+}
+
+/// The runs `GET /v1/restores` lists.
+async fn listed_runs(api: SocketAddr) -> Result<Vec<Value>> {
+    let (code, body) = get(api, "/v1/restores", Some(VIEWER_TOKEN)).await?;
+    ensure!(code == 200, "GET /v1/restores: {code} {body}");
+    Ok(body
+        .as_array()
+        .or_else(|| body["runs"].as_array())
+        .cloned()
+        .unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn declare_needs_operator_and_approval_needs_a_second_approver() -> Result<()> {
+    let r = ready(
+        1.0,
+        &small_estate(),
+        "require_approval = true",
+        approver_tokens,
+    )
+    .await?;
+    let api = r.api();
+    // Only tier 3: the approved run proceeds quickly.
+    let body = r#"{"mode": "disaster", "tiers": [3]}"#;
+
+    let (code, answer) = declare(api, None, body, None).await?;
+    ensure!(code == 401, "no token: {code} {answer}");
+    let (code, answer) = declare(api, Some("not-a-token-0123456789"), body, None).await?;
+    ensure!(code == 401, "unknown token: {code} {answer}");
+    let (code, answer) = declare(api, Some(VIEWER_TOKEN), body, None).await?;
+    ensure!(code == 403, "a viewer cannot declare: {code} {answer}");
+    ensure!(
+        listed_runs(api).await?.is_empty(),
+        "a refused declare made a run"
+    );
+
+    // An approver declares (approvers may do what operators do).
+    let (code, first) = declare(api, Some(APPROVER_TOKEN), body, Some("dr-2026-01")).await?;
+    ensure!(code == 201, "declare: {code} {first}");
+    let id = run_id(&first)?;
+    ensure!(first["run"]["state"] == "awaiting_approval", "{first}");
+    let (code, again) = declare(api, Some(APPROVER_TOKEN), body, Some("dr-2026-01")).await?;
+    ensure!(
+        code == 200 && run_id(&again)? == id,
+        "the same key gives the same run: {code} {again}"
+    );
+    let (code, answer) = declare(api, Some(OPERATOR_TOKEN), DISASTER, None).await?;
+    ensure!(
+        code == 409,
+        "a second disaster while one is active: {code} {answer}"
+    );
+    ensure!(listed_runs(api).await?.len() == 1);
+
+    let approve = format!("/v1/restores/{id}/approve");
+    let (code, answer) = post(api, &approve, Some(OPERATOR_TOKEN), &[], "{}").await?;
+    ensure!(code == 403, "an operator cannot approve: {code} {answer}");
+    let (code, answer) = post(api, &approve, Some(APPROVER_TOKEN), &[], "{}").await?;
+    ensure!(
+        code == 403,
+        "the declaring principal cannot approve: {code} {answer}"
+    );
+    let (code, answer) = post(api, &approve, None, &[], "{}").await?;
+    ensure!(code == 401, "{code} {answer}");
+    // Nothing happens while the run waits.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let waiting = run_status(api, &id).await?;
+    ensure!(state_of(&waiting) == "awaiting_approval", "{waiting}");
+    ensure!(
+        dr_instances(&r.world).await?.len() == r.instances_before,
+        "nothing launched before approval"
+    );
+
+    let (code, answer) = post(api, &approve, Some(SECOND_APPROVER_TOKEN), &[], "{}").await?;
+    ensure!(code == 200, "a second approver approves: {code} {answer}");
+    let (code, answer) = post(api, &approve, Some(SECOND_APPROVER_TOKEN), &[], "{}").await?;
+    ensure!(code == 409, "approved already: {code} {answer}");
+    let (done, _) = wait_run_final(api, &id).await?;
+    ensure_succeeded(&done)?;
+    ensure!(run_of(&done)["approved_by"] == "abe", "{done}");
+
+    let (_, audit) = get(api, "/v1/audit", Some(VIEWER_TOKEN)).await?;
+    let audit = audit.to_string();
+    for action in ["restore.declare", "restore.approve"] {
+        ensure!(audit.contains(action), "{action} not audited: {audit}");
+    }
+    assert_primary_untouched(&r.world).await?;
+    r.daemon.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_at_twenty_points_finishes_without_duplicates() -> Result<()> {
+    const KILLS: usize = 20;
+    // Longer pending times: the run spans many incarnations of the daemon.
+    let world = World::with_options(lab_options(3.0)).await?;
+    seed(&world, &small_estate()).await?;
+    let config = write_config(&world, &restore_config(&world, "", ""))?;
+    let log = world.dir.path().join("daemon.log");
+    let mut daemon = ChildDaemon::start(&config, &log).await?;
+    daemon.wait_leading().await?;
+    let plan = restore_plan(&wait_plan_ready(daemon.api).await?)?;
+    ensure_whole_estate(&plan)?;
+    world.proxy().region_down(PRIMARY)?;
+    let instances_before = dr_instances(&world).await?.len();
+    let (code, declared) = declare(
+        daemon.api,
+        Some(OPERATOR_TOKEN),
+        DISASTER,
+        Some("kill-9-test"),
+    )
+    .await?;
+    ensure!(code == 201, "declare: {code} {declared}");
+    let id = run_id(&declared)?;
+
+    let mut rng = SplitMix::new(0x5EED_D10A);
+    let mut kills_mid_run = 0;
+    let mut last_done = 0;
+    let mut points = Vec::new();
+    for _ in 0..KILLS {
+        let started = Instant::now();
+        let point = match rng.below(3) {
+            // Some time after the daemon started, leading or not yet.
+            0 => {
+                let ms = 100 + rng.below(3000);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                format!("{ms} ms after start")
+            }
+            // Some time after it took the lease (its executor resumed the run).
+            1 => {
+                daemon.wait_leading().await?;
+                let ms = 50 + rng.below(1500);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                format!("{ms} ms after leading")
+            }
+            // Once the journal moved on by k items (or 10 s passed), plus a little.
+            _ => {
+                daemon.wait_leading().await?;
+                let k = 1 + rng.below(3);
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while Instant::now() < deadline {
+                    let body = run_status(daemon.api, &id).await?;
+                    if is_final(state_of(&body)) || done_items(&body) >= last_done + k {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                let ms = rng.below(200);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                format!("{k} items + {ms} ms")
+            }
+        };
+        let body = run_status(daemon.api, &id).await.unwrap_or(Value::Null);
+        let state = state_of(&body).to_owned();
+        if is_final(&state) {
+            break;
+        }
+        last_done = last_done.max(done_items(&body));
+        daemon.kill9().await?;
+        kills_mid_run += 1;
+        points.push(format!(
+            "{point} ({} ms, {state}, {last_done} done)",
+            started.elapsed().as_millis()
+        ));
+        daemon = ChildDaemon::start(&config, &log).await?;
+    }
+    daemon.wait_leading().await?;
+    let (done, _) = wait_run_final(daemon.api, &id).await?;
+    ensure_succeeded(&done)?;
+    ensure!(
+        kills_mid_run >= 10,
+        "only {kills_mid_run} kills landed before the run finished: {points:?}"
+    );
+    check_restore(&world, &plan, &id, instances_before, &[]).await?;
+    ensure!(
+        world
+            .proxy()
+            .counters()
+            .count("ec2", "RunInstances", "us-west-2")
+            > 0,
+        "the daemon launched nothing through its proxy"
+    );
+    assert_primary_untouched(&world).await?;
+    daemon.kill9().await
+}
