@@ -38,8 +38,8 @@ pub mod metrics;
 pub mod s3;
 
 pub use data::{
-    DbClusterSpec, DbInstanceSpec, DbNetworkSpec, ImageSpec, SEED_CONCURRENCY, SeededDb, SeededDbSnapshot,
-    SeededImage, SeededVolume, TIER_TAG, VolumeSpec, add_snapshot,
+    DbClusterSpec, DbInstanceSpec, DbNetworkSpec, ImageSpec, SEED_CONCURRENCY, SeededDb,
+    SeededDbSnapshot, SeededImage, SeededVolume, TIER_TAG, VolumeSpec, add_snapshot,
 };
 pub use estate::{
     ALWAYS_ON_TAG, AlwaysOnSpec, CLUSTER_TAG, CertificateSpec, ClassicListenerSpec,
@@ -714,15 +714,14 @@ async fn seed_all(
         .collect();
     estate.images = data::seed_images(ec2, region, &spec.images, &subnet_ids).await?;
     if let Some(rds) = rds {
-        let (instances, clusters) =
-            data::seed_databases(
-                rds,
-                region,
-                &spec.db_instances,
-                &spec.db_clusters,
-                &estate.vpcs,
-            )
-            .await?;
+        let (instances, clusters) = data::seed_databases(
+            rds,
+            region,
+            &spec.db_instances,
+            &spec.db_clusters,
+            &estate.vpcs,
+        )
+        .await?;
         estate.db_instances = instances;
         estate.db_clusters = clusters;
     }

@@ -9,8 +9,8 @@ use super::{
     V2ListenerSpec, V2LoadBalancerSpec, ZoneSpec,
 };
 use crate::seed::{
-    DbInstanceSpec, DbNetworkSpec, EstateSpec, ImageSpec, IngressRule, RouteSpec, RouteTableSpec, RouteTarget,
-    SecurityGroupSpec, SubnetSpec, VpcSpec,
+    DbInstanceSpec, DbNetworkSpec, EstateSpec, ImageSpec, IngressRule, RouteSpec, RouteTableSpec,
+    RouteTarget, SecurityGroupSpec, SubnetSpec, VpcSpec,
 };
 
 fn names(list: &[&str]) -> Vec<String> {
