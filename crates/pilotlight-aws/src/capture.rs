@@ -691,7 +691,9 @@ async fn load_balancers(elbv2: &PrimaryElbv2) -> Result<Vec<LoadBalancer>, AwsEr
         let Some(arn) = g.target_group_arn() else {
             continue;
         };
-        let served: Vec<usize> = g
+        // A load balancer forwarding to the group from several listeners may be listed once
+        // per listener (moto does): attach the group to each load balancer once.
+        let served: std::collections::BTreeSet<usize> = g
             .load_balancer_arns()
             .iter()
             .filter_map(|a| index.get(a).copied())

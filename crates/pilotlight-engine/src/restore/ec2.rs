@@ -442,10 +442,27 @@ async fn launch(
             .acquire()
             .await
             .map_err(|_| ReconcileError::Cancelled)?;
+        // A single instance carries its primary id from launch; a batch shares the launch key
+        // until each instance is tagged with its own primary below.
+        let launch_source = match primaries.as_slice() {
+            [only] => only.clone(),
+            _ => key.clone(),
+        };
         let result = retrying(ctx, || {
-            run_instances(ctx, tier, group, &key, image, &attempt)
+            run_instances(ctx, tier, group, &launch_source, image, &attempt)
         })
         .await;
+        let result = match result {
+            Ok(mut instances) if primaries.len() > 1 => {
+                instances.sort_by_key(|(index, _)| *index);
+                let launched: Vec<RestoredInstance> =
+                    instances.iter().map(|(_, i)| i.clone()).collect();
+                tag_sources(ctx, &primaries, &launched)
+                    .await
+                    .map(|()| instances)
+            }
+            other => other,
+        };
         drop(permit);
         match result {
             Ok(instances) => {
@@ -524,13 +541,13 @@ async fn run_instances(
     ctx: &RunCtx,
     tier: &TierPlan,
     group: &LaunchGroup,
-    key: &str,
+    source: &str,
     image: &str,
     attempt: &LaunchAttempt,
 ) -> Result<Vec<(i32, RestoredInstance)>, pilotlight_aws::AwsError> {
     let spec = &group.spec;
     let mut tags: Vec<Tag> = ctx
-        .tags(key)
+        .tags(source)
         .into_iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect();
@@ -613,6 +630,48 @@ async fn run_instances(
             ))
         })
         .collect())
+}
+
+/// The primary each launched instance stands for, in launch order: with at least as many
+/// instances as primaries instance `j` stands for primary `j mod n` (plan-B fan-out); with fewer
+/// (fan-in) for primary `j`, the first of those sharing it (the journal has them all).
+fn sources_of<'a>(
+    primaries: &'a [String],
+    launched: &[RestoredInstance],
+) -> Vec<(String, &'a str)> {
+    let n = primaries.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    launched
+        .iter()
+        .enumerate()
+        .map(|(j, i)| (i.instance_id.clone(), primaries[j % n].as_str()))
+        .collect()
+}
+
+/// `CreateTags` per instance of a batched launch: `pilotlight:source` = its own primary id (the
+/// launch could only give them a shared value). Idempotent, so a resumed launch tags again.
+async fn tag_sources(
+    ctx: &RunCtx,
+    primaries: &[String],
+    launched: &[RestoredInstance],
+) -> Result<(), ReconcileError> {
+    for (instance, primary) in sources_of(primaries, launched) {
+        ctx.check_stop()?;
+        retrying(ctx, || {
+            ctx.aws.ec2.create_tags(|b| {
+                b.resources(&instance).tags(
+                    Tag::builder()
+                        .key(pilotlight_aws::tags::SOURCE)
+                        .value(primary)
+                        .build(),
+                )
+            })
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 fn restored(i: &aws_sdk_ec2::types::Instance, attempt: &LaunchAttempt) -> Option<RestoredInstance> {
@@ -1076,6 +1135,44 @@ async fn record_attach_failure(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn instance(id: &str) -> RestoredInstance {
+        RestoredInstance {
+            instance_id: id.to_owned(),
+            instance_type: "r5.xlarge".to_owned(),
+            availability_zone: "us-west-2a".to_owned(),
+            private_ip: None,
+            public_ip: None,
+        }
+    }
+
+    #[test]
+    fn each_instance_of_a_batch_is_tagged_with_its_own_primary() {
+        let primaries = vec!["i-p0".to_owned(), "i-p1".to_owned()];
+        let same: Vec<_> = ["i-a", "i-b"].map(instance).to_vec();
+        assert_eq!(
+            sources_of(&primaries, &same),
+            [("i-a".to_owned(), "i-p0"), ("i-b".to_owned(), "i-p1")]
+        );
+        // r5.2xlarge × 2 → r5.xlarge × 4: instances alternate, like `assign`.
+        let fan_out: Vec<_> = ["i-a", "i-b", "i-c", "i-d"].map(instance).to_vec();
+        let tagged = sources_of(&primaries, &fan_out);
+        assert_eq!(tagged[2], ("i-c".to_owned(), "i-p0"));
+        assert_eq!(tagged[3], ("i-d".to_owned(), "i-p1"));
+        let by_assign = assign(&primaries, &fan_out);
+        for (instance, primary) in &tagged {
+            assert!(
+                by_assign[*primary]
+                    .iter()
+                    .any(|i| &i.instance_id == instance)
+            );
+        }
+        // r5.xlarge × 2 → r5.2xlarge × 1: the shared instance names the first primary.
+        assert_eq!(
+            sources_of(&primaries, &[instance("i-a")]),
+            [("i-a".to_owned(), "i-p0")]
+        );
+    }
 
     #[test]
     fn client_tokens_are_short_ascii_and_deterministic() {
