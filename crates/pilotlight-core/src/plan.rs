@@ -36,10 +36,14 @@
 //!   [`DnsBatch`] for the limits); one `ChangeResourceRecordSets` and one `GetChange` per batch;
 //!   a private zone also needs one `AssociateVPCWithHostedZone` for its DR VPC.
 //! - **Calls per operation** (`service:Operation`, e.g. `ec2:RunInstances`) over the plan and per
-//!   tier: the mutating calls above plus one filtered `ec2:DescribeInstances` per launch. The
-//!   polling assumption: the executor waits for a launch with one describe of the launch's
-//!   instance ids, issued when they are expected to be running (or an EventBridge state change
-//!   replaces it); retries and further polls are not planned.
+//!   tier: the mutating calls above, one `ec2:CreateTags` per instance of every launch of more
+//!   than one instance, and one filtered `ec2:DescribeInstances` per launch. Every DR instance
+//!   carries `pilotlight:source=<its primary instance id>`: a launch of one instance sets it in
+//!   its `TagSpecifications`, but a launch of k > 1 can only give its instances shared tags, so
+//!   the executor tags each of them afterwards (k calls: the values differ). The polling
+//!   assumption: the executor waits for a launch with one describe of the launch's instance
+//!   ids, issued when they are expected to be running (or an EventBridge state change replaces
+//!   it); retries and further polls are not planned.
 //! - **Problems** ([`Problem`]): an AMI without DR copy, a data volume or DB without DR snapshot,
 //!   an unmapped subnet, security group or VPC, a listener certificate without DR counterpart.
 //!   The affected items stay in the plan, are counted and scheduled like the rest and carry a
@@ -63,10 +67,13 @@
 //! predecessors, its dependencies and its tokens:
 //!
 //! - **EC2**, tier by tier: tier N+1 starts when tier N is up — its last launch plus
-//!   [`RestoreConfig::instance_boot_secs`], and, under `CreateVolume` + `AttachVolume`, its last
-//!   attachment. Within a tier the launches go out from its start, the volumes are created from
-//!   its start and each is attached once its volume exists and its instance runs (launch plus
-//!   boot). The same boot time stands for both gates (`running` and `healthy`).
+//!   [`RestoreConfig::instance_boot_secs`], its last `CreateTags`, and, under `CreateVolume` +
+//!   `AttachVolume`, its last attachment. Within a tier the launches go out from its start; the
+//!   `CreateTags` of a batched launch go out one after another (in launch order, through the
+//!   `ec2:CreateTags` bucket) from the moment it returns, in parallel with the boot wait; the
+//!   volumes are created from its start and each is attached once its volume exists and its
+//!   instance runs (launch plus boot). The same boot time stands for both gates (`running` and
+//!   `healthy`): a tier is up only once its instances are tagged too.
 //! - **Load balancers** from t = 0 (they need only the DR subnets), each active
 //!   [`RestoreConfig::load_balancer_provision_secs`] after its creation; target groups from
 //!   t = 0, listeners after their load balancer and target groups, each registration after its
@@ -83,12 +90,14 @@
 //!
 //! **The lower bound** ([`LowerBound`]) is what the API limits alone impose, as in
 //! `shared/AWS-LIMITS.md`: pushing N tokens through a bucket of capacity B refilled at r takes
-//! `max(0, (N − B) / r)`. EC2 buckets are per action and drain in parallel; ELB buckets likewise,
-//! with the account bucket shared; DNS needs the load balancers created first, so the ELB
-//! creation drain and the Route 53 drain add up; RDS stands alone. The bound is the largest of
-//! these chains, and its binding bucket is named. It leaves out every wait the schedule models
-//! (boot, provisioning, DNS sync, DB restore) and the tier gates, so the schedule is never
-//! shorter; the gap between the two is what the waits and the tiering cost.
+//! `max(0, (N − B) / r)`. EC2 buckets are per action (`RunInstances` request and resource,
+//! `CreateTags`, `CreateVolume`, `AttachVolume`, `DescribeInstances`) and drain in parallel; ELB
+//! buckets likewise, with the account bucket shared; DNS needs the load balancers created
+//! first, so the ELB creation drain and the Route 53 drain add up; RDS stands alone. The
+//! bound is the largest of these chains, and its binding bucket is named. It leaves out every
+//! wait the schedule models (boot, provisioning, DNS sync, DB restore) and the tier gates, so
+//! the schedule is never shorter; the gap between the two is what the waits and the tiering
+//! cost.
 
 mod dns;
 mod groups;
@@ -406,12 +415,15 @@ pub struct TierSchedule {
     pub start_secs: f64,
     /// When its last `RunInstances` goes out.
     pub launches_done_secs: f64,
-    /// From its start to its last mutating EC2 call (under `CreateVolume` + `AttachVolume`
-    /// that is an attachment, which waits for its instance to run).
+    /// From its start to its last mutating EC2 call: a launch, a `CreateTags` of a batched
+    /// launch, or under `CreateVolume` + `AttachVolume` an attachment (which waits for its
+    /// instance to run).
     pub api_secs: f64,
-    /// When it is up: last launch plus boot, and every volume attached.
+    /// When it is up: last launch plus boot, every instance tagged and every volume attached.
     pub end_secs: f64,
-    /// The bucket that delayed the tier's last throttled call, if any call was throttled.
+    /// The bucket that delayed the throttled call whose part of the tier was done last (a
+    /// launch's once its instances run, boot time after it went out), if any call was
+    /// throttled.
     pub binding: Option<String>,
 }
 

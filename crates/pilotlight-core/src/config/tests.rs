@@ -1094,7 +1094,7 @@ fn all_keys() -> Vec<(String, String)> {
             _ => panic!("{section} is neither a table nor the tenants array"),
         }
     }
-    assert_eq!(keys.len(), 98, "every key of every section: {keys:?}");
+    assert_eq!(keys.len(), 102, "every key of every section: {keys:?}");
     keys
 }
 

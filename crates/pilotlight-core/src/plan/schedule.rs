@@ -408,10 +408,12 @@ struct TierJobs {
     start: JobId,
     gate: JobId,
     launches: Vec<JobId>,
-    /// `RunInstances`, `CreateVolume`, `AttachVolume`.
+    /// `RunInstances`, `CreateTags`, `CreateVolume`, `AttachVolume`.
     mutating: Vec<JobId>,
-    /// Every EC2 call of the tier (the mutating ones and the describes).
-    calls: Vec<JobId>,
+    /// Every EC2 call of the tier (the mutating ones and the describes), each with the delay
+    /// after which its part of the tier is done: the boot time after a launch, nothing after
+    /// the other calls.
+    calls: Vec<(JobId, f64)>,
 }
 
 #[derive(Debug, Default)]
@@ -425,6 +427,7 @@ struct Ec2Jobs {
 /// The EC2 chain, tier after tier (see the module doc of [`super`]).
 fn add_ec2(sim: &mut Sim<'_>, tiers: &[TierPlan], method: VolumeMethod, boot: f64) -> Ec2Jobs {
     let run = sim.stream();
+    let tag = sim.stream();
     let describe = sim.stream();
     let create = sim.stream();
     let attach = sim.stream();
@@ -444,6 +447,18 @@ fn add_ec2(sim: &mut Sim<'_>, tiers: &[TierPlan], method: VolumeMethod, boot: f6
                 for id in ids.by_ref().take(n as usize) {
                     out.launch_of.insert(id.clone(), launch);
                 }
+                // A launch of several instances can only share tags: each instance then gets
+                // its own `pilotlight:source` by one `CreateTags`, from the moment the launch
+                // returns (in parallel with the boot wait). One instance carries it at launch.
+                if n > 1 {
+                    for _ in 0..n {
+                        let tagged =
+                            sim.call(tag, t, Service::Ec2, "CreateTags", 1, vec![(launch, 0.0)]);
+                        mutating.push(tagged);
+                        calls.push((tagged, 0.0));
+                        gate_deps.push((tagged, 0.0));
+                    }
+                }
                 // The describe that sees the launch running: filtered by its instance ids.
                 let seen = sim.call(
                     describe,
@@ -455,7 +470,7 @@ fn add_ec2(sim: &mut Sim<'_>, tiers: &[TierPlan], method: VolumeMethod, boot: f6
                 );
                 launches.push(launch);
                 mutating.push(launch);
-                calls.extend([launch, seen]);
+                calls.extend([(launch, boot), (seen, 0.0)]);
                 gate_deps.push((seen, 0.0));
             }
         }
@@ -477,7 +492,7 @@ fn add_ec2(sim: &mut Sim<'_>, tiers: &[TierPlan], method: VolumeMethod, boot: f6
                 );
                 let attached = sim.call(attach, t, Service::Ec2, "AttachVolume", 1, deps);
                 mutating.extend([created, attached]);
-                calls.extend([created, attached]);
+                calls.extend([(created, 0.0), (attached, 0.0)]);
                 gate_deps.push((attached, 0.0));
             }
         }
@@ -501,10 +516,12 @@ fn add_ec2(sim: &mut Sim<'_>, tiers: &[TierPlan], method: VolumeMethod, boot: f6
 fn tier_schedule(sim: &Sim<'_>, t: &TierJobs) -> TierSchedule {
     let start = sim.time(t.start);
     let latest = |jobs: &[JobId]| jobs.iter().map(|&j| sim.time(j)).fold(start, f64::max);
+    // The throttled call whose part was done last: a launch once its instances run, so tags
+    // that finish during the boot wait do not hide the launch that set the tier's end.
     let binding = t
         .calls
         .iter()
-        .filter_map(|&j| sim.jobs[j].waited_on.map(|b| (sim.time(j), j, b)))
+        .filter_map(|&(j, done)| sim.jobs[j].waited_on.map(|b| (sim.time(j) + done, j, b)))
         .max_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
         .map(|(_, _, b)| sim.buckets[b].key.clone());
     TierSchedule {

@@ -476,12 +476,15 @@ fn estate_plan_tiers_groups_calls_and_schedule() {
         .collect();
     assert_eq!(ids.len(), 6, "group ids are distinct");
 
-    // Calls: 6 launches + 6 describes; classic: create, health check, one registration; ALB:
-    // create, 2 target groups, 2 listeners, 1 registration (tg-spare has no target); 2 DB
-    // restores; DNS: 1 association (Z2), 2 batches (one per zone), 2 GetChange.
+    // Calls: 6 launches + 6 describes; the web launch (3 instances) tags each instance with its
+    // own primary id (3 CreateTags; the one-instance launches are tagged at launch); classic:
+    // create, health check, one registration; ALB: create, 2 target groups, 2 listeners, 1
+    // registration (tg-spare has no target); 2 DB restores; DNS: 1 association (Z2), 2 batches
+    // (one per zone), 2 GetChange.
     assert_eq!(
         plan.calls,
         calls(&[
+            ("ec2:CreateTags", 3),
             ("ec2:DescribeInstances", 6),
             ("ec2:RunInstances", 6),
             ("elb:ConfigureHealthCheck", 1),
@@ -497,14 +500,24 @@ fn estate_plan_tiers_groups_calls_and_schedule() {
             ("route53:GetChange", 2),
         ])
     );
-    assert_eq!(plan.call_count(), 28);
-    let per_tier = calls(&[
-        ("ec2:DescribeInstances", 3),
-        ("ec2:RunInstances", 3),
-        ("rds:RestoreDBInstanceFromDBSnapshot", 1),
-    ]);
-    assert_eq!(t1.calls, per_tier);
-    assert_eq!(t2.calls, per_tier);
+    assert_eq!(plan.call_count(), 31);
+    assert_eq!(
+        t1.calls,
+        calls(&[
+            ("ec2:CreateTags", 3),
+            ("ec2:DescribeInstances", 3),
+            ("ec2:RunInstances", 3),
+            ("rds:RestoreDBInstanceFromDBSnapshot", 1),
+        ])
+    );
+    assert_eq!(
+        t2.calls,
+        calls(&[
+            ("ec2:DescribeInstances", 3),
+            ("ec2:RunInstances", 3),
+            ("rds:RestoreDBInstanceFromDBSnapshot", 1),
+        ])
+    );
 
     // Load balancers: registrations follow the selection.
     let classic = &plan.load_balancers[0];
@@ -563,8 +576,8 @@ fn estate_plan_tiers_groups_calls_and_schedule() {
     assert_eq!(z2.batches[0].records[0].points_at, ["i-app1"]);
 
     // Schedule: every bucket's burst covers this estate, so only the waits count.
-    // Tier 1: 3 launches at 0, up at 0 + 90. Tier 2 starts at 90 (RunInstances refilled to 5),
-    // up at 180.
+    // Tier 1: 3 launches and the 3 tags at 0, up at 0 + 90. Tier 2 starts at 90 (RunInstances
+    // refilled to 5), up at 180.
     let s = &plan.schedule;
     assert_secs(s.tiers[0].start_secs, 0.0, "tier 1 start");
     assert_secs(s.tiers[0].launches_done_secs, 0.0, "tier 1 launches");
@@ -691,9 +704,11 @@ fn volume_methods_on_a_small_estate_tie() {
         ]
     );
     assert!(plan.tiers[0].groups[0].spec.block_devices.is_empty());
+    // CreateTags: one per instance of the launches of 2, 3 and 2; i-old launches alone.
     for (op, n) in [
         ("ec2:RunInstances", 4),
         ("ec2:DescribeInstances", 4),
+        ("ec2:CreateTags", 7),
         ("ec2:CreateVolume", 3),
         ("ec2:AttachVolume", 3),
     ] {
@@ -714,6 +729,8 @@ fn batching_and_fixed_ips_shape_the_launches() {
     let plan = plan_of(&estate(), &dr_state(), &two, &ThrottleConfig::default());
     assert_eq!(plan.tiers[0].groups[2].launches, [2, 1]);
     assert_eq!(plan.calls["ec2:RunInstances"], 7);
+    // Only the launch of 2 needs its instances tagged one by one.
+    assert_eq!(plan.calls["ec2:CreateTags"], 2);
 
     // Fixed IPs: one instance per launch, 8 RunInstances, each asking for its IP.
     let fixed = RestoreConfig {
@@ -733,6 +750,7 @@ fn batching_and_fixed_ips_shape_the_launches() {
         Some("10.0.1.11")
     );
     assert_eq!(plan.calls["ec2:RunInstances"], 8);
+    assert!(!plan.calls.contains_key("ec2:CreateTags"));
 }
 
 /// `n` tier-1 instances with one spec; with `volumes`, each has its own data volume (with a
@@ -772,12 +790,16 @@ fn fleet(n: usize, volumes: bool) -> (Inventory, DrState) {
 
 #[test]
 fn batched_launches_are_bound_by_the_resource_bucket() {
-    // 1,200 instances in batches of 100: 12 RunInstances.
-    // Lower bound: resource bucket (1,200 − 1,000) / 2 = 100 s; request bucket (12 − 5) / 2 =
-    // 3.5 s; 12 filtered describes fit the 100 burst.
+    // 1,200 instances in batches of 100: 12 RunInstances, and 1,200 CreateTags (each instance
+    // of a batch gets its own pilotlight:source).
+    // Lower bound: CreateTags (1,200 − 100) / 10 = 110 s; resource bucket (1,200 − 1,000) / 2 =
+    // 100 s; request bucket (12 − 5) / 2 = 3.5 s; 12 filtered describes fit the 100 burst.
     // Simulated: calls 1–5 at 0 (resource 1,000 → 500), calls 6–10 every 0.5 s on the request
     // bucket (resource: 500 + 1 − 100 … → 5 left at 2.5 s); call 11 needs 100 resource tokens:
     // 2.5 + 95 / 2 = 50 s; call 12: 50 + 100 / 2 = 100 s. Up at 100 + 90 = 190 s.
+    // Tags, in launch order: the first 100 at 0, then tag j at (j − 100) / 10, never before its
+    // launch (launch 11's tags 1,001–1,100 go at 90.1–100 s, after it): the last at 110 s,
+    // during launch 12's boot. The tier's end is still set by launch 12 on the resource bucket.
     let (inv, dr) = fleet(1200, false);
     let plan = plan_of(
         &inv,
@@ -789,11 +811,17 @@ fn batched_launches_are_bound_by_the_resource_bucket() {
     assert_eq!(plan.tiers[0].groups[0].launches, vec![100; 12]);
     assert_eq!(plan.calls["ec2:RunInstances"], 12);
     assert_eq!(plan.calls["ec2:DescribeInstances"], 12);
+    assert_eq!(plan.calls["ec2:CreateTags"], 1200);
     let bound = &plan.schedule.lower_bound;
-    assert_secs(bound.secs, 100.0, "lower bound");
-    assert_eq!(bound.binding.as_deref(), Some("ec2:RunInstances#resource"));
-    assert_secs(bound.chains["ec2"], 100.0, "ec2 chain");
+    assert_secs(bound.secs, 110.0, "lower bound");
+    assert_eq!(bound.binding.as_deref(), Some("ec2:CreateTags"));
+    assert_secs(bound.chains["ec2"], 110.0, "ec2 chain");
     assert_secs(bound.chains["elb"], 0.0, "elb chain");
+    assert_secs(
+        bound.buckets["ec2:RunInstances#resource"].drain_secs,
+        100.0,
+        "resource bucket",
+    );
     assert_secs(
         bound.buckets["ec2:RunInstances"].drain_secs,
         3.5,
@@ -806,9 +834,71 @@ fn batched_launches_are_bound_by_the_resource_bucket() {
     );
     let tier = &plan.schedule.tiers[0];
     assert_secs(tier.launches_done_secs, 100.0, "launches done");
+    assert_secs(tier.api_secs, 110.0, "last tag");
     assert_secs(tier.end_secs, 190.0, "tier end");
     assert_eq!(tier.binding.as_deref(), Some("ec2:RunInstances#resource"));
     assert_secs(plan.schedule.total_secs, 190.0, "total");
+}
+
+#[test]
+fn batched_launches_tag_each_instance_with_its_source() {
+    // 4 tier-1 instances of one spec, 3 per call: a launch of 3 and a launch of 1. The launch
+    // of 1 carries its pilotlight:source in its TagSpecifications; the launch of 3 can only
+    // share tags, so its instances are tagged one by one: 3 CreateTags, in the plan and in the
+    // tier, through the CreateTags bucket (100 / 10 per s: 3 tokens drain in 0 s).
+    let (inv, dr) = fleet(4, false);
+    let three = RestoreConfig {
+        max_instances_per_call: 3,
+        ..RestoreConfig::default()
+    };
+    let plan = plan_of(&inv, &dr, &three, &ThrottleConfig::default());
+    assert_eq!(plan.tiers[0].groups[0].launches, [3, 1]);
+    let expected = calls(&[
+        ("ec2:CreateTags", 3),
+        ("ec2:DescribeInstances", 2),
+        ("ec2:RunInstances", 2),
+    ]);
+    assert_eq!(plan.calls, expected);
+    assert_eq!(plan.tiers[0].calls, expected);
+    let tags = &plan.schedule.lower_bound.buckets["ec2:CreateTags"];
+    assert_secs(tags.capacity, 100.0, "tag bucket capacity");
+    assert_secs(tags.refill_per_sec, 10.0, "tag bucket refill");
+    assert_secs(tags.tokens, 3.0, "tag tokens");
+    assert_secs(tags.drain_secs, 0.0, "tag drain");
+    // The tags go out as the launch returns (0 s), during the boot wait: up at 90 s.
+    let tier = &plan.schedule.tiers[0];
+    assert_secs(tier.api_secs, 0.0, "tags at launch");
+    assert_secs(tier.end_secs, 90.0, "tier end");
+    assert_eq!(tier.binding, None);
+
+    // A starved CreateTags bucket (burst 1, 0.01 per s): tags at 0, 100 and 200 s. The tier is
+    // up only once its instances are tagged: at 200 s, not 90 s, bound by CreateTags; the
+    // bound is (3 − 1) / 0.01 = 200 s.
+    let starved = ThrottleConfig {
+        time_scale: 1.0,
+        overrides: BTreeMap::from([(
+            "ec2:CreateTags".to_owned(),
+            ThrottleOverride {
+                burst: 1,
+                refill_per_sec: 0.01,
+            },
+        )]),
+    };
+    let plan = plan_of(&inv, &dr, &three, &starved);
+    let tier = &plan.schedule.tiers[0];
+    assert_secs(tier.api_secs, 200.0, "last tag");
+    assert_secs(tier.end_secs, 200.0, "tier end after its tags");
+    assert_eq!(tier.binding.as_deref(), Some("ec2:CreateTags"));
+    assert_secs(plan.schedule.total_secs, 200.0, "total");
+    let bound = &plan.schedule.lower_bound;
+    assert_secs(bound.secs, 200.0, "lower bound");
+    assert_eq!(bound.binding.as_deref(), Some("ec2:CreateTags"));
+    assert_secs(bound.chains["ec2"], 200.0, "ec2 chain");
+    assert_secs(
+        plan.volumes.block_device_mapping_ec2_secs,
+        200.0,
+        "the volume-method estimate counts the tags",
+    );
 }
 
 #[test]
@@ -816,19 +906,38 @@ fn throttle_overrides_and_time_scale_change_the_estimate() {
     let (inv, dr) = fleet(1200, false);
     // Resource bucket overridden to 1,000 / 10 per s: (1,200 − 1,000) / 10 = 20 s.
     // Simulated: calls 6–10 at 0.5 … 2.5 s leave 25 resource tokens; call 11 at
-    // 2.5 + 75 / 10 = 10 s; call 12 at 10 + 100 / 10 = 20 s.
+    // 2.5 + 75 / 10 = 10 s; call 12 at 10 + 100 / 10 = 20 s. CreateTags overridden to 100 / 100
+    // per s: its 1,200 tags drain in (1,200 − 100) / 100 = 11 s, so the resource bucket binds.
     let overridden = ThrottleConfig {
         time_scale: 1.0,
-        overrides: BTreeMap::from([(
-            "ec2:RunInstances#resource".to_owned(),
-            ThrottleOverride {
-                burst: 1000,
-                refill_per_sec: 10.0,
-            },
-        )]),
+        overrides: BTreeMap::from([
+            (
+                "ec2:RunInstances#resource".to_owned(),
+                ThrottleOverride {
+                    burst: 1000,
+                    refill_per_sec: 10.0,
+                },
+            ),
+            (
+                "ec2:CreateTags".to_owned(),
+                ThrottleOverride {
+                    burst: 100,
+                    refill_per_sec: 100.0,
+                },
+            ),
+        ]),
     };
     let plan = plan_of(&inv, &dr, &RestoreConfig::default(), &overridden);
     assert_secs(plan.schedule.lower_bound.secs, 20.0, "overridden bound");
+    assert_eq!(
+        plan.schedule.lower_bound.binding.as_deref(),
+        Some("ec2:RunInstances#resource")
+    );
+    assert_secs(
+        plan.schedule.lower_bound.buckets["ec2:CreateTags"].drain_secs,
+        11.0,
+        "overridden tags",
+    );
     assert_secs(
         plan.schedule.tiers[0].launches_done_secs,
         20.0,
@@ -839,15 +948,22 @@ fn throttle_overrides_and_time_scale_change_the_estimate() {
         10.0
     );
 
-    // time_scale 2: every refill doubles: (1,200 − 1,000) / 4 = 50 s. Simulated: calls 6–10
-    // every 0.25 s leave 5 tokens at 1.25 s; call 11 at 1.25 + 95 / 4 = 25 s; call 12 at
-    // 25 + 100 / 4 = 50 s. The boot wait is not scaled: up at 140 s.
+    // time_scale 2: every refill doubles: (1,200 − 1,000) / 4 = 50 s on the resource bucket,
+    // (1,200 − 100) / 20 = 55 s on CreateTags, which binds. Simulated: calls 6–10 every 0.25 s
+    // leave 5 tokens at 1.25 s; call 11 at 1.25 + 95 / 4 = 25 s; call 12 at 25 + 100 / 4 =
+    // 50 s; the last tag at 55 s. The boot wait is not scaled: up at 140 s.
     let scaled = ThrottleConfig {
         time_scale: 2.0,
         overrides: BTreeMap::new(),
     };
     let plan = plan_of(&inv, &dr, &RestoreConfig::default(), &scaled);
-    assert_secs(plan.schedule.lower_bound.secs, 50.0, "scaled bound");
+    assert_secs(plan.schedule.lower_bound.secs, 55.0, "scaled bound");
+    assert_secs(
+        plan.schedule.lower_bound.buckets["ec2:RunInstances#resource"].drain_secs,
+        50.0,
+        "scaled resource drain",
+    );
+    assert_secs(plan.schedule.tiers[0].api_secs, 55.0, "scaled last tag");
     assert_secs(
         plan.schedule.tiers[0].launches_done_secs,
         50.0,
@@ -891,13 +1007,14 @@ fn auto_picks_create_attach_when_per_instance_launches_bind_the_request_bucket()
     );
     for (op, n) in [
         ("ec2:RunInstances", 12),
+        ("ec2:CreateTags", 1200),
         ("ec2:CreateVolume", 1200),
         ("ec2:AttachVolume", 1200),
     ] {
         assert_eq!(plan.calls[op], n, "{op}");
     }
     // Lower bound: AttachVolume (1,200 − 50) / 5 = 230 s; CreateVolume (1,200 − 100) / 5 =
-    // 220 s; RunInstances resource 100 s.
+    // 220 s; CreateTags (1,200 − 100) / 10 = 110 s; RunInstances resource 100 s.
     let bound = &plan.schedule.lower_bound;
     assert_secs(bound.secs, 230.0, "lower bound");
     assert_eq!(bound.binding.as_deref(), Some("ec2:AttachVolume"));
@@ -915,6 +1032,8 @@ fn auto_picks_create_attach_when_per_instance_launches_bind_the_request_bucket()
     let plan = plan_of(&inv, &dr, &bdm, &ThrottleConfig::default());
     assert_eq!(plan.volumes.chosen, VolumeMethod::BlockDeviceMapping);
     assert_eq!(plan.tiers[0].groups.len(), 1200);
+    // One instance per launch: each is tagged at launch, no CreateTags.
+    assert!(!plan.calls.contains_key("ec2:CreateTags"));
     assert_secs(plan.schedule.lower_bound.secs, 597.5, "bdm bound");
     assert_eq!(
         plan.schedule.lower_bound.binding.as_deref(),
@@ -1214,6 +1333,7 @@ fn case_study_scale_meets_the_documented_floors() {
     for (op, n) in [
         ("ec2:RunInstances", 30),
         ("ec2:DescribeInstances", 30),
+        ("ec2:CreateTags", 3000),
         ("ec2:CreateVolume", 6000),
         ("ec2:AttachVolume", 6000),
         ("elbv2:CreateLoadBalancer", 100),
@@ -1228,7 +1348,8 @@ fn case_study_scale_meets_the_documented_floors() {
     }
 
     // The documented floors: AttachVolume (6,000 − 50) / 5 = 1,190 s (CreateVolume 1,180 s,
-    // RunInstances resource (3,000 − 1,000) / 2 = 1,000 s); ELB creation (100 − 10) / 0.2 =
+    // RunInstances resource (3,000 − 1,000) / 2 = 1,000 s, unique source tags
+    // (3,000 − 100) / 10 = 290 s, not binding); ELB creation (100 − 10) / 0.2 =
     // 450 s, then 4,000 UPSERTs (8,000 − 1,500) / 100 = 65 s: 515 s; RDS inside its burst.
     let bound = &plan.schedule.lower_bound;
     assert_secs(bound.secs, 1190.0, "lower bound");
@@ -1240,6 +1361,11 @@ fn case_study_scale_meets_the_documented_floors() {
         bound.buckets["ec2:RunInstances#resource"].drain_secs,
         1000.0,
         "resource drain",
+    );
+    assert_secs(
+        bound.buckets["ec2:CreateTags"].drain_secs,
+        290.0,
+        "tag drain",
     );
     // The EC2 chain ends within 1.25× of the API floor (SPEC's restore target); the whole
     // estimate is never below the floor.

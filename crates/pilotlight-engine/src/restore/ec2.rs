@@ -452,6 +452,7 @@ async fn launch(
             run_instances(ctx, tier, group, &launch_source, image, &attempt)
         })
         .await;
+        drop(permit);
         let result = match result {
             Ok(mut instances) if primaries.len() > 1 => {
                 instances.sort_by_key(|(index, _)| *index);
@@ -463,7 +464,6 @@ async fn launch(
             }
             other => other,
         };
-        drop(permit);
         match result {
             Ok(instances) => {
                 let mut instances = instances;
