@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, ensure};
 use pilotlight_core::plan::RestorePlan;
-use pilotlight_lab::EstateSpec;
 use pilotlight_lab::proxy::CapacityRule;
 use pilotlight_lab::seed::SeededEstate;
+use pilotlight_lab::{EstateSpec, FaultAction, FaultRule};
 use serde_json::Value;
 
 use crate::restore_support::{
@@ -26,10 +26,27 @@ use crate::restore_support::{
     zone_records,
 };
 use crate::support::{
-    OPERATOR_TOKEN, PRIMARY, RunningDaemon, VIEWER_TOKEN, World, assert_primary_untouched,
+    DR, OPERATOR_TOKEN, PRIMARY, RunningDaemon, VIEWER_TOKEN, World, assert_primary_untouched,
 };
 
 const DISASTER: &str = r#"{"mode": "disaster", "dry_run": false}"#;
+
+/// The DR mutations a restore of the small estate makes (as the lab counts them).
+const MUTATIONS: [&str; 13] = [
+    "RunInstances",
+    "CreateVolume",
+    "AttachVolume",
+    "CreateLoadBalancer",
+    "ConfigureHealthCheck",
+    "CreateTargetGroup",
+    "CreateListener",
+    "RegisterTargets",
+    "RegisterInstancesWithLoadBalancer",
+    "CreateDBSubnetGroup",
+    "RestoreDBInstanceFromDBSnapshot",
+    "ChangeResourceRecordSets",
+    "AssociateVPCWithHostedZone",
+];
 
 /// A world whose estate is ready to restore, with the primary region down.
 struct Ready {
@@ -118,6 +135,11 @@ async fn small_estate_restores_completely() -> Result<()> {
         "no capacity shortage, no substitution: {report}"
     );
 
+    // The run is over: restore mode is off again.
+    let (_, st) = get(r.api(), "/v1/status", Some(VIEWER_TOKEN)).await?;
+    ensure!(st["restore_mode"] == Value::Bool(false), "{st}");
+    r.daemon.stop().await?;
+
     check_restore(&r.world, &r.plan, &id, r.instances_before, &[]).await?;
     // Records the plan leaves alone keep their values.
     let status = seeded_record(&r.estate, "example.com", "status")?;
@@ -131,11 +153,7 @@ async fn small_estate_restores_completely() -> Result<()> {
         now.values.iter().cloned().collect::<Vec<_>>() == status.values,
         "{now:?} vs {status:?}"
     );
-    // The run is over: restore mode is off again.
-    let (_, st) = get(r.api(), "/v1/status", Some(VIEWER_TOKEN)).await?;
-    ensure!(st["restore_mode"] == Value::Bool(false), "{st}");
-    assert_primary_untouched(&r.world).await?;
-    r.daemon.stop().await
+    assert_primary_untouched(&r.world).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -172,6 +190,7 @@ async fn plan_b_doubles_the_count_and_lb_and_dns_follow() -> Result<()> {
         .map(|c| c.refused)
         .sum();
     ensure!(refused > 0, "the capacity rule never refused a launch");
+    r.daemon.stop().await?;
 
     let checked = check_restore(
         &r.world,
@@ -215,8 +234,7 @@ async fn plan_b_doubles_the_count_and_lb_and_dns_follow() -> Result<()> {
         .filter_map(|i| i.private_ip.clone())
         .collect();
     ensure!(want.len() == 2 && now.values == want, "{now:?} vs {want:?}");
-    assert_primary_untouched(&r.world).await?;
-    r.daemon.stop().await
+    assert_primary_untouched(&r.world).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -233,14 +251,20 @@ async fn throttling_storm_still_completes() -> Result<()> {
         storm.calls
     );
     ensure_succeeded(&done)?;
+    // The report counts the calls that still failed with throttling after the SDK's own
+    // retries (most throttled attempts succeed on retry), each retried by the executor.
     let report = report_of(&done);
     ensure!(
-        report["throttled"].as_u64() > Some(0),
-        "the report shows no throttling: {report}"
+        report["throttled"].as_u64() <= Some(storm.throttled),
+        "the report claims more throttling than the lab sent: {report}"
     );
+    ensure!(
+        report["failed_items"].as_array().is_some_and(Vec::is_empty),
+        "{report}"
+    );
+    r.daemon.stop().await?;
     check_restore(&r.world, &r.plan, &id, r.instances_before, &[]).await?;
-    assert_primary_untouched(&r.world).await?;
-    r.daemon.stop().await
+    assert_primary_untouched(&r.world).await
 }
 
 /// The runs `GET /v1/restores` lists.
@@ -335,7 +359,7 @@ async fn declare_needs_operator_and_approval_needs_a_second_approver() -> Result
 async fn kill_9_at_twenty_points_finishes_without_duplicates() -> Result<()> {
     const KILLS: usize = 20;
     // Longer pending times: the run spans many incarnations of the daemon.
-    let world = World::with_options(lab_options(3.0)).await?;
+    let world = World::with_options(lab_options(12.0)).await?;
     seed(&world, &small_estate()).await?;
     let config = write_config(&world, &restore_config(&world, "", ""))?;
     let log = world.dir.path().join("daemon.log");
@@ -344,6 +368,15 @@ async fn kill_9_at_twenty_points_finishes_without_duplicates() -> Result<()> {
     let plan = restore_plan(&wait_plan_ready(daemon.api).await?)?;
     ensure_whole_estate(&plan)?;
     world.proxy().region_down(PRIMARY)?;
+    // Every mutation takes effect at once but is answered 400 ms later: a kill in that window
+    // leaves "requested, AWS acted, nobody heard", the case the journal exists for.
+    for op in MUTATIONS {
+        world.proxy().add_fault(
+            FaultRule::new(FaultAction::HoldResponse { ms: 400 })
+                .region(DR)
+                .operation(op),
+        );
+    }
     let instances_before = dr_instances(&world).await?.len();
     let (code, declared) = declare(
         daemon.api,
@@ -361,25 +394,25 @@ async fn kill_9_at_twenty_points_finishes_without_duplicates() -> Result<()> {
     let mut points = Vec::new();
     for _ in 0..KILLS {
         let started = Instant::now();
-        let point = match rng.below(3) {
+        let point = match rng.below(10) {
             // Some time after the daemon started, leading or not yet.
-            0 => {
-                let ms = 100 + rng.below(3000);
+            0..2 => {
+                let ms = 100 + rng.below(2400);
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 format!("{ms} ms after start")
             }
             // Some time after it took the lease (its executor resumed the run).
-            1 => {
+            2..7 => {
                 daemon.wait_leading().await?;
-                let ms = 50 + rng.below(1500);
+                let ms = 20 + rng.below(1000);
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 format!("{ms} ms after leading")
             }
-            // Once the journal moved on by k items (or 10 s passed), plus a little.
+            // Once the journal moved on by k items (or 3 s passed), plus a little.
             _ => {
                 daemon.wait_leading().await?;
-                let k = 1 + rng.below(3);
-                let deadline = Instant::now() + Duration::from_secs(10);
+                let k = 1 + rng.below(2);
+                let deadline = Instant::now() + Duration::from_secs(3);
                 while Instant::now() < deadline {
                     let body = run_status(daemon.api, &id).await?;
                     if is_final(state_of(&body)) || done_items(&body) >= last_done + k {
@@ -387,7 +420,7 @@ async fn kill_9_at_twenty_points_finishes_without_duplicates() -> Result<()> {
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
-                let ms = rng.below(200);
+                let ms = rng.below(150);
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 format!("{k} items + {ms} ms")
             }
@@ -406,22 +439,15 @@ async fn kill_9_at_twenty_points_finishes_without_duplicates() -> Result<()> {
         ));
         daemon = ChildDaemon::start(&config, &log).await?;
     }
+    eprintln!("kill points: {points:#?}");
     daemon.wait_leading().await?;
     let (done, _) = wait_run_final(daemon.api, &id).await?;
     ensure_succeeded(&done)?;
     ensure!(
-        kills_mid_run >= 10,
+        kills_mid_run == KILLS,
         "only {kills_mid_run} kills landed before the run finished: {points:?}"
     );
+    daemon.kill9().await?;
     check_restore(&world, &plan, &id, instances_before, &[]).await?;
-    ensure!(
-        world
-            .proxy()
-            .counters()
-            .count("ec2", "RunInstances", "us-west-2")
-            > 0,
-        "the daemon launched nothing through its proxy"
-    );
-    assert_primary_untouched(&world).await?;
-    daemon.kill9().await
+    assert_primary_untouched(&world).await
 }

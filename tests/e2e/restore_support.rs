@@ -868,6 +868,47 @@ fn ensure_run_tags(
     Ok(())
 }
 
+/// What the run's journal says each primary instance became: the `instance_launch` items'
+/// primaries and launched instances, assigned as the executor assigns them
+/// ([`pilotlight_engine::restore::assign`], plan-B fan-out aware). Read from the daemon's
+/// SQLite store (stop or kill the daemon first).
+pub async fn journal_instances(world: &World, run: &str) -> Result<BTreeMap<String, Vec<String>>> {
+    let db = world.dir.path().join("data").join("pilotlight.db");
+    let store = pilotlight_store::Store::connect(
+        &format!("sqlite://{}", db.display()),
+        &pilotlight_store::StoreOptions::default(),
+    )
+    .await?;
+    let items = store
+        .list_items(run, Some(pilotlight_store::ItemState::Done))
+        .await;
+    store.close().await;
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for item in items?.iter().filter(|i| i.kind == "instance_launch") {
+        let detail: Value = serde_json::from_str(&item.detail_json)?;
+        let list = |key: &str| -> Vec<String> {
+            detail[key]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (primaries, launched) = (list("primaries"), list("instance_ids"));
+        ensure!(
+            !primaries.is_empty() && !launched.is_empty(),
+            "launch item {} lacks primaries or instances: {detail}",
+            item.item_key
+        );
+        for (primary, ids) in pilotlight_engine::restore::assign(&primaries, &launched) {
+            out.entry(primary).or_default().extend(ids);
+        }
+    }
+    Ok(out)
+}
+
 /// A plan-B substitution the test forced: every primary instance of type `from` comes back
 /// as `factor` instances of type `to`.
 #[derive(Debug, Clone)]
@@ -894,7 +935,8 @@ impl Checked {
 
 /// Checks the DR region against the plan after run `run` succeeded: every planned instance
 /// running (once, or `factor` times for a substituted type) in its mapped subnet with the
-/// run's tags, data volumes attached from the planned DR snapshots, no other instance or
+/// run's tags, as the journal records it ([`journal_instances`]: launches are batched, so an
+/// instance's `pilotlight:source` names its launch), data volumes attached from the planned DR snapshots, no other instance or
 /// volume created (`instances_before` DR instances existed before the run), one load balancer
 /// per planned one with its listeners and certificates, one target group per planned one,
 /// members = the DR instances of the planned members, every DB available, every planned record
@@ -907,6 +949,7 @@ pub async fn check_restore(
     substituted: &[Substituted],
 ) -> Result<Checked> {
     let view = dr_view(world).await?;
+    let journal = journal_instances(world, run).await?;
     let mut checked = Checked::default();
 
     // Instances.
@@ -925,19 +968,33 @@ pub async fn check_restore(
                 (s.to.as_str(), s.factor)
             });
             for primary in &group.instance_ids {
-                let mine: Vec<DrInstance> = restored
-                    .iter()
-                    .filter(|i| tagged(&i.tags, SOURCE) == Some(primary.as_str()))
-                    .map(|i| (*i).clone())
-                    .collect();
+                let ids = journal.get(primary).map_or(&[][..], Vec::as_slice);
                 ensure!(
-                    mine.len() == factor,
-                    "primary {primary} (tier {}) has {} DR instances, expected {factor}: {mine:?}",
+                    ids.len() == factor,
+                    "primary {primary} (tier {}) has {} DR instances in the journal, expected \
+                     {factor}: {ids:?}",
                     tier.tier,
-                    mine.len()
+                    ids.len()
                 );
+                let mine: Vec<DrInstance> = ids
+                    .iter()
+                    .map(|id| {
+                        restored
+                            .iter()
+                            .find(|i| &i.id == id)
+                            .map(|i| (*i).clone())
+                            .ok_or_else(|| {
+                                anyhow!("{id} (for {primary}) is not a tagged DR instance")
+                            })
+                    })
+                    .collect::<Result<_>>()?;
                 for i in &mine {
-                    ensure_run_tags(&format!("instance {}", i.id), &i.tags, run, Some(primary))?;
+                    ensure_run_tags(&format!("instance {}", i.id), &i.tags, run, None)?;
+                    ensure!(
+                        tagged(&i.tags, SOURCE).is_some_and(|s| !s.is_empty()),
+                        "{} has no source tag",
+                        i.id
+                    );
                     ensure!(i.state == "running", "{} is {}", i.id, i.state);
                     ensure!(
                         i.instance_type == ty,
@@ -961,9 +1018,16 @@ pub async fn check_restore(
             }
         }
     }
+    let journalled: BTreeSet<&str> = journal.values().flatten().map(String::as_str).collect();
+    let strays: Vec<(&str, Option<&str>)> = restored
+        .iter()
+        .filter(|i| !journalled.contains(i.id.as_str()))
+        .map(|i| (i.id.as_str(), tagged(&i.tags, SOURCE)))
+        .collect();
     ensure!(
-        restored.len() == expected_total,
-        "{} DR instances carry the run's tag, {expected_total} expected",
+        restored.len() == expected_total && strays.is_empty(),
+        "{} DR instances carry the run's tag, {expected_total} expected; not in the journal \
+         (id, source): {strays:?}",
         restored.len()
     );
     ensure!(
@@ -1131,8 +1195,9 @@ pub async fn check_restore(
     );
     ensure!(
         view.target_groups.len() == planned_tgs,
-        "{} target groups in the DR region, {planned_tgs} planned",
-        view.target_groups.len()
+        "{} target groups in the DR region, {planned_tgs} planned: {:?}",
+        view.target_groups.len(),
+        plan.load_balancers
     );
 
     // Databases.

@@ -8,6 +8,7 @@ pub mod capacity;
 pub mod config;
 pub mod copy;
 pub mod digest;
+pub mod elb_zones;
 pub mod fallback;
 pub mod inventory;
 pub mod network;

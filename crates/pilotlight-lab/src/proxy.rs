@@ -572,47 +572,66 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<ProxyResp
     let response = match token {
         Some(token) => {
             let slot = shared.tokens.slot(&account, &call.region, token);
-            let mut cached = slot.lock().await;
-            let fp = fingerprint(&call.params);
-            match cached.as_ref() {
-                Some(hit) if hit.fingerprint == fp => {
-                    rebuild(hit.status, &hit.headers, hit.body.clone(), &parts.method)
+            // The launch runs to its end in a task of its own, even when the client goes away
+            // mid-call (a killed daemon): AWS would complete it, and the repeat with the same
+            // token must find its answer rather than launch again.
+            let (task_shared, task_call, task_parts) =
+                (shared.clone(), call.clone(), parts.clone());
+            let (task_account, task_request_id, token) =
+                (account.clone(), request_id.clone(), token.to_owned());
+            let task = tokio::spawn(async move {
+                let (shared, call, parts) = (task_shared, task_call, task_parts);
+                let (account, request_id) = (task_account, task_request_id);
+                let mut cached = slot.lock_owned().await;
+                let fp = fingerprint(&call.params);
+                match cached.as_ref() {
+                    Some(hit) if hit.fingerprint == fp => {
+                        rebuild(hit.status, &hit.headers, hit.body.clone(), &parts.method)
+                    }
+                    Some(_) => {
+                        let reply = ErrorReply::new(
+                            400,
+                            "IdempotentParameterMismatch",
+                            &format!(
+                                "The client token {token} was already used with different \
+                                 parameters."
+                            ),
+                        );
+                        envelope::error_response(call.protocol, &reply, &request_id)
+                    }
+                    None => match forward_realistic(
+                        &shared,
+                        &call,
+                        &parts,
+                        body,
+                        &account,
+                        &request_id,
+                        None,
+                    )
+                    .await
+                    {
+                        Ok((status, headers, body)) => {
+                            if status.is_success() {
+                                *cached = Some(CachedResponse {
+                                    fingerprint: fp,
+                                    status,
+                                    headers: headers.clone(),
+                                    body: body.clone(),
+                                });
+                            }
+                            rebuild(status, &headers, body, &parts.method)
+                        }
+                        Err(response) => response,
+                    },
                 }
-                Some(_) => {
-                    let reply = ErrorReply::new(
-                        400,
-                        "IdempotentParameterMismatch",
-                        &format!(
-                            "The client token {token} was already used with different \
-                             parameters."
-                        ),
-                    );
+            });
+            match task.await {
+                Ok(response) => response,
+                Err(e) => {
+                    let reply =
+                        ErrorReply::new(500, "InternalError", &format!("launch task failed: {e}"));
                     envelope::error_response(call.protocol, &reply, &request_id)
                 }
-                None => match forward_realistic(
-                    &shared,
-                    &call,
-                    &parts,
-                    body,
-                    &account,
-                    &request_id,
-                    None,
-                )
-                .await
-                {
-                    Ok((status, headers, body)) => {
-                        if status.is_success() {
-                            *cached = Some(CachedResponse {
-                                fingerprint: fp,
-                                status,
-                                headers: headers.clone(),
-                                body: body.clone(),
-                            });
-                        }
-                        rebuild(status, &headers, body, &parts.method)
-                    }
-                    Err(response) => response,
-                },
             }
         }
         None if call.protocol == Protocol::RpcV2Cbor => {

@@ -187,36 +187,18 @@ fn dr_region(ctx: &RunCtx) -> String {
 // Pure part: DR values and batches.
 // ---------------------------------------------------------------------------------------------
 
-/// The hosted zone id alias records need for an Elastic Load Balancing load balancer in
-/// `region`, from AWS's documented table ("Elastic Load Balancing endpoints and quotas", AWS
-/// General Reference): one column for Application and Classic Load Balancers, one for Network
-/// Load Balancers (`network = true`). Used when the DR load balancer does not report its
-/// canonical hosted zone id — classic load balancers in the lab never do (moto leaves
-/// `CanonicalHostedZoneNameID` out). Only the common commercial regions are listed; `None`
-/// elsewhere.
+/// The hosted zone of the DR region's load balancers (`network` for NLBs), from AWS's table
+/// ([`pilotlight_core::elb_zones`]); used when the DR load balancer does not report its own.
 pub(crate) fn elb_zone_id(region: &str, network: bool) -> Option<&'static str> {
-    let (alb_clb, nlb) = match region {
-        "us-east-1" => ("Z35SXDOTRQ7X7K", "Z26RNL4JYFTOTI"),
-        "us-east-2" => ("Z3AADJGX6KTTL2", "ZLMOA37VPKANP"),
-        "us-west-1" => ("Z368ELLRRE2KJ0", "Z24FKFUX50B4VW"),
-        "us-west-2" => ("Z1H1FL5HABSF5", "Z18D5FSROUN65G"),
-        "ca-central-1" => ("ZQSVJUPU6J1EY", "Z2EPGBW3API2WT"),
-        "sa-east-1" => ("Z2P70J7HTTTPLU", "ZTK26PT1VY4CU"),
-        "eu-west-1" => ("Z32O12XQLNTSW2", "Z2IFOLAFXWLO4F"),
-        "eu-west-2" => ("ZHURV8PSTC4K8", "ZD4D7Y8KGAS4G"),
-        "eu-west-3" => ("Z3Q77PNBQS71R4", "Z1CMS0P5QUZ6D5"),
-        "eu-central-1" => ("Z215JYRZR1TBD5", "Z3F0SRJ5LGBH90"),
-        "eu-north-1" => ("Z23TAZ6LKFMNIO", "Z1UDT6IFJ4EJM"),
-        "eu-south-1" => ("Z3ULH7SSC9OV64", "Z23146JA1KNAFP"),
-        "ap-south-1" => ("ZP97RAFLXTNZK", "ZVDDRBQ08TROA"),
-        "ap-northeast-1" => ("Z14GRHDCWA56QT", "Z31USIVHYNEOWT"),
-        "ap-northeast-2" => ("ZWKZPGTI48KDX", "ZIBE1TIR4HY56"),
-        "ap-southeast-1" => ("Z1LMS91P8CMLE5", "ZKVM4W9LS7TM"),
-        "ap-southeast-2" => ("Z1GM3OXH4ZPM65", "ZCT6FZBF4DROD"),
-        "ap-east-1" => ("Z3DQVH9N71FHZ0", "Z12Y7K3UBGUAD1"),
-        _ => return None,
-    };
-    Some(if network { nlb } else { alb_clb })
+    use pilotlight_core::elb_zones::{ElbFlavour, elb_hosted_zone};
+    elb_hosted_zone(
+        region,
+        if network {
+            ElbFlavour::Network
+        } else {
+            ElbFlavour::ClassicOrApplication
+        },
+    )
 }
 
 /// What the restore brought up, and where.

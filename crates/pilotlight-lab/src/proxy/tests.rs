@@ -298,6 +298,60 @@ async fn client_token_replay_and_mismatch() {
 }
 
 #[tokio::test]
+async fn a_launch_the_client_abandons_still_answers_its_token() {
+    // moto answers only when the test opens the gate: the client gives up before that, as a
+    // daemon killed mid-call does.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let upstream_gate = gate.clone();
+    let (up, seen) = stand_in(
+        move |_req: Request<hyper::body::Incoming>, log: Arc<Mutex<Vec<()>>>| {
+            let gate = upstream_gate.clone();
+            async move {
+                let n = {
+                    let mut log = log.lock().expect("log");
+                    log.push(());
+                    log.len()
+                };
+                let _permit = gate.acquire().await.expect("gate");
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!(
+                    "<ok n=\"{n}\"/>"
+                )))))
+            }
+        },
+    )
+    .await;
+    let proxy = RealismProxy::start(up, ProxyOptions::default())
+        .await
+        .expect("proxy");
+    let ep = proxy.endpoint();
+    let run = "Action=RunInstances&ImageId=ami-1&MinCount=1&MaxCount=1&ClientToken=tok-gone";
+    let abandoned = tokio::spawn({
+        let ep = ep.clone();
+        async move { send(&ep, Method::POST, "/", EC2_WEST, run).await }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while seen.lock().expect("seen").is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the launch never reached moto"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    abandoned.abort();
+    let _ = abandoned.await;
+    gate.add_permits(10);
+    let (status, body) = send(&ep, Method::POST, "/", EC2_WEST, run)
+        .await
+        .expect("repeat");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body, "<ok n=\"1\"/>",
+        "the repeat gets the first launch's answer"
+    );
+    assert_eq!(seen.lock().expect("seen").len(), 1, "moto launched once");
+}
+
+#[tokio::test]
 async fn rate_limit_throttles_the_sixth_run_instances() {
     let (up, seen) = upstream().await;
     let proxy = RealismProxy::start(

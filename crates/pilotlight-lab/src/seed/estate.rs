@@ -587,33 +587,14 @@ pub struct SeededRecord {
     pub values: Vec<String>,
 }
 
-/// The Route 53 hosted zone of classic load balancers in `region` (AWS's published table; moto
-/// omits `CanonicalHostedZoneNameID`). Application load balancers share these ids.
+/// The Route 53 hosted zone of classic load balancers in `region` (AWS's published table in
+/// [`pilotlight_core::elb_zones`]; moto omits `CanonicalHostedZoneNameID`). Application load
+/// balancers share these ids.
 pub fn classic_elb_hosted_zone(region: &str) -> Option<&'static str> {
-    Some(match region {
-        "us-east-1" => "Z35SXDOTRQ7X7K",
-        "us-east-2" => "Z3AADJGX6KTTL2",
-        "us-west-1" => "Z368ELLRRE2KJ0",
-        "us-west-2" => "Z1H1FL5HABSF5",
-        "ca-central-1" => "ZQSVJUPU6J1EY",
-        "eu-west-1" => "Z32O12XQLNTSW2",
-        "eu-west-2" => "ZHURV8PSTC4K8",
-        "eu-west-3" => "Z3Q77PNBQS71R4",
-        "eu-central-1" => "Z215JYRZR1TBD5",
-        "eu-north-1" => "Z23TAZ6LKFMNIO",
-        "eu-south-1" => "Z3ULH7SSC9OV64",
-        "ap-south-1" => "ZP97RAFLXTNZK",
-        "ap-east-1" => "Z3DQVH9N71FHZ0",
-        "ap-northeast-1" => "Z14GRHDCWA56QT",
-        "ap-northeast-2" => "ZWKZPGTI48KDX",
-        "ap-northeast-3" => "Z5LXEXXYW11ES",
-        "ap-southeast-1" => "Z1LMS91P8CMLE5",
-        "ap-southeast-2" => "Z1GM3OXH4ZPM65",
-        "sa-east-1" => "Z2P70J7HTTTPLU",
-        "me-south-1" => "ZS929ML54UICD",
-        "af-south-1" => "Z268VQBMOI5EKX",
-        _ => return None,
-    })
+    pilotlight_core::elb_zones::elb_hosted_zone(
+        region,
+        pilotlight_core::elb_zones::ElbFlavour::ClassicOrApplication,
+    )
 }
 
 /// Maps a request that could not be built (an SDK builder missing a required field) to the
