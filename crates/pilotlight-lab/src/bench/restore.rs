@@ -68,8 +68,6 @@ const TOKEN: &str = "bench-token";
 const VOLUME_SIZES: [u32; 2] = [100, 250];
 /// Every `PRIVATE_EVERY`-th zone is private, as in the case study.
 const PRIVATE_EVERY: usize = 4;
-/// The primary DB subnet group the bench puts the databases in.
-const DB_SUBNET_GROUP: &str = "prod-db";
 
 /// The estate's counts. Tiers are always three (20/30/50 % of the instances), in fleets of at
 /// most 50 over the families m5, r5 and c5, as in [`EstateSpec::case_study`].
@@ -396,9 +394,6 @@ pub async fn restore(b: &RestoreBench) -> anyhow::Result<Value> {
     let estate = seed_estate(&primary, &dr, &spec)
         .await
         .context("seeding the estate")?;
-    place_databases(&primary.rds, &estate)
-        .await
-        .context("moving the DB instances into the prod VPC")?;
     let seed_secs = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let ebs_copies = precreate_ebs_copies(&primary.ec2, &dr.ec2, &estate)
@@ -720,41 +715,6 @@ fn shortage_rules(plan: &RestorePlan, chosen: &[String]) -> Vec<(String, u64, u3
         .collect()
 }
 
-/// Puts every seeded DB instance where the case study has its databases: a DB subnet group of
-/// the `prod` VPC's private subnets, with its `db` security group. (The seeder creates them
-/// with neither, which leaves them in the default VPC, whose network pilotlight does not
-/// mirror, with no subnets a DR subnet group could be made of.)
-async fn place_databases(rds: &aws_sdk_rds::Client, estate: &SeededEstate) -> anyhow::Result<()> {
-    if estate.db_instances.is_empty() {
-        return Ok(());
-    }
-    let subnets: Vec<String> = ["private-a", "private-b", "private-c"]
-        .iter()
-        .filter_map(|s| estate.subnet_id("prod", s).map(str::to_owned))
-        .collect();
-    let group = estate
-        .security_group_id("prod", "db")
-        .context("no security group prod/db")?
-        .to_owned();
-    rds.create_db_subnet_group()
-        .db_subnet_group_name(DB_SUBNET_GROUP)
-        .db_subnet_group_description("prod private subnets")
-        .set_subnet_ids(Some(subnets))
-        .send()
-        .await?;
-    for name in estate.db_instances.keys() {
-        rds.modify_db_instance()
-            .db_instance_identifier(name)
-            .db_subnet_group_name(DB_SUBNET_GROUP)
-            .vpc_security_group_ids(&group)
-            .apply_immediately(true)
-            .send()
-            .await
-            .with_context(|| format!("ModifyDBInstance {name}"))?;
-    }
-    Ok(())
-}
-
 /// One tagged DR snapshot per primary data-volume snapshot, of one small DR volume: the DR
 /// copies a daemon that had copied everything would own, made without `CopySnapshot`.
 /// Returns how many were made.
@@ -902,8 +862,11 @@ role = "operator"
 token_file = "{dir}/token"
 [reconcile]
 cycle_secs = 3600
+max_backoff_secs = 30
 [copy]
-cycle_secs = 10
+# Every cycle lists the whole estate (the AMI reconciler every instance): at thousands of
+# instances moto needs tens of seconds for that, so the cycle grows with the estate.
+cycle_secs = {copy_cycle}
 rds_clusters = false
 [inventory]
 bucket = "pl-bench-{account}"
@@ -931,6 +894,7 @@ level = "warn"
 "#,
         dir = dir.display(),
         poll = b.poll_interval_ms,
+        copy_cycle = (b.estate.instances / 50).clamp(10, 120),
         boot = wall(b.pending.instance_secs),
         db = wall(b.pending.db_secs),
         lb = wall(b.pending.load_balancer_secs),
@@ -1286,7 +1250,9 @@ mod tests {
         }
         assert_eq!(get(&naive, "ec2:DescribeVolumes"), 0);
         assert_eq!(naive.values().sum::<u64>(), 30, "{naive:?}");
-        assert_eq!(plan.call_count(), 14, "{:?}", plan.calls);
+        // The plan's launch of 4 tags each instance with its own source (4 × CreateTags).
+        assert_eq!(get(&plan.calls, "ec2:CreateTags"), 4);
+        assert_eq!(plan.call_count(), 18, "{:?}", plan.calls);
     }
 
     #[test]
