@@ -58,15 +58,15 @@ pub const ITEM_KINDS: &[&str] = &[
     "volume",
     "attachment",
     "load_balancer",
+    "load_balancer_active",
     "health_check",
-    "lb_attributes",
     "target_group",
     "listener",
     "registration",
     "db_instance",
-    "db_cluster",
+    "db_subnet_group",
     "dns_batch",
-    "zone_association",
+    "dns_vpc_association",
 ];
 
 /// The item kind the EC2 executor journals each `RunInstances` as.

@@ -847,7 +847,9 @@ endpoint_url = "{endpoint}"
 s3_force_path_style = true
 access_key_id_file = "{dir}/key"
 secret_access_key_file = "{dir}/key"
-operation_timeout_secs = 600
+# moto filters tagged resources in time quadratic in their number: at the case study's
+# scale one page of DescribeVolumes can take more than ten minutes.
+operation_timeout_secs = 3600
 [store]
 url = "sqlite://{dir}/pilotlight.db"
 [daemon]

@@ -145,9 +145,10 @@ pub(crate) fn self_signed(
         })?;
     let mut serial = [0u8; 16];
     rng.fill(&mut serial).map_err(fail)?;
-    // A positive, non-zero INTEGER: clear the sign bit, set a low bit.
-    serial[0] &= 0x7F;
-    serial[15] |= 0x01;
+    // A positive INTEGER in minimal DER: clear the sign bit and set the next one, so the first
+    // byte is never 0x00 (a leading zero byte before a byte below 0x80 is not DER, and the
+    // Python `cryptography` moto uses rejects such a certificate about once in 256).
+    serial[0] = (serial[0] & 0x7F) | 0x40;
 
     let algorithm = seq(&[&tlv(OID, OID_ECDSA_SHA256)]);
     let name = common_name(domain);
@@ -299,7 +300,10 @@ mod tests {
         let (_, tbs, _) = next(tbs_der);
         let (_, _version, r) = next(tbs);
         let (_, serial, r) = next(r);
-        assert!(serial[0] & 0x80 == 0 && serial.iter().any(|b| *b != 0));
+        assert!(
+            serial[0] & 0x80 == 0 && serial[0] != 0,
+            "positive, minimal: {serial:?}"
+        );
         let (_, _, r) = next(r); // algorithm
         let (_, issuer, r) = next(r);
         let (_, validity, r) = next(r);
