@@ -3,9 +3,11 @@
 //! moto (`moto[server]`, pinned to [`MOTO_REQUIREMENT`]) lives in a virtualenv under the lab's
 //! cache directory ([`cache_dir`]); [`ensure_python_env`] creates it on first use, guarded by an
 //! `flock`ed lock file so parallel test processes install it once. [`MotoServer::start`] runs it
-//! on a free loopback port through a small Python wrapper that exits when its standard input
-//! reaches end-of-file: the lab holds the write end of that pipe, so moto dies with the process
-//! that started it even when that process is killed with `SIGKILL`. moto's stderr is drained
+//! on a free loopback port through a small Python wrapper (`moto_wrapper.py`) that exits when
+//! its standard input reaches end-of-file: the lab holds the write end of that pipe, so moto
+//! dies with the process that started it even when that process is killed with `SIGKILL`. The
+//! wrapper also makes moto's per-resource EC2 tag lookup a dictionary lookup (moto scans every
+//! tag of every resource for each one, quadratic at case-study scale). moto's stderr is drained
 //! into a bounded ring (the last [`STDERR_TAIL_LINES`] lines) that start-up errors quote.
 
 use std::collections::VecDeque;
@@ -30,10 +32,9 @@ pub const STDERR_TAIL_LINES: usize = 40;
 /// How long a process waits for another one's moto install before giving up.
 const INSTALL_LOCK_WAIT_SECS: u32 = 900;
 
-/// Runs moto's server and exits as soon as stdin reaches EOF (the parent died or let go).
-const WRAPPER: &str = "import os,sys,threading; \
-threading.Thread(target=lambda:(sys.stdin.read(),os._exit(0)),daemon=True).start(); \
-from moto.server import main; main(sys.argv[1:])";
+/// Runs moto's server, exits as soon as stdin reaches EOF (the parent died or let go) and
+/// makes moto's per-resource EC2 tag lookup linear (see the file's comments).
+const WRAPPER: &str = include_str!("moto_wrapper.py");
 
 /// Creates the virtualenv unless moto already imports from it; runs under `flock`.
 /// `$1` is the virtualenv, `$2` the pip requirement.

@@ -5,9 +5,12 @@
 //! `MinCount = MaxCount` per launch, the AMI, subnet and security groups the plan mapped, tags at
 //! launch and a `ClientToken` derived from the run, the launch and the attempt. Data volumes come
 //! back in the launch's block-device mappings, or — under `create_attach` — as `CreateVolume`
-//! from the DR snapshot in the instance's AZ, attached once the instance runs. The tier is up
+//! from the DR snapshot in the instance's AZ as soon as its launch returns. The tier is up
 //! when every instance runs (gate `running`) or passes its status checks (gate `healthy`); one
-//! `DescribeInstances` per poll covers every instance still pending.
+//! `DescribeInstances` per poll covers every instance still pending. The next tier starts then,
+//! while the tier's volumes are attached beside it (step `t<tier>/volumes`, tiers in order):
+//! `AttachVolume`'s bucket is the scarcest of a restore with data volumes and must not idle
+//! while the next tier boots.
 //!
 //! # Plan B
 //!
@@ -26,7 +29,7 @@
 //! token) before `RunInstances`, `done` with the instances after. On resume a `requested` launch
 //! is sent again exactly as journalled with the same token, which answers the instances of the
 //! first call. Volumes are `volume/<primary volume>` (resolved by the `pilotlight:run` and
-//! `pilotlight:source` tags) and `attach/<primary volume>`.
+//! `pilotlight:source` tags) and `attach/<primary volume>` (in step `t<tier>/volumes`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -94,7 +97,15 @@ struct Shared {
     unavailable: Mutex<UnavailableCache>,
 }
 
-/// Brings the tiers up one after another.
+/// Brings the tiers up one after another; under create + attach, each tier's volumes are
+/// attached while the next tiers launch.
+///
+/// Two loops run side by side. The launch loop brings tier after tier to its gate (instances
+/// launched, their volumes created as each launch returns, every instance running or healthy)
+/// and hands the tier to the volume loop, which attaches the tier's volumes (step
+/// `t<tier>/volumes`) in tier order. `AttachVolume` is the scarcest EC2 bucket of a restore
+/// with data volumes (5 per second against `RunInstances`' 2 instances per second), so it must
+/// not idle while the next tier boots. The run's EC2 part ends when both loops have.
 ///
 /// # Errors
 /// Cancelled, store failures, a DR subnet list that cannot be read.
@@ -102,58 +113,164 @@ pub async fn restore_tiers(ctx: &RunCtx) -> Result<Ec2Outcome, ReconcileError> {
     let shared = Arc::new(Shared {
         unavailable: Mutex::new(UnavailableCache::from_policy(&ctx.settings.fallback)),
     });
-    let mut outcome = Ec2Outcome::default();
-    for tier in &ctx.plan.restore.tiers {
-        if tier.groups.is_empty() {
-            continue;
+    // Tiers are handed over by index: owned messages keep the futures provably `Send`.
+    let (to_attach, mut tiers_up) = futures::channel::mpsc::unbounded::<(usize, TierUp)>();
+    let tiers = &ctx.plan.restore.tiers;
+    let launches = async move {
+        let mut outcome = Ec2Outcome::default();
+        for (index, tier) in tiers.iter().enumerate() {
+            if tier.groups.is_empty() {
+                continue;
+            }
+            let up = bring_up_tier(ctx, tier, &shared).await?;
+            outcome.instances.extend(
+                up.outcome
+                    .instances
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
+            // The volume loop only ends early on an error, which the join reports.
+            let _ = to_attach.unbounded_send((index, up));
         }
-        let step_id = format!("t{}/ec2", tier.tier);
-        if ctx.journal.step_done(&step_id).await?.is_some() {
-            outcome
-                .instances
-                .extend(rebuild_tier(ctx, tier).await?.instances);
-            continue;
+        Ok::<_, ReconcileError>(outcome)
+    };
+    let attaches = async move {
+        while let Some((index, up)) = tiers_up.next().await {
+            attach_tier(ctx, &tiers[index], &up).await?;
         }
-        ctx.journal
-            .step(
-                &step_id,
-                tier.tier,
-                "ec2",
-                StepState::Running,
-                &json!({"instances_planned": tier.instances, "groups": tier.groups.len()}),
-            )
-            .await?;
-        let tier_outcome = restore_tier(ctx, tier, &shared).await?;
-        let restored: usize = tier_outcome
-            .instances
-            .values()
-            .flatten()
-            .map(|i| &i.instance_id)
-            .collect::<BTreeSet<_>>()
-            .len();
-        let failed = tier
-            .groups
-            .iter()
-            .flat_map(|g| &g.instance_ids)
-            .filter(|id| !tier_outcome.instances.contains_key(*id))
-            .count();
-        ctx.journal
-            .step(
-                &step_id,
-                tier.tier,
-                "ec2",
-                StepState::Done,
-                &json!({
-                    "instances_planned": tier.instances,
-                    "instances_running": restored,
-                    "primaries_failed": failed,
-                    "groups": tier.groups.len(),
-                }),
-            )
-            .await?;
-        outcome.instances.extend(tier_outcome.instances);
-    }
+        Ok::<_, ReconcileError>(())
+    };
+    let (outcome, attached) = tokio::join!(launches, attaches);
+    let outcome = outcome?;
+    attached?;
     Ok(outcome)
+}
+
+/// A tier at its gate: its instances, and the DR volume created for each primary data volume
+/// (create + attach only).
+struct TierUp {
+    outcome: Ec2Outcome,
+    volumes: BTreeMap<String, String>,
+}
+
+/// Whether this run brings data volumes back by `CreateVolume` + `AttachVolume`.
+fn creates_and_attaches(ctx: &RunCtx) -> bool {
+    ctx.plan.restore.volumes.chosen == VolumeMethod::CreateAttach
+        && !matches!(
+            ctx.settings.data_volumes,
+            VolumeStrategy::BlockDeviceMapping
+        )
+}
+
+/// Brings one tier to its gate (step `t<tier>/ec2`), or rebuilds it from the journal when the
+/// step is done.
+async fn bring_up_tier(
+    ctx: &RunCtx,
+    tier: &TierPlan,
+    shared: &Arc<Shared>,
+) -> Result<TierUp, ReconcileError> {
+    let step_id = format!("t{}/ec2", tier.tier);
+    if ctx.journal.step_done(&step_id).await?.is_some() {
+        let outcome = rebuild_tier(ctx, tier).await?;
+        let volumes = if creates_and_attaches(ctx) {
+            journalled_volumes(ctx, tier).await?
+        } else {
+            BTreeMap::new()
+        };
+        return Ok(TierUp { outcome, volumes });
+    }
+    ctx.journal
+        .step(
+            &step_id,
+            tier.tier,
+            "ec2",
+            StepState::Running,
+            &json!({"instances_planned": tier.instances, "groups": tier.groups.len()}),
+        )
+        .await?;
+    let up = restore_tier(ctx, tier, shared).await?;
+    let restored: usize = up
+        .outcome
+        .instances
+        .values()
+        .flatten()
+        .map(|i| &i.instance_id)
+        .collect::<BTreeSet<_>>()
+        .len();
+    let failed = tier
+        .groups
+        .iter()
+        .flat_map(|g| &g.instance_ids)
+        .filter(|id| !up.outcome.instances.contains_key(*id))
+        .count();
+    ctx.journal
+        .step(
+            &step_id,
+            tier.tier,
+            "ec2",
+            StepState::Done,
+            &json!({
+                "instances_planned": tier.instances,
+                "instances_running": restored,
+                "primaries_failed": failed,
+                "groups": tier.groups.len(),
+            }),
+        )
+        .await?;
+    Ok(up)
+}
+
+/// Attaches a tier's created volumes (step `t<tier>/volumes`; nothing without volumes).
+async fn attach_tier(ctx: &RunCtx, tier: &TierPlan, up: &TierUp) -> Result<(), ReconcileError> {
+    if !creates_and_attaches(ctx) || tier.data_volumes.is_empty() {
+        return Ok(());
+    }
+    let step_id = volumes_step(tier);
+    if ctx.journal.step_done(&step_id).await?.is_some() {
+        return Ok(());
+    }
+    let planned =
+        json!({"volumes_planned": tier.data_volumes.len(), "volumes_created": up.volumes.len()});
+    ctx.journal
+        .step(&step_id, tier.tier, "volumes", StepState::Running, &planned)
+        .await?;
+    let attached = attach_volumes(ctx, tier, &up.outcome, &up.volumes).await?;
+    ctx.journal
+        .step(
+            &step_id,
+            tier.tier,
+            "volumes",
+            StepState::Done,
+            &json!({
+                "volumes_planned": tier.data_volumes.len(),
+                "volumes_created": up.volumes.len(),
+                "volumes_attached": attached,
+            }),
+        )
+        .await?;
+    Ok(())
+}
+
+/// The step of a tier's attachments.
+fn volumes_step(tier: &TierPlan) -> String {
+    format!("t{}/volumes", tier.tier)
+}
+
+/// The DR volumes a finished tier created, from its `volume/<primary>` items.
+async fn journalled_volumes(
+    ctx: &RunCtx,
+    tier: &TierPlan,
+) -> Result<BTreeMap<String, String>, ReconcileError> {
+    let mut out = BTreeMap::new();
+    for v in &tier.data_volumes {
+        if let Some(item) = ctx.journal.item(&format!("volume/{}", v.volume_id)).await?
+            && item.state == ItemState::Done
+            && let Some(dr) = item.dr_id
+        {
+            out.insert(v.volume_id.clone(), dr);
+        }
+    }
+    Ok(out)
 }
 
 /// A finished tier's outcome, from its journal items (a resumed run makes no call for it).
@@ -174,11 +291,16 @@ async fn rebuild_tier(ctx: &RunCtx, tier: &TierPlan) -> Result<Ec2Outcome, Recon
     Ok(outcome)
 }
 
+/// A finished launch and the DR volumes created for its primaries (primary → DR volume).
+type LaunchedWithVolumes = (LaunchDone, BTreeMap<String, String>);
+
+/// Launches a tier (creating each launch's volumes as soon as it returns, under create +
+/// attach) and waits for its gate.
 async fn restore_tier(
     ctx: &RunCtx,
     tier: &TierPlan,
     shared: &Arc<Shared>,
-) -> Result<Ec2Outcome, ReconcileError> {
+) -> Result<TierUp, ReconcileError> {
     let subnets = dr_subnets(ctx).await?;
     let mut launches = Vec::new();
     for group in &tier.groups {
@@ -189,6 +311,7 @@ async fn restore_tier(
             launches.push((group, k, primaries));
         }
     }
+    let create_attach = creates_and_attaches(ctx);
     let concurrency = ctx.settings.concurrency.max(1) as usize;
     // The futures are made first and then streamed: a stream over a closure that returns
     // borrowing futures is not provably `Send` (rust-lang/rust#102211).
@@ -197,32 +320,47 @@ async fn restore_tier(
         let subnets = &subnets;
         let shared = shared.clone();
         futures.push(
-            async move { launch(ctx, tier, group, k, primaries, subnets, &shared).await }.boxed(),
+            async move {
+                let Some(done) = launch(ctx, tier, group, k, primaries, subnets, &shared).await?
+                else {
+                    return Ok(None);
+                };
+                let volumes = if create_attach {
+                    let launched = Ec2Outcome {
+                        instances: assign(&done.primaries, &done.instances),
+                    };
+                    let primaries: BTreeSet<String> = done.primaries.iter().cloned().collect();
+                    create_volumes(ctx, tier, &launched, &Volumes::Of(primaries)).await?
+                } else {
+                    BTreeMap::new()
+                };
+                Ok::<_, ReconcileError>(Some((done, volumes)))
+            }
+            .boxed(),
         );
     }
-    let results: Vec<Result<Option<LaunchDone>, ReconcileError>> = futures::stream::iter(futures)
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    let mut outcome = Ec2Outcome::default();
+    let results: Vec<Result<Option<LaunchedWithVolumes>, ReconcileError>> =
+        futures::stream::iter(futures)
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
     let mut done = Vec::new();
+    let mut volumes = BTreeMap::new();
     for r in results {
-        if let Some(d) = r? {
-            outcome.instances.extend(assign(&d.primaries, &d.instances));
+        if let Some((d, v)) = r? {
             done.push(d);
+            volumes.extend(v);
         }
     }
-
-    let create_attach = ctx.plan.restore.volumes.chosen == VolumeMethod::CreateAttach
-        && !matches!(
-            ctx.settings.data_volumes,
-            VolumeStrategy::BlockDeviceMapping
-        );
-    let volumes = if create_attach {
-        create_volumes(ctx, tier, &outcome).await?
-    } else {
-        BTreeMap::new()
-    };
+    // Volumes of primaries whose launch failed are failed items too.
+    if create_attach {
+        let launched: BTreeSet<String> = done
+            .iter()
+            .flat_map(|d| d.primaries.iter().cloned())
+            .collect();
+        let none = Ec2Outcome::default();
+        create_volumes(ctx, tier, &none, &Volumes::NotOf(launched)).await?;
+    }
 
     let ids: Vec<String> = done
         .iter()
@@ -257,10 +395,7 @@ async fn restore_tier(
     for d in &done {
         outcome.instances.extend(assign(&d.primaries, &d.instances));
     }
-    if create_attach {
-        attach_volumes(ctx, tier, &outcome, &volumes).await?;
-    }
-    Ok(outcome)
+    Ok(TierUp { outcome, volumes })
 }
 
 /// The journal key of a launch.
@@ -859,18 +994,35 @@ async fn wait_healthy(ctx: &RunCtx, ids: &[String]) -> Result<(), ReconcileError
     Ok(())
 }
 
-/// `CreateVolume` for each data volume of the tier's restored instances (create + attach
-/// method), in the AZ of the DR instance it belongs to; answers primary volume → DR volume.
+/// Which of a tier's data volumes: those of these primary instances, or of all others.
+enum Volumes {
+    Of(BTreeSet<String>),
+    NotOf(BTreeSet<String>),
+}
+
+impl Volumes {
+    fn contains(&self, v: &DataVolume) -> bool {
+        match self {
+            Volumes::Of(ids) => ids.contains(&v.instance_id),
+            Volumes::NotOf(ids) => !ids.contains(&v.instance_id),
+        }
+    }
+}
+
+/// `CreateVolume` for each data volume of the tier that `which` picks (create + attach
+/// method), in the AZ of the DR instance it belongs to; answers primary volume → DR volume. A
+/// volume whose instance is not in `outcome` is failed.
 async fn create_volumes(
     ctx: &RunCtx,
     tier: &TierPlan,
     outcome: &Ec2Outcome,
+    which: &Volumes,
 ) -> Result<BTreeMap<String, String>, ReconcileError> {
     let step_id = format!("t{}/ec2", tier.tier);
     let mut out = BTreeMap::new();
     let concurrency = ctx.settings.concurrency.max(1) as usize;
-    let mut futures = Vec::with_capacity(tier.data_volumes.len());
-    for v in &tier.data_volumes {
+    let mut futures = Vec::new();
+    for v in tier.data_volumes.iter().filter(|v| which.contains(v)) {
         let step_id = &step_id;
         futures.push(async move { create_volume(ctx, step_id, v, outcome).await }.boxed());
     }
@@ -1022,14 +1174,15 @@ async fn volume_by_tags(
     Ok(ids.into_iter().next())
 }
 
-/// Attaches each created volume to its instance once both are ready.
+/// Attaches each created volume to its instance once both are ready (`restore.concurrency`
+/// at a time, under the throttle); answers how many volumes are attached.
 async fn attach_volumes(
     ctx: &RunCtx,
     tier: &TierPlan,
     outcome: &Ec2Outcome,
     volumes: &BTreeMap<String, String>,
-) -> Result<(), ReconcileError> {
-    let step_id = format!("t{}/ec2", tier.tier);
+) -> Result<usize, ReconcileError> {
+    let step_id = volumes_step(tier);
     // Wait until every created volume is available or already in use.
     let mut waiting: BTreeSet<String> = volumes.values().cloned().collect();
     let mut attached_to: BTreeMap<String, String> = BTreeMap::new();
@@ -1062,6 +1215,8 @@ async fn attach_volumes(
             ctx.pause().await?;
         }
     }
+    let concurrency = ctx.settings.concurrency.max(1) as usize;
+    let mut futures = Vec::new();
     for v in &tier.data_volumes {
         let Some(dr_volume) = volumes.get(&v.volume_id) else {
             continue;
@@ -1069,52 +1224,86 @@ async fn attach_volumes(
         let Some(instance) = outcome.of(&v.instance_id).first() else {
             continue;
         };
-        let key = format!("attach/{}", v.volume_id);
-        let item_ref = ItemRef {
-            key: &key,
-            step_id: &step_id,
-            kind: "attachment",
-            primary_id: &v.volume_id,
-        };
-        let existing = ctx.journal.item(&key).await?;
-        if matches!(
-            existing.as_ref().map(|i| i.state),
-            Some(ItemState::Done | ItemState::Failed)
-        ) {
-            continue;
-        }
-        let detail = json!({"volume": dr_volume, "instance": instance.instance_id, "device": v.volume.device_name});
-        if let Some(on) = attached_to.get(dr_volume) {
-            let item = match existing {
-                Some(i) => i,
-                None => ctx.journal.request(item_ref, None, &detail).await?,
-            };
-            ctx.journal.done(&item, on, &detail).await?;
-            continue;
-        }
-        ctx.check_stop()?;
-        let item = ctx.journal.request(item_ref, None, &detail).await?;
-        let result = retrying(ctx, || {
-            ctx.aws.ec2.attach_volume(|b| {
-                b.volume_id(dr_volume)
-                    .instance_id(&instance.instance_id)
-                    .device(&v.volume.device_name)
-            })
-        })
+        let on = attached_to.get(dr_volume).map(String::as_str);
+        let step_id = step_id.as_str();
+        futures.push(
+            async move { attach_volume(ctx, step_id, v, dr_volume, instance, on).await }.boxed(),
+        );
+    }
+    let results: Vec<Result<bool, ReconcileError>> = futures::stream::iter(futures)
+        .buffer_unordered(concurrency)
+        .collect()
         .await;
-        match result {
-            Ok(_) => {
-                ctx.journal
-                    .done(&item, &instance.instance_id, &detail)
-                    .await?;
-            }
-            Err(ReconcileError::Aws(e)) => {
-                record_attach_failure(ctx, item_ref, &item, &e).await?;
-            }
-            Err(other) => return Err(other),
+    let mut attached = 0;
+    for r in results {
+        if r? {
+            attached += 1;
         }
     }
-    Ok(())
+    Ok(attached)
+}
+
+/// Attaches one DR volume (`attach/<primary volume>`), or records the attachment AWS already
+/// shows (`on`: the instance the volume is in use by). Answers whether it is attached.
+async fn attach_volume(
+    ctx: &RunCtx,
+    step_id: &str,
+    v: &DataVolume,
+    dr_volume: &str,
+    instance: &RestoredInstance,
+    on: Option<&str>,
+) -> Result<bool, ReconcileError> {
+    let key = format!("attach/{}", v.volume_id);
+    let item_ref = ItemRef {
+        key: &key,
+        step_id,
+        kind: "attachment",
+        primary_id: &v.volume_id,
+    };
+    let existing = ctx.journal.item(&key).await?;
+    match existing.as_ref().map(|i| i.state) {
+        Some(ItemState::Done) => return Ok(true),
+        Some(ItemState::Failed) => return Ok(false),
+        _ => {}
+    }
+    let detail = json!({"volume": dr_volume, "instance": instance.instance_id, "device": v.volume.device_name});
+    if let Some(on) = on {
+        let item = match existing {
+            Some(i) => i,
+            None => ctx.journal.request(item_ref, None, &detail).await?,
+        };
+        ctx.journal.done(&item, on, &detail).await?;
+        return Ok(true);
+    }
+    ctx.check_stop()?;
+    let item = ctx.journal.request(item_ref, None, &detail).await?;
+    let permit = ctx
+        .limiter
+        .acquire()
+        .await
+        .map_err(|_| ReconcileError::Cancelled)?;
+    let result = retrying(ctx, || {
+        ctx.aws.ec2.attach_volume(|b| {
+            b.volume_id(dr_volume)
+                .instance_id(&instance.instance_id)
+                .device(&v.volume.device_name)
+        })
+    })
+    .await;
+    drop(permit);
+    match result {
+        Ok(_) => {
+            ctx.journal
+                .done(&item, &instance.instance_id, &detail)
+                .await?;
+            Ok(true)
+        }
+        Err(ReconcileError::Aws(e)) => {
+            record_attach_failure(ctx, item_ref, &item, &e).await?;
+            Ok(false)
+        }
+        Err(other) => Err(other),
+    }
 }
 
 async fn record_attach_failure(

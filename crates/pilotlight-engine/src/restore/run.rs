@@ -16,8 +16,11 @@ use crate::ReconcileError;
 use crate::estate::Planner;
 use crate::now_ms;
 
-/// Executes a run to its end: EC2 tiers, load balancers and RDS side by side, then DNS (for a
-/// disaster). Idempotent against the journal: executing it again after a crash finishes it.
+/// Executes a run to its end: the EC2 tiers and the load balancers side by side, then the
+/// instances registered with the load balancers — all of that beside RDS, whose restores take
+/// far longer than a load balancer's members need to wait — then DNS (for a disaster), which
+/// needs every restored endpoint. Idempotent against the journal: executing it again after a
+/// crash finishes it.
 ///
 /// Returns the number of failed items (each recorded in the journal with its reason).
 ///
@@ -25,9 +28,14 @@ use crate::now_ms;
 /// [`ReconcileError::Cancelled`] when the run was stopped; store failures and unexpected AWS
 /// answers that stop the whole run.
 pub async fn execute(ctx: &RunCtx) -> Result<u64, ReconcileError> {
-    let (ec2, lbs, dbs) = tokio::join!(ec2::restore_tiers(ctx), lb::create(ctx), rds::restore(ctx));
-    let (ec2, lbs, dbs) = (ec2?, lbs?, dbs?);
-    lb::register(ctx, &lbs, &ec2).await?;
+    let front = async {
+        let (ec2, lbs) = tokio::join!(ec2::restore_tiers(ctx), lb::create(ctx));
+        let (ec2, lbs) = (ec2?, lbs?);
+        lb::register(ctx, &lbs, &ec2).await?;
+        Ok::<_, ReconcileError>((ec2, lbs))
+    };
+    let (front, dbs) = tokio::join!(front, rds::restore(ctx));
+    let ((ec2, lbs), dbs) = (front?, dbs?);
     if ctx.mode == RunMode::Disaster {
         dns::cutover(ctx, &ec2, &lbs, &dbs).await?;
     } else {
