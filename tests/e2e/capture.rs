@@ -504,6 +504,37 @@ async fn build_estate(door: &AwsClients) -> Result<Estate> {
             .tags(Tag::builder().key("dr:cluster").value("shop").build())
             .send()
             .await?;
+        // An Aurora cluster on its own subnet group (used by no DB instance: its subnets cost
+        // one DescribeDBSubnetGroups), with one writer.
+        door.rds
+            .create_db_subnet_group()
+            .db_subnet_group_name("shop-aurora")
+            .db_subnet_group_description("shop aurora")
+            .subnet_ids(&subnets[1])
+            .subnet_ids(&subnets[0])
+            .send()
+            .await?;
+        door.rds
+            .create_db_cluster()
+            .db_cluster_identifier("shop-ledger")
+            .engine("aurora-postgresql")
+            .master_username("shop")
+            .master_user_password("not-a-secret-1")
+            .db_subnet_group_name("shop-aurora")
+            .vpc_security_group_ids(&sg)
+            .port(5432)
+            .tags(Tag::builder().key("dr:tier").value("1").build())
+            .tags(Tag::builder().key("dr:cluster").value("shop").build())
+            .send()
+            .await?;
+        door.rds
+            .create_db_instance()
+            .db_instance_identifier("shop-ledger-1")
+            .db_cluster_identifier("shop-ledger")
+            .engine("aurora-postgresql")
+            .db_instance_class("db.r6g.large")
+            .send()
+            .await?;
     }
 
     Ok(Estate {
@@ -763,7 +794,15 @@ async fn capture_fills_the_model_with_list_calls_and_never_mutates_the_primary()
     ensure!(private.records.len() == 1 && private.records[0].name == "db.internal.shop.");
 
     // RDS, against the primary's own answer for what moto invents (endpoint, parameter group).
-    ensure!(inventory.db_instances.len() == 1);
+    // The Aurora member is a DB instance too, naming its cluster.
+    let db_ids: Vec<&str> = inventory
+        .db_instances
+        .iter()
+        .map(|d| d.id.as_str())
+        .collect();
+    ensure!(db_ids == ["shop-db", "shop-ledger-1"], "{db_ids:?}");
+    ensure!(inventory.db_instances[1].cluster_id.as_deref() == Some("shop-ledger"));
+    ensure!(inventory.db_instances[1].class == "db.r6g.large");
     let db = &inventory.db_instances[0];
     let real = door
         .rds
@@ -789,6 +828,40 @@ async fn capture_fills_the_model_with_list_calls_and_never_mutates_the_primary()
         .collect();
     ensure!(!groups.is_empty() && db.parameter_groups == groups);
 
+    // The Aurora cluster, against the primary's answer for its endpoints.
+    ensure!(
+        inventory.db_clusters.len() == 1,
+        "{:?}",
+        inventory.db_clusters
+    );
+    let cluster = &inventory.db_clusters[0];
+    let real = door
+        .rds
+        .describe_db_clusters()
+        .db_cluster_identifier("shop-ledger")
+        .send()
+        .await?;
+    let real = real.db_clusters().first().context("cluster")?;
+    ensure!(cluster.id == "shop-ledger" && cluster.engine == "aurora-postgresql");
+    ensure!(Some(cluster.arn.as_str()) == real.db_cluster_arn());
+    ensure!(cluster.engine_version.as_deref() == real.engine_version());
+    ensure!(cluster.tier == 1 && cluster.cluster.as_deref() == Some("shop"));
+    ensure!(cluster.port == Some(5432));
+    ensure!(cluster.subnet_group.as_deref() == Some("shop-aurora"));
+    ensure!(cluster.subnet_ids == subnets, "{:?}", cluster.subnet_ids);
+    ensure!(cluster.vpc_security_group_ids == std::slice::from_ref(&estate.sg));
+    ensure!(cluster.endpoint.is_some() && cluster.endpoint.as_deref() == real.endpoint());
+    ensure!(
+        cluster.reader_endpoint.is_some()
+            && cluster.reader_endpoint.as_deref() == real.reader_endpoint()
+    );
+    ensure!(
+        cluster.writer() == Some("shop-ledger-1"),
+        "{:?}",
+        cluster.members
+    );
+    ensure!(cluster.members.len() == 1);
+
     // Exactly the documented calls, none of them mutating.
     let first = calls(&world);
     let counters = world.proxy().counters();
@@ -812,6 +885,8 @@ async fn capture_fills_the_model_with_list_calls_and_never_mutates_the_primary()
         ("route53", "GetHostedZone", GLOBAL_REGION, 1),
         ("route53", "ListResourceRecordSets", GLOBAL_REGION, 2),
         ("rds", "DescribeDBInstances", PRIMARY, 1),
+        ("rds", "DescribeDBClusters", PRIMARY, 1),
+        ("rds", "DescribeDBSubnetGroups", PRIMARY, 1),
     ];
     let mut first_calls = list_calls.to_vec();
     first_calls.push(("ec2", "DescribeInstanceTypes", PRIMARY, 1));
@@ -840,6 +915,7 @@ async fn capture_fills_the_model_with_list_calls_and_never_mutates_the_primary()
     .await?;
     ensure!(narrow.instances.len() == 2 && narrow.classic_load_balancers.is_empty());
     ensure!(narrow.hosted_zones.is_empty() && narrow.db_instances.is_empty());
+    ensure!(narrow.db_clusters.is_empty());
     let third = calls(&world);
     ensure!(
         third

@@ -1,6 +1,7 @@
 //! D1, D3–D11 end to end: a declared disaster restores a small estate in the DR region with
 //! the primary region down — tier by tier, plan B when a type runs out, under a throttling
-//! storm, after `kill -9` at twenty points — through the real SDK, the lab's proxy and moto.
+//! storm, after `kill -9` at twenty points, with an Aurora cluster and the record pointing at
+//! it — through the real SDK, the lab's proxy and moto.
 //!
 //! Every test seeds the estate in the primary region, lets the daemon mirror the network, copy
 //! the snapshots, AMIs and DB snapshots and write the inventory until the plan has no problems,
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow, ensure};
 use pilotlight_core::plan::RestorePlan;
 use pilotlight_lab::proxy::CapacityRule;
-use pilotlight_lab::seed::SeededEstate;
+use pilotlight_lab::seed::{DbClusterSpec, DbNetworkSpec, RecordSpec, SeededEstate};
 use pilotlight_lab::{EstateSpec, FaultAction, FaultRule};
 use serde_json::Value;
 
@@ -153,6 +154,123 @@ async fn small_estate_restores_completely() -> Result<()> {
         now.values.iter().cloned().collect::<Vec<_>>() == status.values,
         "{now:?} vs {status:?}"
     );
+    assert_primary_untouched(&r.world).await
+}
+
+/// The small estate plus Aurora cluster `ledger` (tier 1, in `prod`'s app subnets, one writer,
+/// one cluster snapshot) and the private record `ledger.corp.example.com` → its writer
+/// endpoint.
+fn aurora_estate() -> Result<EstateSpec> {
+    let mut spec = small_estate();
+    spec.db_clusters = vec![DbClusterSpec {
+        name: "ledger".into(),
+        engine: "aurora-postgresql".into(),
+        tier: 1,
+        snapshots: 1,
+        instances: 1,
+        class: "db.r6g.large".into(),
+        network: Some(DbNetworkSpec::new("prod", &["app-a", "app-b"], &["db"])),
+    }];
+    spec.zones
+        .iter_mut()
+        .find(|z| z.name == "corp.example.com")
+        .ok_or_else(|| anyhow!("the sample has the corp.example.com zone"))?
+        .records
+        .push(RecordSpec::DbCname {
+            name: "ledger".into(),
+            db: "ledger".into(),
+            ttl: 300,
+        });
+    Ok(spec)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn aurora_cluster_restores_with_its_writer_and_the_cname_follows() -> Result<()> {
+    let spec = aurora_estate()?;
+    let r = ready(1.0, &spec, "", |_| Ok(String::new())).await?;
+    // The plan: the cluster in tier 1 with its writer, from its DR cluster snapshot copy.
+    let clusters: Vec<_> = r.plan.tiers.iter().flat_map(|t| &t.clusters).collect();
+    ensure!(clusters.len() == 1, "{clusters:?}");
+    let planned = clusters[0];
+    ensure!(
+        planned.db_cluster_id == "ledger" && planned.tier == 1,
+        "{planned:?}"
+    );
+    ensure!(planned.snapshot.dr_id().is_some(), "{planned:?}");
+    let writer = &r.estate.db_clusters["ledger"].members[0];
+    ensure!(
+        planned.members.len() == 1
+            && planned.members[0].db_instance_id == *writer
+            && planned.members[0].writer,
+        "{planned:?}"
+    );
+    ensure!(r.plan.calls.get("rds:RestoreDBClusterFromSnapshot") == Some(&1));
+    ensure!(r.plan.calls.get("rds:CreateDBInstance") == Some(&1));
+    // The member is no DB restore of its own.
+    ensure!(
+        r.plan
+            .tiers
+            .iter()
+            .flat_map(|t| &t.databases)
+            .all(|d| d.db_instance_id != *writer)
+    );
+
+    let id = declare_disaster(r.api()).await?;
+    let (done, _) = wait_run_final(r.api(), &id).await?;
+    ensure_succeeded(&done)?;
+    r.daemon.stop().await?;
+
+    // Everything planned is there, the cluster and its member included, once each.
+    let checked = check_restore(&r.world, &r.plan, &id, r.instances_before, &[]).await?;
+    let cluster = checked
+        .view
+        .clusters
+        .iter()
+        .find(|c| c.tags.get("pilotlight:source").map(String::as_str) == Some("ledger"))
+        .ok_or_else(|| anyhow!("no restored cluster: {:?}", checked.view.clusters))?;
+    ensure!(
+        cluster.tags.get("pilotlight:managed").map(String::as_str) == Some("true"),
+        "{cluster:?}"
+    );
+    ensure!(cluster.status == "available", "{cluster:?}");
+    let member = checked
+        .view
+        .dbs
+        .iter()
+        .find(|d| d.tags.get("pilotlight:source") == Some(writer))
+        .ok_or_else(|| anyhow!("no restored member: {:?}", checked.view.dbs))?;
+    ensure!(
+        member.status == "available" && member.cluster.as_deref() == Some(cluster.id.as_str()),
+        "{member:?}"
+    );
+    ensure!(
+        cluster.members == [(member.id.clone(), true)],
+        "{:?}",
+        cluster.members
+    );
+
+    // The CNAME now names the restored cluster's writer endpoint, in the DR region.
+    let endpoint = cluster
+        .endpoint
+        .clone()
+        .ok_or_else(|| anyhow!("the restored cluster has no endpoint"))?;
+    ensure!(endpoint.contains(DR), "{endpoint}");
+    let zone = &r.estate.zones["corp.example.com"];
+    let record = seeded_record(&r.estate, "corp.example.com", "ledger")?;
+    ensure!(
+        record
+            .values
+            .iter()
+            .all(|v| dns_name(v) != dns_name(&endpoint)),
+        "the seeded record already named the DR endpoint: {record:?}"
+    );
+    let listed = zone_records(&r.world, &zone.id).await?;
+    let now = listed
+        .iter()
+        .find(|l| l.name == dns_name(&record.name) && l.record_type == "CNAME")
+        .ok_or_else(|| anyhow!("ledger record gone"))?;
+    let values: Vec<String> = now.values.iter().map(|v| dns_name(v)).collect();
+    ensure!(values == [dns_name(&endpoint)], "{values:?} vs {endpoint}");
     assert_primary_untouched(&r.world).await
 }
 
@@ -448,6 +566,93 @@ async fn kill_9_at_twenty_points_finishes_without_duplicates() -> Result<()> {
         "only {kills_mid_run} kills landed before the run finished: {points:?}"
     );
     daemon.kill9().await?;
+    check_restore(&world, &plan, &id, instances_before, &[]).await?;
+    assert_primary_untouched(&world).await
+}
+
+/// Whether the DR region holds the DB cluster (`cluster = true`) or DB instance `id`, asked
+/// through the world's uncounted door.
+async fn dr_rds_has(world: &World, cluster: bool, id: &str) -> bool {
+    let rds = world.clients(DR).await.rds;
+    // Not found is an error answer: absent.
+    if cluster {
+        rds.describe_db_clusters()
+            .db_cluster_identifier(id)
+            .send()
+            .await
+            .is_ok_and(|o| !o.db_clusters().is_empty())
+    } else {
+        rds.describe_db_instances()
+            .db_instance_identifier(id)
+            .send()
+            .await
+            .is_ok_and(|o| !o.db_instances().is_empty())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn aurora_restore_killed_after_aws_acted_adopts_instead_of_sending_again() -> Result<()> {
+    let world = World::with_options(lab_options(1.0)).await?;
+    let estate = seed(&world, &aurora_estate()?).await?;
+    let config = write_config(&world, &restore_config(&world, "", ""))?;
+    let log = world.dir.path().join("daemon.log");
+    let mut daemon = ChildDaemon::start(&config, &log).await?;
+    daemon.wait_leading().await?;
+    let plan = restore_plan(&wait_plan_ready(daemon.api).await?)?;
+    world.proxy().region_down(PRIMARY)?;
+    // Both Aurora mutations take effect at once and are answered only 5 s later: the daemon is
+    // killed in between, once the DR region shows what the call made.
+    let held: Vec<(&str, bool, String, pilotlight_lab::FaultId)> = [
+        ("RestoreDBClusterFromSnapshot", true, "ledger".to_owned()),
+        (
+            "CreateDBInstance",
+            false,
+            estate.db_clusters["ledger"].members[0].clone(),
+        ),
+    ]
+    .into_iter()
+    .map(|(op, cluster, id)| {
+        let rule = FaultRule::new(FaultAction::HoldResponse { ms: 5000 })
+            .region(DR)
+            .operation(op);
+        (op, cluster, id, world.proxy().add_fault(rule))
+    })
+    .collect();
+    let instances_before = dr_instances(&world).await?.len();
+    let (code, declared) = declare(daemon.api, Some(OPERATOR_TOKEN), DISASTER, None).await?;
+    ensure!(code == 201, "declare: {code} {declared}");
+    let id = run_id(&declared)?;
+
+    for (op, cluster, made, _) in &held {
+        let start = Instant::now();
+        while !dr_rds_has(&world, *cluster, made).await {
+            ensure!(
+                start.elapsed() < Duration::from_secs(120),
+                "{op} never made {made}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // AWS acted; its answer is still held: nobody heard.
+        daemon.kill9().await?;
+        daemon = ChildDaemon::start(&config, &log).await?;
+        daemon.wait_leading().await?;
+    }
+    let (done, _) = wait_run_final(daemon.api, &id).await?;
+    ensure_succeeded(&done)?;
+    daemon.kill9().await?;
+
+    // Each mutation went out once: the restarted daemon found what the first call made.
+    for (op, _, made, rule) in &held {
+        let sent = world.proxy().fault_hits(*rule);
+        ensure!(sent == 1, "{op} for {made} was sent {sent} times");
+    }
+    let text = std::fs::read_to_string(&log)?;
+    for adopted in [
+        "Aurora cluster already restored; adopted",
+        "DB instance already restored; adopted",
+    ] {
+        ensure!(text.contains(adopted), "the log never says {adopted:?}");
+    }
     check_restore(&world, &plan, &id, instances_before, &[]).await?;
     assert_primary_untouched(&world).await
 }

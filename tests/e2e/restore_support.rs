@@ -533,6 +533,20 @@ pub struct DrDb {
     pub id: String,
     pub status: String,
     pub endpoint: Option<String>,
+    /// The Aurora cluster of a member.
+    pub cluster: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// An Aurora DB cluster in the DR region.
+#[derive(Debug, Clone)]
+pub struct DrDbCluster {
+    pub id: String,
+    pub status: String,
+    pub endpoint: Option<String>,
+    pub reader_endpoint: Option<String>,
+    /// `(member DB instance, writer)`.
+    pub members: Vec<(String, bool)>,
     pub tags: BTreeMap<String, String>,
 }
 
@@ -544,6 +558,7 @@ pub struct DrView {
     pub lbs: Vec<DrLb>,
     pub target_groups: Vec<DrTargetGroup>,
     pub dbs: Vec<DrDb>,
+    pub clusters: Vec<DrDbCluster>,
 }
 
 fn ec2_tags(tags: &[aws_sdk_ec2::types::Tag]) -> BTreeMap<String, String> {
@@ -757,7 +772,33 @@ pub async fn dr_view(world: &World) -> Result<DrView> {
             id: db.db_instance_identifier().unwrap_or_default().to_owned(),
             status: db.db_instance_status().unwrap_or_default().to_owned(),
             endpoint: db.endpoint().and_then(|e| e.address()).map(str::to_owned),
+            cluster: db.db_cluster_identifier().map(str::to_owned),
             tags,
+        });
+    }
+    let mut clusters = Vec::new();
+    let described = clients.rds.describe_db_clusters().send().await?;
+    for c in described.db_clusters() {
+        clusters.push(DrDbCluster {
+            id: c.db_cluster_identifier().unwrap_or_default().to_owned(),
+            status: c.status().unwrap_or_default().to_owned(),
+            endpoint: c.endpoint().map(str::to_owned),
+            reader_endpoint: c.reader_endpoint().map(str::to_owned),
+            members: c
+                .db_cluster_members()
+                .iter()
+                .filter_map(|m| {
+                    Some((
+                        m.db_instance_identifier()?.to_owned(),
+                        m.is_cluster_writer().unwrap_or(false),
+                    ))
+                })
+                .collect(),
+            tags: c
+                .tag_list()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or("").to_owned())))
+                .collect(),
         });
     }
     Ok(DrView {
@@ -766,6 +807,7 @@ pub async fn dr_view(world: &World) -> Result<DrView> {
         lbs,
         target_groups,
         dbs,
+        clusters,
     })
 }
 
@@ -939,8 +981,9 @@ impl Checked {
 /// instance's `pilotlight:source` names its launch), data volumes attached from the planned DR snapshots, no other instance or
 /// volume created (`instances_before` DR instances existed before the run), one load balancer
 /// per planned one with its listeners and certificates, one target group per planned one,
-/// members = the DR instances of the planned members, every DB available, every planned record
-/// once in its zone pointing at DR resources, private zones associated with their DR VPC.
+/// members = the DR instances of the planned members, every DB available, every Aurora cluster
+/// once and available with its planned members (and no other DB or cluster), every planned
+/// record once in its zone pointing at DR resources, private zones associated with their DR VPC.
 pub async fn check_restore(
     world: &World,
     plan: &RestorePlan,
@@ -1229,6 +1272,84 @@ pub async fn check_restore(
             matching[0].status
         );
     }
+    // Aurora clusters: each restored once, available, with its members in it (the writer
+    // the planned one).
+    for cluster in plan.tiers.iter().flat_map(|t| &t.clusters) {
+        let source = &cluster.db_cluster_id;
+        let matching: Vec<&DrDbCluster> = view
+            .clusters
+            .iter()
+            .filter(|c| tagged(&c.tags, SOURCE) == Some(source))
+            .collect();
+        ensure!(
+            matching.len() == 1,
+            "{} DR clusters for {source}: {:?}",
+            matching.len(),
+            view.clusters
+        );
+        let dr = matching[0];
+        ensure_run_tags(
+            &format!("DB cluster {}", dr.id),
+            &dr.tags,
+            run,
+            Some(source),
+        )?;
+        ensure!(
+            dr.status == "available",
+            "DB cluster {} is {}",
+            dr.id,
+            dr.status
+        );
+        ensure!(
+            dr.endpoint.is_some(),
+            "DB cluster {} has no endpoint",
+            dr.id
+        );
+        for member in &cluster.members {
+            planned_dbs += 1;
+            let matching: Vec<&DrDb> = view
+                .dbs
+                .iter()
+                .filter(|d| tagged(&d.tags, SOURCE) == Some(&member.db_instance_id))
+                .collect();
+            ensure!(
+                matching.len() == 1,
+                "{} DR DB instances for member {}: {:?}",
+                matching.len(),
+                member.db_instance_id,
+                view.dbs
+            );
+            let db = matching[0];
+            ensure_run_tags(
+                &format!("DB {}", db.id),
+                &db.tags,
+                run,
+                Some(&member.db_instance_id),
+            )?;
+            ensure!(db.status == "available", "DB {} is {}", db.id, db.status);
+            ensure!(
+                db.cluster.as_deref() == Some(dr.id.as_str()),
+                "member {} is in cluster {:?}, not {}",
+                db.id,
+                db.cluster,
+                dr.id
+            );
+            ensure!(
+                dr.members.contains(&(db.id.clone(), member.writer)),
+                "cluster {} lists {:?}, expected {} (writer: {})",
+                dr.id,
+                dr.members,
+                db.id,
+                member.writer
+            );
+        }
+    }
+    let planned_clusters = plan.tiers.iter().map(|t| t.clusters.len()).sum::<usize>();
+    ensure!(
+        view.clusters.len() == planned_clusters,
+        "{} DB clusters in the DR region, {planned_clusters} planned",
+        view.clusters.len()
+    );
     ensure!(
         view.dbs.len() == planned_dbs,
         "{} DB instances in the DR region, {planned_dbs} planned",
@@ -1245,6 +1366,11 @@ pub async fn check_restore(
         view.dbs
             .iter()
             .find(|d| tagged(&d.tags, SOURCE) == Some(source))
+    };
+    let cluster_of = |source: &str| {
+        view.clusters
+            .iter()
+            .find(|c| tagged(&c.tags, SOURCE) == Some(source))
     };
     let r53 = world.clients(DR).await.route53;
     for zone in &plan.dns.zones {
@@ -1314,6 +1440,18 @@ pub async fn check_restore(
                 ensure!(
                     values == BTreeSet::from([want.clone()]),
                     "{name} holds {values:?}, DR DB endpoint {want}"
+                );
+            } else if let Some(c) = record.points_at.iter().find_map(|p| cluster_of(p)) {
+                let endpoints: BTreeSet<String> = c
+                    .endpoint
+                    .iter()
+                    .chain(&c.reader_endpoint)
+                    .map(|e| dns_name(e))
+                    .collect();
+                let values: BTreeSet<String> = set.values.iter().map(|v| dns_name(v)).collect();
+                ensure!(
+                    values.len() == 1 && values.is_subset(&endpoints),
+                    "{name} holds {values:?}, DR cluster endpoints {endpoints:?}"
                 );
             } else {
                 bail!("{name} points at {:?}: nothing restored", record.points_at);

@@ -8,7 +8,7 @@
 //! yet cached), classic load balancers `Lc`, v2 load balancers `L` with `H` HTTPS/TLS
 //! listeners and `G` target groups attached to them (`Gr` in the region), ACM listener
 //! certificates `C` (`C'` not yet cached), hosted zones `Z` (`Zp` private, `n_z` records in
-//! zone `z`) and `D` DB instances, one capture makes
+//! zone `z`), `D` DB instances, `K` Aurora clusters and `S` DB subnet groups, one capture makes
 //!
 //! ```text
 //! EC2      ceil(R/1000) DescribeInstances + ceil(V/200) DescribeVolumes
@@ -20,18 +20,20 @@
 //! ACM      C' DescribeCertificate
 //! Route 53 ceil(Z/100) ListHostedZones + Zp GetHostedZone + Σ_z ceil(n_z/300)
 //!          ListResourceRecordSets
-//! RDS      ceil(D/100) DescribeDBInstances
+//! RDS      ceil(D/100) DescribeDBInstances + ceil(K/100) DescribeDBClusters
+//!          [+ ceil(S/100) DescribeDBSubnetGroups]
 //! ```
 //!
 //! (each list at least one call; the v2 target-group and listener calls only when there are
-//! v2 load balancers). Instance types and certificates are immutable per name and ARN, so
+//! v2 load balancers; `DescribeDBSubnetGroups` only when a cluster's subnet group is used by no
+//! DB instance, whose answer already lists the group's subnets). Instance types and certificates are immutable per name and ARN, so
 //! [`PrimaryHandles`] caches them: a steady-state capture makes no `DescribeInstanceTypes` and
 //! no `DescribeCertificate` call. The remaining per-resource calls (listeners, listener
 //! certificates, target health, private zones) have no list form in the API. For the case
 //! study (3,000 instances in ~3,000 reservations, 6,000 volumes, no classic and 100 v2 load
 //! balancers with one HTTPS listener and one target group each, 20 public zones of 200
-//! records, 50 DB instances) a steady-state capture is EC2 3 + 30, ELB 1 + 0, ELBv2
-//! 1 + 100 + 100 + 1 + 100 + 5, Route 53 1 + 20, RDS 1: 363 calls, 307 of them ELB calls
+//! records, 50 DB instances, no cluster) a steady-state capture is EC2 3 + 30, ELB 1 + 0, ELBv2
+//! 1 + 100 + 100 + 1 + 100 + 5, Route 53 1 + 20, RDS 1 + 1: 364 calls, 307 of them ELB calls
 //! paced by the shared ELB describe buckets (40 burst, 10/s): about 27 s.
 //!
 //! # Choices
@@ -53,6 +55,10 @@
 //!   empty domain.
 //! - **Records**: every record set but the zone's own SOA and apex NS; alias records carry no
 //!   TTL (moto reports 0).
+//! - **Aurora clusters**: `DescribeDBClusters` names a cluster's subnet group only; its subnets
+//!   are taken from a DB instance in the same group (an Aurora member normally is one), else
+//!   from one paginated `DescribeDBSubnetGroups`. Members are the cluster's `DBClusterMembers`
+//!   with their writer flag; their own details are in the DB instances.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -66,8 +72,9 @@ use pilotlight_core::aws_limits::Service;
 use pilotlight_core::config::Config;
 use pilotlight_core::inventory::{
     AliasTarget, BlockDevice, Certificate, ClassicHealthCheck, ClassicListener,
-    ClassicLoadBalancer, DbInstance, HostedZone, Instance, InstanceTypeInfo, Inventory, Listener,
-    LoadBalancer, LoadBalancerKind, Record, SCHEMA_VERSION, Scheme, Target, TargetGroup,
+    ClassicLoadBalancer, DbCluster, DbClusterMember, DbInstance, HostedZone, Instance,
+    InstanceTypeInfo, Inventory, Listener, LoadBalancer, LoadBalancerKind, Record, SCHEMA_VERSION,
+    Scheme, Target, TargetGroup,
 };
 
 use crate::acm::PrimaryAcm;
@@ -272,6 +279,7 @@ pub async fn capture_inventory(
     }
     if opts.rds {
         inventory.db_instances = db_instances(&p.rds, opts).await?;
+        inventory.db_clusters = db_clusters(&p.rds, opts, &inventory.db_instances).await?;
     }
     inventory.captured_at_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -1079,6 +1087,118 @@ async fn db_instances(
         marker = next(page.marker());
         if marker.is_none() {
             break;
+        }
+    }
+    Ok(out)
+}
+
+/// Aurora clusters with tier and cluster from their `TagList`, and their subnet groups'
+/// subnets (see the module doc).
+async fn db_clusters(
+    rds: &PrimaryRds,
+    opts: &CaptureOptions,
+    instances: &[DbInstance],
+) -> Result<Vec<DbCluster>, AwsError> {
+    let mut out = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = rds
+            .describe_db_clusters(|b| b.max_records(DB_PAGE).set_marker(marker.clone()))
+            .await?;
+        for c in page.db_clusters() {
+            let Some(id) = c.db_cluster_identifier() else {
+                continue;
+            };
+            let tags: BTreeMap<String, String> = c
+                .tag_list()
+                .iter()
+                .filter_map(|t| {
+                    Some((
+                        t.key()?.to_owned(),
+                        t.value().unwrap_or_default().to_owned(),
+                    ))
+                })
+                .collect();
+            let mut vpc_security_group_ids: Vec<String> = c
+                .vpc_security_groups()
+                .iter()
+                .filter_map(|g| g.vpc_security_group_id().map(str::to_owned))
+                .collect();
+            vpc_security_group_ids.sort();
+            let mut members: Vec<DbClusterMember> = c
+                .db_cluster_members()
+                .iter()
+                .filter_map(|m| {
+                    Some(DbClusterMember {
+                        db_instance_id: m.db_instance_identifier()?.to_owned(),
+                        writer: m.is_cluster_writer().unwrap_or(false),
+                    })
+                })
+                .collect();
+            members.sort_by(|a, b| a.db_instance_id.cmp(&b.db_instance_id));
+            out.push(DbCluster {
+                id: id.to_owned(),
+                arn: c.db_cluster_arn().unwrap_or_default().to_owned(),
+                engine: c.engine().unwrap_or_default().to_owned(),
+                engine_version: c.engine_version().map(str::to_owned),
+                tier: opts.tier(tags.get(&opts.tier_tag).map(String::as_str)),
+                port: c.port(),
+                subnet_group: c
+                    .db_subnet_group()
+                    .filter(|g| !g.is_empty())
+                    .map(str::to_owned),
+                subnet_ids: Vec::new(),
+                vpc_security_group_ids,
+                endpoint: c.endpoint().map(str::to_owned),
+                reader_endpoint: c.reader_endpoint().map(str::to_owned),
+                members,
+                cluster: tag_of(&tags, &opts.cluster_tag).map(str::to_owned),
+                tags,
+            });
+        }
+        marker = next(page.marker());
+        if marker.is_none() {
+            break;
+        }
+    }
+
+    // Subnet group → subnets, from the DB instances first.
+    let mut groups: BTreeMap<String, Vec<String>> = instances
+        .iter()
+        .filter(|d| !d.subnet_ids.is_empty())
+        .filter_map(|d| Some((d.subnet_group.clone()?, d.subnet_ids.clone())))
+        .collect();
+    let unknown = out
+        .iter()
+        .filter_map(|c| c.subnet_group.as_ref())
+        .any(|g| !groups.contains_key(g));
+    if unknown {
+        let mut marker: Option<String> = None;
+        loop {
+            let page = rds
+                .describe_db_subnet_groups(|b| b.max_records(DB_PAGE).set_marker(marker.clone()))
+                .await?;
+            for g in page.db_subnet_groups() {
+                let Some(name) = g.db_subnet_group_name() else {
+                    continue;
+                };
+                let mut ids: Vec<String> = g
+                    .subnets()
+                    .iter()
+                    .filter_map(|s| s.subnet_identifier().map(str::to_owned))
+                    .collect();
+                ids.sort();
+                groups.entry(name.to_owned()).or_insert(ids);
+            }
+            marker = next(page.marker());
+            if marker.is_none() {
+                break;
+            }
+        }
+    }
+    for c in &mut out {
+        if let Some(ids) = c.subnet_group.as_ref().and_then(|g| groups.get(g)) {
+            c.subnet_ids.clone_from(ids);
         }
     }
     Ok(out)

@@ -1,6 +1,7 @@
 //! RDS in two faces, like [`crate::ec2`]: [`PrimaryRds`] can only describe (and presign a copy
 //! request for the DR region to send, which mutates nothing); [`DrRds`] adds the snapshot
-//! copies and the deletion of owned copies. Every call runs through
+//! copies, the restores (DB instances, Aurora clusters and their member instances, DB subnet
+//! groups) and the deletion of owned copies. Every call runs through
 //! [`AwsCtx::call`](crate::AwsCtx::call).
 
 use aws_sdk_rds::types::Tag;
@@ -23,6 +24,7 @@ macro_rules! rds_describe_ops {
             describe_db_clusters => describe_db_clusters::DescribeDBClustersFluentBuilder -> DescribeDbClustersOutput, "DescribeDBClusters";
             describe_db_snapshots => describe_db_snapshots::DescribeDBSnapshotsFluentBuilder -> DescribeDbSnapshotsOutput, "DescribeDBSnapshots";
             describe_db_cluster_snapshots => describe_db_cluster_snapshots::DescribeDBClusterSnapshotsFluentBuilder -> DescribeDbClusterSnapshotsOutput, "DescribeDBClusterSnapshots";
+            describe_db_subnet_groups => describe_db_subnet_groups::DescribeDBSubnetGroupsFluentBuilder -> DescribeDbSubnetGroupsOutput, "DescribeDBSubnetGroups";
         }
     };
 }
@@ -115,6 +117,11 @@ impl DrRds {
         /// Copies a DB cluster snapshot into this region, without SDK retries (see
         /// [`DrRds::copy_db_snapshot`]).
         copy_db_cluster_snapshot => copy_db_cluster_snapshot::CopyDBClusterSnapshotFluentBuilder -> CopyDbClusterSnapshotOutput, "CopyDBClusterSnapshot";
+        /// Restore (D5): an Aurora cluster from its newest DR cluster snapshot, without SDK
+        /// retries: the caller looks the (deterministic) cluster identifier up before sending
+        /// again, so a lost answer never becomes a second request (moto, unlike AWS, would not
+        /// answer `DBClusterAlreadyExistsFault` but replace the cluster).
+        restore_db_cluster_from_snapshot => restore_db_cluster_from_snapshot::RestoreDBClusterFromSnapshotFluentBuilder -> RestoreDbClusterFromSnapshotOutput, "RestoreDBClusterFromSnapshot";
     }
 
     sdk_ops! {
@@ -123,13 +130,10 @@ impl DrRds {
         /// deterministic, so a retry or a resumed run answers `DBInstanceAlreadyExists` for the
         /// instance the first attempt made, which the caller adopts.
         restore_db_instance_from_db_snapshot => restore_db_instance_from_db_snapshot::RestoreDBInstanceFromDBSnapshotFluentBuilder -> RestoreDbInstanceFromDbSnapshotOutput, "RestoreDBInstanceFromDBSnapshot";
-        /// Restore (D5): an Aurora cluster from its newest DR cluster snapshot.
-        restore_db_cluster_from_snapshot => restore_db_cluster_from_snapshot::RestoreDBClusterFromSnapshotFluentBuilder -> RestoreDbClusterFromSnapshotOutput, "RestoreDBClusterFromSnapshot";
         /// Restore (D5): a member instance of a restored Aurora cluster.
         create_db_instance => create_db_instance::CreateDBInstanceFluentBuilder -> CreateDbInstanceOutput, "CreateDBInstance";
         /// Restore (D5): the DR subnet group restored DB instances go into.
         create_db_subnet_group => create_db_subnet_group::CreateDBSubnetGroupFluentBuilder -> CreateDbSubnetGroupOutput, "CreateDBSubnetGroup";
-        describe_db_subnet_groups => describe_db_subnet_groups::DescribeDBSubnetGroupsFluentBuilder -> DescribeDbSubnetGroupsOutput, "DescribeDBSubnetGroups";
     }
 
     /// Deletes a DB snapshot pilotlight owns (a DR copy past retention).

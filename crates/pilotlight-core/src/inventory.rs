@@ -48,8 +48,13 @@ pub struct Inventory {
     pub certificates: Vec<Certificate>,
     /// Route 53 hosted zones with their records, sorted by id.
     pub hosted_zones: Vec<HostedZone>,
-    /// RDS DB instances, sorted by identifier.
+    /// RDS DB instances, sorted by identifier. Aurora cluster members are listed here too
+    /// (with their `cluster_id`).
     pub db_instances: Vec<DbInstance>,
+    /// Aurora DB clusters, sorted by identifier. Absent from documents written before clusters
+    /// were captured (read as none).
+    #[serde(default)]
+    pub db_clusters: Vec<DbCluster>,
     /// CPU and memory utilisation per instance id over the configured window (for plan B).
     pub utilisation: BTreeMap<String, Utilisation>,
 }
@@ -104,6 +109,13 @@ impl Inventory {
             z.vpcs.sort();
         }
         self.db_instances.sort_by(|a, b| a.id.cmp(&b.id));
+        self.db_clusters.sort_by(|a, b| a.id.cmp(&b.id));
+        for c in &mut self.db_clusters {
+            c.subnet_ids.sort();
+            c.vpc_security_group_ids.sort();
+            c.members
+                .sort_by(|a, b| a.db_instance_id.cmp(&b.db_instance_id));
+        }
     }
 
     /// Resource counts by class, as stored next to the version pointer.
@@ -119,6 +131,7 @@ impl Inventory {
                 self.hosted_zones.iter().map(|z| z.records.len()).sum(),
             ),
             ("db_instances", self.db_instances.len()),
+            ("db_clusters", self.db_clusters.len()),
             ("utilisation", self.utilisation.len()),
         ])
     }
@@ -388,6 +401,52 @@ pub struct DbInstance {
     pub tags: BTreeMap<String, String>,
 }
 
+/// An Aurora DB cluster. Its members are DB instances of [`Inventory::db_instances`] (with
+/// `cluster_id` naming the cluster), listed here with their role.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DbCluster {
+    pub id: String,
+    pub arn: String,
+    /// `aurora-mysql`, `aurora-postgresql`, …
+    pub engine: String,
+    pub engine_version: Option<String>,
+    /// Recovery tier from the cluster's tier tag (the configured default when absent).
+    pub tier: u8,
+    pub port: Option<i32>,
+    pub subnet_group: Option<String>,
+    /// The subnets of its subnet group, sorted.
+    pub subnet_ids: Vec<String>,
+    pub vpc_security_group_ids: Vec<String>,
+    /// The writer endpoint (what DNS records point at).
+    pub endpoint: Option<String>,
+    pub reader_endpoint: Option<String>,
+    /// Member DB instances, sorted by identifier.
+    pub members: Vec<DbClusterMember>,
+    /// Value of the cluster tag (`inventory.cluster_tag`), if any.
+    pub cluster: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A member DB instance of an Aurora cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DbClusterMember {
+    pub db_instance_id: String,
+    /// Whether it is the cluster's writer.
+    pub writer: bool,
+}
+
+impl DbCluster {
+    /// The writer member's identifier, if the cluster has one.
+    pub fn writer(&self) -> Option<&str> {
+        self.members
+            .iter()
+            .find(|m| m.writer)
+            .map(|m| m.db_instance_id.as_str())
+    }
+}
+
 /// Utilisation of one instance over the collection window, in percent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -504,6 +563,52 @@ mod tests {
         let text = serde_json::to_string(&a).unwrap();
         let back: Inventory = serde_json::from_str(&text).unwrap();
         assert_eq!(a, back);
+    }
+
+    #[test]
+    fn documents_without_clusters_still_load() {
+        let mut a = sample();
+        a.normalize();
+        let mut value = serde_json::to_value(&a).unwrap();
+        value.as_object_mut().unwrap().remove("db_clusters");
+        let back: Inventory = serde_json::from_value(value).unwrap();
+        assert_eq!(back, a);
+        assert!(back.db_clusters.is_empty());
+    }
+
+    #[test]
+    fn clusters_normalize_and_name_their_writer() {
+        let mut a = sample();
+        a.db_clusters = vec![
+            DbCluster {
+                id: "ledger".into(),
+                members: vec![
+                    DbClusterMember {
+                        db_instance_id: "ledger-2".into(),
+                        writer: false,
+                    },
+                    DbClusterMember {
+                        db_instance_id: "ledger-1".into(),
+                        writer: true,
+                    },
+                ],
+                subnet_ids: vec!["subnet-b".into(), "subnet-a".into()],
+                ..DbCluster::default()
+            },
+            DbCluster {
+                id: "audit".into(),
+                ..DbCluster::default()
+            },
+        ];
+        a.normalize();
+        let ids: Vec<&str> = a.db_clusters.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["audit", "ledger"]);
+        let ledger = &a.db_clusters[1];
+        assert_eq!(ledger.subnet_ids, ["subnet-a", "subnet-b"]);
+        assert_eq!(ledger.members[0].db_instance_id, "ledger-1");
+        assert_eq!(ledger.writer(), Some("ledger-1"));
+        assert_eq!(a.db_clusters[0].writer(), None);
+        assert_eq!(a.counts()["db_clusters"], 2);
     }
 
     #[test]

@@ -17,8 +17,12 @@
 //!   one instance). [`LaunchGroup::group_id`] is a digest of the tier and the spec (and the
 //!   instance id when IPs are preserved): the same estate always gives the same ids, from which
 //!   the executor derives `RunInstances` client tokens. A tier also lists its data volumes
-//!   (non-root block devices) and its RDS DB instances, restored with one
-//!   `RestoreDBInstanceFromDBSnapshot` each from their newest DR snapshot.
+//!   (non-root block devices), its RDS DB instances, restored with one
+//!   `RestoreDBInstanceFromDBSnapshot` each from their newest DR snapshot, and its Aurora
+//!   clusters ([`ClusterRestore`]), each restored with one `RestoreDBClusterFromSnapshot` from
+//!   its newest DR cluster snapshot and one `CreateDBInstance` per member (writer first). The
+//!   members of a cluster of the inventory are planned with their cluster, in its tier, and not
+//!   as DB instances of their own.
 //! - **The volume method** ([`VolumePlan`]). Data volumes come back either in the launch's
 //!   block-device mappings (one launch per distinct spec) or through `CreateVolume` +
 //!   `AttachVolume` after batched launches. Both are simulated; `auto` picks the one whose EC2
@@ -32,7 +36,8 @@
 //!   that are instances of the selection (by id, or by private IP for `ip` target groups) are
 //!   registered.
 //! - **DNS** ([`DnsPlan`]): every selected record whose values or alias point at an instance IP,
-//!   a load balancer or a DB endpoint of the selection is UPSERTed, in batches per zone (see
+//!   a load balancer, a DB endpoint or an Aurora cluster's writer or reader endpoint of the
+//!   selection is UPSERTed, in batches per zone (see
 //!   [`DnsBatch`] for the limits); one `ChangeResourceRecordSets` and one `GetChange` per batch;
 //!   a private zone also needs one `AssociateVPCWithHostedZone` for its DR VPC.
 //! - **Calls per operation** (`service:Operation`, e.g. `ec2:RunInstances`) over the plan and per
@@ -44,7 +49,8 @@
 //!   assumption: the executor waits for a launch with one describe of the launch's instance
 //!   ids, issued when they are expected to be running (or an EventBridge state change replaces
 //!   it); retries and further polls are not planned.
-//! - **Problems** ([`Problem`]): an AMI without DR copy, a data volume or DB without DR snapshot,
+//! - **Problems** ([`Problem`]): an AMI without DR copy, a data volume, DB or Aurora cluster
+//!   without DR snapshot,
 //!   an unmapped subnet, security group or VPC, a listener certificate without DR counterpart.
 //!   The affected items stay in the plan, are counted and scheduled like the rest and carry a
 //!   [`DrRef::Missing`] where the DR id would be: the plan shows the whole restore and says what
@@ -81,7 +87,9 @@
 //! - **DNS** after both: once every tier is up and the load balancers are active and
 //!   registered. Zones run in parallel; within a zone one batch at a time, the next after the
 //!   previous one's `GetChange` saw it in sync, [`RestoreConfig::dns_sync_secs`] later.
-//! - **RDS** from t = 0; a DB is available [`RestoreConfig::db_restore_secs`] after its call.
+//! - **RDS** from t = 0, one call after another; a DB is available
+//!   [`RestoreConfig::db_restore_secs`] after its call, an Aurora cluster that long after the
+//!   `CreateDBInstance` of its last member (which follows its `RestoreDBClusterFromSnapshot`).
 //!
 //! Whenever several calls could go, the one that can go earliest goes first. The estimate is
 //! the time the last chain ends ([`Schedule::total_secs`]). The waits (boot, provisioning,
@@ -111,7 +119,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{RestoreConfig, ThrottleConfig, VolumeStrategy};
-use crate::inventory::{DbInstance, Instance, Inventory, Scheme};
+use crate::inventory::{DbCluster, DbInstance, Instance, Inventory, Scheme};
 use crate::scope::{DrState, Selection};
 
 /// Calls per operation, keyed `service:Operation` (`ec2:RunInstances`, `elbv2:CreateListener`,
@@ -161,9 +169,12 @@ pub struct TierPlan {
     pub groups: Vec<LaunchGroup>,
     /// Data volumes (non-root block devices) of the tier's instances, in launch order.
     pub data_volumes: Vec<DataVolume>,
-    /// RDS DB instances of the tier.
+    /// RDS DB instances of the tier (Aurora cluster members are in [`TierPlan::clusters`]).
     pub databases: Vec<DbRestore>,
     /// Calls per operation of the tier: its EC2 calls and its RDS restores.
+    /// Aurora clusters of the tier. Absent from plans made before clusters were restored.
+    #[serde(default)]
+    pub clusters: Vec<ClusterRestore>,
     pub calls: CallCounts,
 }
 
@@ -269,6 +280,35 @@ pub struct DbRestore {
 }
 
 /// How data volumes come back.
+/// An Aurora cluster restored from its DR cluster snapshot, then its member instances created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterRestore {
+    /// The primary DB cluster identifier.
+    pub db_cluster_id: String,
+    pub tier: u8,
+    pub engine: String,
+    pub engine_version: Option<String>,
+    pub port: Option<i32>,
+    /// The newest DR cluster snapshot.
+    pub snapshot: DrRef,
+    /// DR subnets of its subnet group.
+    pub subnets: Vec<DrRef>,
+    /// DR VPC security groups, sorted.
+    pub security_groups: Vec<DrRef>,
+    /// Member instances, the writer first, then by identifier.
+    pub members: Vec<ClusterMemberRestore>,
+}
+
+/// A member instance of an Aurora cluster, created with `CreateDBInstance` into the restored
+/// cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterMemberRestore {
+    /// The primary DB instance identifier.
+    pub db_instance_id: String,
+    pub class: String,
+    pub writer: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VolumeMethod {
@@ -388,7 +428,8 @@ pub struct RecordChange {
     pub name: String,
     pub record_type: String,
     pub set_identifier: Option<String>,
-    /// What it points at: instance ids, load balancers (classic name, v2 ARN), DB identifiers.
+    /// What it points at: instance ids, load balancers (classic name, v2 ARN), DB and DB cluster
+    /// identifiers.
     pub points_at: Vec<String>,
 }
 
@@ -478,6 +519,8 @@ pub enum ProblemKind {
     /// A DB instance has no DR snapshot.
     DbSnapshotMissing,
     /// A listener certificate has no DR counterpart.
+    /// An Aurora cluster has no DR cluster snapshot.
+    DbClusterSnapshotMissing,
     CertificateNotMapped,
 }
 
@@ -485,11 +528,11 @@ pub enum ProblemKind {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Problem {
     pub kind: ProblemKind,
-    /// What is restored: an instance id, a load balancer (classic name, v2 ARN), a DB
-    /// identifier or a zone id.
+    /// What is restored: an instance id, a load balancer (classic name, v2 ARN), a DB or DB
+    /// cluster identifier or a zone id.
     pub resource_id: String,
     /// The primary id lacking a DR counterpart (AMI, volume, subnet, group, VPC, certificate,
-    /// DB), or empty for [`ProblemKind::NoSubnet`].
+    /// DB, DB cluster), or empty for [`ProblemKind::NoSubnet`].
     pub missing_id: String,
     pub reason: String,
 }
@@ -552,6 +595,15 @@ impl Problems {
 }
 
 /// Plans the restore of `selection` (see the module doc).
+/// What one tier restores, from the selection: its instances, its DB instances (Aurora members
+/// aside) and its Aurora clusters with their members.
+#[derive(Debug, Default)]
+struct TierInput<'a> {
+    instances: Vec<&'a Instance>,
+    dbs: Vec<&'a DbInstance>,
+    clusters: Vec<(&'a DbCluster, Vec<&'a DbInstance>)>,
+}
+
 pub fn restore_plan(
     inventory: &Inventory,
     selection: &Selection<'_>,
@@ -560,19 +612,47 @@ pub fn restore_plan(
     throttle: &ThrottleConfig,
 ) -> RestorePlan {
     let mut problems = Problems::default();
-    let mut by_tier: BTreeMap<u8, (Vec<&Instance>, Vec<&DbInstance>)> = BTreeMap::new();
+    let mut by_tier: BTreeMap<u8, TierInput<'_>> = BTreeMap::new();
     for instance in &selection.instances {
-        by_tier.entry(instance.tier).or_default().0.push(instance);
+        by_tier
+            .entry(instance.tier)
+            .or_default()
+            .instances
+            .push(instance);
     }
     for db in &selection.db_instances {
-        by_tier.entry(db.tier).or_default().1.push(db);
+    // Members of a cluster of the inventory come back with their cluster.
+    let clustered: BTreeSet<&str> = inventory
+        .db_clusters
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
+        if db
+            .cluster_id
+            .as_deref()
+            .is_some_and(|c| clustered.contains(c))
+        {
+            continue;
+        }
+        by_tier.entry(db.tier).or_default().dbs.push(db);
+    }
+    for cluster in &selection.db_clusters {
+        let members: Vec<&DbInstance> = selection
+            .db_instances
+            .iter()
+            .copied()
+            .filter(|d| d.cluster_id.as_deref() == Some(cluster.id.as_str()))
+            .collect();
+        by_tier
+            .entry(cluster.tier)
+            .or_default()
+            .clusters
+            .push((cluster, members));
     }
     let build = |method: VolumeMethod, problems: &mut Problems| -> Vec<TierPlan> {
         by_tier
             .iter()
-            .map(|(&tier, (instances, dbs))| {
-                groups::tier_plan(tier, instances, dbs, method, restore, dr, problems)
-            })
+            .map(|(&tier, input)| groups::tier_plan(tier, input, method, restore, dr, problems))
             .collect()
     };
     let bdm = build(VolumeMethod::BlockDeviceMapping, &mut problems);

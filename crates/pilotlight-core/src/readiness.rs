@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::capacity::CapacityPlan;
 use crate::config::TiersConfig;
-use crate::inventory::{ClassicLoadBalancer, DbInstance, Instance, Inventory, LoadBalancer};
+use crate::inventory::{
+    ClassicLoadBalancer, DbCluster, DbInstance, Instance, Inventory, LoadBalancer,
+};
 use crate::scope::{DrState, Selection};
 
 /// The tier whose data volumes must have DR copies within its RPO.
@@ -40,8 +42,8 @@ pub enum CheckName {
     VolumeCopies,
     /// Every AMI used by an instance has a DR copy.
     AmiCopies,
-    /// Every subnet and security group used by instances, load balancers and DB instances is
-    /// mirrored in the DR region.
+    /// Every subnet and security group used by instances, load balancers, DB instances and
+    /// Aurora clusters is mirrored in the DR region.
     NetworkMappings,
     /// Every listener certificate has a DR counterpart.
     Certificates,
@@ -179,6 +181,7 @@ struct Estate<'a> {
     classic_load_balancers: Vec<&'a ClassicLoadBalancer>,
     load_balancers: Vec<&'a LoadBalancer>,
     db_instances: Vec<&'a DbInstance>,
+    db_clusters: Vec<&'a DbCluster>,
 }
 
 impl<'a> Estate<'a> {
@@ -189,12 +192,14 @@ impl<'a> Estate<'a> {
                 classic_load_balancers: sel.classic_load_balancers.clone(),
                 load_balancers: sel.load_balancers.clone(),
                 db_instances: sel.db_instances.clone(),
+                db_clusters: sel.db_clusters.clone(),
             },
             None => Estate {
                 instances: inventory.instances.iter().collect(),
                 classic_load_balancers: inventory.classic_load_balancers.iter().collect(),
                 load_balancers: inventory.load_balancers.iter().collect(),
                 db_instances: inventory.db_instances.iter().collect(),
+                db_clusters: inventory.db_clusters.iter().collect(),
             },
         }
     }
@@ -301,6 +306,10 @@ fn network_mappings(estate: &Estate<'_>, dr: &DrState) -> Check {
     for db in &estate.db_instances {
         note(&mut used, &db.subnet_ids, SUBNET);
         note(&mut used, &db.vpc_security_group_ids, SECURITY_GROUP);
+    }
+    for cluster in &estate.db_clusters {
+        note(&mut used, &cluster.subnet_ids, SUBNET);
+        note(&mut used, &cluster.vpc_security_group_ids, SECURITY_GROUP);
     }
     let failing = used
         .iter()
@@ -526,6 +535,7 @@ mod tests {
                 ("ami-2".to_owned(), copy("ami-dr2", 600)),
             ]),
             db_snapshots: BTreeMap::new(),
+            db_cluster_snapshots: BTreeMap::new(),
             certificates: BTreeMap::from([
                 ("arn:cert/a".to_owned(), "arn:dr-cert/a".to_owned()),
                 ("arn:cert/b".to_owned(), "arn:dr-cert/b".to_owned()),
@@ -700,6 +710,27 @@ mod tests {
             ]
         );
         assert!(!report.ready);
+    }
+
+    #[test]
+    fn aurora_cluster_subnets_and_groups_are_checked() {
+        let mut inv = estate();
+        inv.db_clusters.push(crate::inventory::DbCluster {
+            id: "ledger".into(),
+            tier: 1,
+            subnet_ids: vec!["subnet-db".into(), "subnet-aurora".into()],
+            vpc_security_group_ids: vec!["sg-aurora".into()],
+            ..Default::default()
+        });
+        let report = evaluate_whole(&inv, &complete_dr(), &running(&["directory", "monitoring"]));
+        assert_eq!(
+            failing(&report, CheckName::NetworkMappings),
+            [
+                item("sg-aurora", "security group is not mapped to the DR region"),
+                item("subnet-aurora", "subnet is not mapped to the DR region"),
+            ]
+        );
+        assert_eq!(report.check(CheckName::NetworkMappings).unwrap().total, 9);
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //!
 //! [`select`] narrows an [`Inventory`] to a [`Scope`]: the instances of a set of tenants'
 //! clusters (each shared cluster once) and tiers, the load balancers serving them, the records
-//! pointing at any of those, and the databases of those clusters. The capacity plan (R8), the
+//! pointing at any of those, and the databases of those clusters. An Aurora cluster is selected
+//! by its own tier and cluster tag and brings all its member DB instances along. The capacity plan (R8), the
 //! restore plan (D2) and readiness (R10) all start from the same selection.
 //!
 //! [`DrState`] is what the store knows about the DR region: id mappings from the network
-//! mirror, the newest completed copies of volumes, databases and AMIs, and the DR certificate of
+//! mirror, the newest completed copies of volumes, databases, Aurora clusters and AMIs, and the
+//! DR certificate of
 //! each primary certificate. The engine fills it from the store; everything here is pure.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,7 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::TenantConfig;
 use crate::inventory::{
-    ClassicLoadBalancer, DbInstance, HostedZone, Instance, Inventory, LoadBalancer, Record,
+    ClassicLoadBalancer, DbCluster, DbInstance, HostedZone, Instance, Inventory, LoadBalancer,
+    Record,
 };
 
 /// The part of the estate a plan is for. Empty lists mean "all".
@@ -49,6 +52,9 @@ pub struct DrState {
     pub images: BTreeMap<String, DrCopy>,
     /// Primary DB instance identifier → newest completed DR DB snapshot copy.
     pub db_snapshots: BTreeMap<String, DrCopy>,
+    /// Primary Aurora cluster identifier → newest completed DR cluster snapshot copy.
+    #[serde(default)]
+    pub db_cluster_snapshots: BTreeMap<String, DrCopy>,
     /// Primary certificate ARN → DR certificate ARN.
     pub certificates: BTreeMap<String, String>,
 }
@@ -68,8 +74,11 @@ pub struct Selection<'a> {
     pub load_balancers: Vec<&'a LoadBalancer>,
     /// Records pointing at something in scope (all when unscoped), with their zone.
     pub records: Vec<(&'a HostedZone, &'a Record)>,
-    /// DB instances in scope: of a cluster in scope (all when unscoped).
+    /// DB instances in scope: of a cluster in scope (all when unscoped); members of an Aurora
+    /// cluster are in scope exactly when their cluster is.
     pub db_instances: Vec<&'a DbInstance>,
+    /// Aurora clusters in scope: by their own tier and cluster tag (all when unscoped).
+    pub db_clusters: Vec<&'a DbCluster>,
 }
 
 /// Why a scope cannot be selected.
@@ -129,10 +138,24 @@ pub fn select<'a>(
         .iter()
         .filter(|i| tier_ok(i.tier) && cluster_ok(&i.cluster))
         .collect();
+    let db_clusters: Vec<&DbCluster> = inventory
+        .db_clusters
+        .iter()
+        .filter(|c| tier_ok(c.tier) && cluster_ok(&c.cluster))
+        .collect();
+    let captured: BTreeSet<&str> = inventory
+        .db_clusters
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
+    let chosen_clusters: BTreeSet<&str> = db_clusters.iter().map(|c| c.id.as_str()).collect();
     let db_instances: Vec<&DbInstance> = inventory
         .db_instances
         .iter()
-        .filter(|d| tier_ok(d.tier) && cluster_ok(&d.cluster))
+        .filter(|d| match d.cluster_id.as_deref() {
+            Some(c) if captured.contains(c) => chosen_clusters.contains(c),
+            _ => tier_ok(d.tier) && cluster_ok(&d.cluster),
+        })
         .collect();
     let narrowed = scoped || !scope.tiers.is_empty();
     let ids: BTreeSet<&str> = instances.iter().map(|i| i.id.as_str()).collect();
@@ -170,6 +193,14 @@ pub fn select<'a>(
     for db in &db_instances {
         targets.extend(db.endpoint_address.iter().map(|a| normalize_dns(a)));
     }
+    for c in &db_clusters {
+        targets.extend(
+            c.endpoint
+                .iter()
+                .chain(&c.reader_endpoint)
+                .map(|a| normalize_dns(a)),
+        );
+    }
     let records = inventory
         .hosted_zones
         .iter()
@@ -191,6 +222,7 @@ pub fn select<'a>(
         load_balancers,
         records,
         db_instances,
+        db_clusters,
     })
 }
 
@@ -207,7 +239,7 @@ pub fn normalize_dns(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::{AliasTarget, Target, TargetGroup};
+    use crate::inventory::{AliasTarget, DbClusterMember, Target, TargetGroup};
 
     fn instance(id: &str, tier: u8, cluster: Option<&str>, ip: &str) -> Instance {
         Instance {
@@ -302,6 +334,97 @@ mod tests {
         let names: Vec<&str> = sel.records.iter().map(|(_, r)| r.name.as_str()).collect();
         assert_eq!(names, ["www.example.com."]);
         assert_eq!(sel.clusters.len(), 2);
+    }
+
+    /// The estate plus an Aurora cluster `ledger` (tier 1, cluster tag `web`, two members
+    /// tagged otherwise), a standalone DB of tier 2, and a CNAME to the cluster's reader.
+    fn estate_with_cluster() -> Inventory {
+        let mut inv = estate();
+        let db = |id: &str, tier: u8, cluster_id: Option<&str>, cluster: Option<&str>| DbInstance {
+            id: id.into(),
+            tier,
+            cluster_id: cluster_id.map(Into::into),
+            cluster: cluster.map(Into::into),
+            endpoint_address: Some(format!("{id}.x.us-east-1.rds.amazonaws.com")),
+            ..DbInstance::default()
+        };
+        inv.db_instances = vec![
+            db("ledger-1", 3, Some("ledger"), None),
+            db("ledger-2", 3, Some("ledger"), Some("search")),
+            db("reports", 2, None, Some("search")),
+            // A member of a cluster the inventory does not hold: judged on its own.
+            db("orphan-1", 1, Some("gone"), Some("web")),
+        ];
+        inv.db_clusters = vec![DbCluster {
+            id: "ledger".into(),
+            tier: 1,
+            cluster: Some("web".into()),
+            endpoint: Some("ledger.cluster-x.us-east-1.rds.amazonaws.com".into()),
+            reader_endpoint: Some("ledger.cluster-ro-x.us-east-1.rds.amazonaws.com".into()),
+            members: vec![
+                DbClusterMember {
+                    db_instance_id: "ledger-1".into(),
+                    writer: true,
+                },
+                DbClusterMember {
+                    db_instance_id: "ledger-2".into(),
+                    writer: false,
+                },
+            ],
+            ..DbCluster::default()
+        }];
+        inv.hosted_zones[0].records.push(Record {
+            name: "ledger-ro.example.com.".into(),
+            record_type: "CNAME".into(),
+            values: vec!["LEDGER.cluster-ro-x.us-east-1.rds.amazonaws.com.".into()],
+            ..Record::default()
+        });
+        inv
+    }
+
+    #[test]
+    fn clusters_bring_their_members_and_what_points_at_them() {
+        let inv = estate_with_cluster();
+        let acme = Scope {
+            tenants: vec!["acme".into()],
+            tiers: Vec::new(),
+        };
+        let sel = select(&inv, &tenants(), &acme).unwrap();
+        let clusters: Vec<&str> = sel.db_clusters.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(clusters, ["ledger"]);
+        let dbs: Vec<&str> = sel.db_instances.iter().map(|d| d.id.as_str()).collect();
+        // Both members come with their cluster, whatever their own tags say.
+        assert_eq!(dbs, ["ledger-1", "ledger-2", "orphan-1"]);
+        let names: Vec<&str> = sel.records.iter().map(|(_, r)| r.name.as_str()).collect();
+        assert!(names.contains(&"ledger-ro.example.com."), "{names:?}");
+
+        // Tier 3 (the members' own tier) does not select them: the cluster is tier 1.
+        let tier3 = Scope {
+            tenants: Vec::new(),
+            tiers: vec![3],
+        };
+        let sel = select(&inv, &tenants(), &tier3).unwrap();
+        assert!(sel.db_clusters.is_empty());
+        assert!(sel.db_instances.is_empty(), "{:?}", sel.db_instances);
+
+        let globex = Scope {
+            tenants: vec!["globex".into()],
+            tiers: Vec::new(),
+        };
+        let sel = select(&inv, &tenants(), &globex).unwrap();
+        assert!(sel.db_clusters.is_empty());
+        let dbs: Vec<&str> = sel.db_instances.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(dbs, ["reports"]);
+    }
+
+    #[test]
+    fn dr_state_without_cluster_snapshots_still_loads() {
+        let value = serde_json::json!({
+            "mappings": {}, "volume_snapshots": {}, "images": {}, "db_snapshots": {},
+            "certificates": {}
+        });
+        let state: DrState = serde_json::from_value(value).unwrap();
+        assert!(state.db_cluster_snapshots.is_empty());
     }
 
     #[test]

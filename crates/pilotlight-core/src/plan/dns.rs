@@ -81,7 +81,8 @@ pub(super) fn plan(
     DnsPlan { records, zones }
 }
 
-/// Normalised instance IPs, load balancer DNS names and DB endpoints → what they belong to.
+/// Normalised instance IPs, load balancer DNS names, DB endpoints and Aurora cluster (writer and
+/// reader) endpoints → what they belong to.
 fn targets(selection: &Selection<'_>) -> BTreeMap<String, BTreeSet<String>> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut add = |key: &str, id: &str| {
@@ -103,6 +104,11 @@ fn targets(selection: &Selection<'_>) -> BTreeMap<String, BTreeSet<String>> {
     for db in &selection.db_instances {
         if let Some(endpoint) = &db.endpoint_address {
             add(endpoint, &db.id);
+        }
+    }
+    for cluster in &selection.db_clusters {
+        for endpoint in cluster.endpoint.iter().chain(&cluster.reader_endpoint) {
+            add(endpoint, &cluster.id);
         }
     }
     out

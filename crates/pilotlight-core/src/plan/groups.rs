@@ -1,21 +1,21 @@
-//! What one tier restores: its launch groups, its data volumes and its databases, in DR terms.
+//! What one tier restores: its launch groups, its data volumes, its databases and its Aurora
+//! clusters, in DR terms.
 
 use std::collections::BTreeMap;
 
 use super::{
-    DataVolume, DbRestore, DrRef, LaunchGroup, LaunchSpec, ProblemKind, Problems, TierPlan,
-    VolumeMethod, VolumeSpec,
+    ClusterMemberRestore, ClusterRestore, DataVolume, DbRestore, DrRef, LaunchGroup, LaunchSpec,
+    ProblemKind, Problems, TierInput, TierPlan, VolumeMethod, VolumeSpec,
 };
 use crate::config::RestoreConfig;
 use crate::digest::sha256_hex;
-use crate::inventory::{DbInstance, Instance};
+use crate::inventory::{DbCluster, DbInstance, Instance};
 use crate::scope::DrState;
 
 /// The tier's plan under `method` (its `calls` are filled in by the schedule).
 pub(super) fn tier_plan(
     tier: u8,
-    instances: &[&Instance],
-    dbs: &[&DbInstance],
+    input: &TierInput<'_>,
     method: VolumeMethod,
     restore: &RestoreConfig,
     dr: &DrState,
@@ -25,6 +25,7 @@ pub(super) fn tier_plan(
     let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
     let mut volumes: Vec<DataVolume> = Vec::new();
     let mut instance_types: BTreeMap<String, u64> = BTreeMap::new();
+    let instances = &input.instances;
     for instance in instances {
         *instance_types
             .entry(instance.instance_type.clone())
@@ -77,7 +78,16 @@ pub(super) fn tier_plan(
         instance_types,
         groups,
         data_volumes,
-        databases: dbs.iter().map(|db| db_restore(db, dr, problems)).collect(),
+        databases: input
+            .dbs
+            .iter()
+            .map(|db| db_restore(db, dr, problems))
+            .collect(),
+        clusters: input
+            .clusters
+            .iter()
+            .map(|(cluster, members)| cluster_restore(cluster, members, dr, problems))
+            .collect(),
         calls: BTreeMap::new(),
     }
 }
@@ -225,5 +235,53 @@ fn db_restore(db: &DbInstance, dr: &DrState, problems: &mut Problems) -> DbResto
             .map(|s| problems.mapped(dr, ProblemKind::SubnetNotMapped, &db.id, s, "subnet"))
             .collect(),
         security_groups: problems.security_groups(dr, &db.id, &db.vpc_security_group_ids),
+    }
+}
+
+fn cluster_restore(
+    cluster: &DbCluster,
+    members: &[&DbInstance],
+    dr: &DrState,
+    problems: &mut Problems,
+) -> ClusterRestore {
+    let snapshot = match dr.db_cluster_snapshots.get(&cluster.id) {
+        Some(copy) => DrRef::Dr(copy.dr_id.clone()),
+        None => {
+            problems.add(
+                ProblemKind::DbClusterSnapshotMissing,
+                &cluster.id,
+                &cluster.id,
+                format!(
+                    "Aurora cluster {} has no cluster snapshot in the DR region",
+                    cluster.id
+                ),
+            );
+            DrRef::Missing(cluster.id.clone())
+        }
+    };
+    let writer = cluster.writer();
+    let mut members: Vec<ClusterMemberRestore> = members
+        .iter()
+        .map(|m| ClusterMemberRestore {
+            db_instance_id: m.id.clone(),
+            class: m.class.clone(),
+            writer: writer == Some(m.id.as_str()),
+        })
+        .collect();
+    members.sort_by(|a, b| (!a.writer, &a.db_instance_id).cmp(&(!b.writer, &b.db_instance_id)));
+    ClusterRestore {
+        db_cluster_id: cluster.id.clone(),
+        tier: cluster.tier,
+        engine: cluster.engine.clone(),
+        engine_version: cluster.engine_version.clone(),
+        port: cluster.port,
+        snapshot,
+        subnets: cluster
+            .subnet_ids
+            .iter()
+            .map(|s| problems.mapped(dr, ProblemKind::SubnetNotMapped, &cluster.id, s, "subnet"))
+            .collect(),
+        security_groups: problems.security_groups(dr, &cluster.id, &cluster.vpc_security_group_ids),
+        members,
     }
 }

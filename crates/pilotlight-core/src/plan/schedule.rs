@@ -75,17 +75,44 @@ pub(super) fn simulate(
     let ec2 = add_ec2(&mut sim, tiers, method, boot);
 
     let rds = sim.stream();
+    // Each job after which something becomes available `db_restore_secs` later: a DB restore,
+    // or the last call of a cluster (its restore, then its members' creations).
     let mut db_jobs = Vec::new();
+    let mut db_starts = Vec::new();
     for tier in tiers {
         for _ in &tier.databases {
-            db_jobs.push(sim.call(
+            let job = sim.call(
                 rds,
                 Some(tier.tier),
                 Service::Rds,
                 "RestoreDBInstanceFromDBSnapshot",
                 1,
                 Vec::new(),
-            ));
+            );
+            db_jobs.push(job);
+            db_starts.push(job);
+        }
+        for cluster in &tier.clusters {
+            let mut last = sim.call(
+                rds,
+                Some(tier.tier),
+                Service::Rds,
+                "RestoreDBClusterFromSnapshot",
+                1,
+                Vec::new(),
+            );
+            db_starts.push(last);
+            for _ in &cluster.members {
+                last = sim.call(
+                    rds,
+                    Some(tier.tier),
+                    Service::Rds,
+                    "CreateDBInstance",
+                    1,
+                    Vec::new(),
+                );
+            }
+            db_jobs.push(last);
         }
     }
 
@@ -115,7 +142,7 @@ pub(super) fn simulate(
     );
     let db_restore = secs(restore.db_restore_secs);
     let databases = span(
-        db_jobs.iter().map(|&j| sim.time(j)),
+        db_starts.iter().map(|&j| sim.time(j)),
         db_jobs.iter().map(|&j| sim.time(j) + db_restore),
     );
     let total_secs = [

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::config::{RestoreConfig, ThrottleConfig, ThrottleOverride, VolumeStrategy};
 use crate::inventory::{
-    AliasTarget, BlockDevice, ClassicHealthCheck, ClassicListener, ClassicLoadBalancer, DbInstance,
-    HostedZone, Instance, Inventory, Listener, LoadBalancer, LoadBalancerKind, Record, Target,
-    TargetGroup,
+    AliasTarget, BlockDevice, ClassicHealthCheck, ClassicListener, ClassicLoadBalancer, DbCluster,
+    DbClusterMember, DbInstance, HostedZone, Instance, Inventory, Listener, LoadBalancer,
+    LoadBalancerKind, Record, Target, TargetGroup,
 };
 use crate::scope::{DrCopy, DrState, Scope, select};
 
@@ -364,6 +364,7 @@ fn dr_state() -> DrState {
         .map(|(a, d)| (a.to_owned(), copy(d)))
         .collect(),
         db_snapshots: [("db-main".to_owned(), copy("dbsnap-dr-main"))].into(),
+        db_cluster_snapshots: BTreeMap::new(),
         certificates: pairs(&[(WEB_CERT, "arn:aws:acm:us-west-2:1:certificate/web-dr")]),
     }
 }
@@ -664,6 +665,191 @@ fn problems_are_listed_and_their_items_still_planned() {
         &ThrottleConfig::default(),
     );
     assert_eq!(clean.problems, []);
+}
+
+/// The estate plus Aurora cluster `ledger` (tier 1, writer `ledger-1` and reader `ledger-2`,
+/// each tagged tier 3, which does not matter: they come back with their cluster) and a CNAME
+/// to its reader endpoint.
+fn estate_with_cluster() -> Inventory {
+    let mut inv = estate();
+    for (id, class) in [("ledger-2", "db.r6g.large"), ("ledger-1", "db.r6g.xlarge")] {
+        inv.db_instances.push(DbInstance {
+            engine: "aurora-postgresql".to_owned(),
+            class: class.to_owned(),
+            cluster_id: Some("ledger".to_owned()),
+            ..db(id, 3, "subnet-a", "sg-data")
+        });
+    }
+    inv.db_clusters = vec![DbCluster {
+        id: "ledger".to_owned(),
+        arn: "arn:aws:rds:us-east-1:1:cluster:ledger".to_owned(),
+        engine: "aurora-postgresql".to_owned(),
+        engine_version: Some("15.4".to_owned()),
+        tier: 1,
+        port: Some(5432),
+        subnet_group: Some("ledger-subnets".to_owned()),
+        subnet_ids: vec!["subnet-a".to_owned(), "subnet-b".to_owned()],
+        vpc_security_group_ids: vec!["sg-data".to_owned()],
+        endpoint: Some("ledger.cluster-abc.us-east-1.rds.amazonaws.com".to_owned()),
+        reader_endpoint: Some("ledger.cluster-ro-abc.us-east-1.rds.amazonaws.com".to_owned()),
+        members: vec![
+            DbClusterMember {
+                db_instance_id: "ledger-1".to_owned(),
+                writer: true,
+            },
+            DbClusterMember {
+                db_instance_id: "ledger-2".to_owned(),
+                writer: false,
+            },
+        ],
+        ..DbCluster::default()
+    }];
+    inv.hosted_zones[0].records.push(record(
+        "ledger-ro.example.com.",
+        "CNAME",
+        &["ledger.cluster-ro-abc.us-east-1.rds.amazonaws.com"],
+    ));
+    inv.normalize();
+    inv
+}
+
+#[test]
+fn aurora_clusters_restore_with_their_members_in_the_cluster_tier() {
+    let mut dr = dr_state();
+    dr.db_cluster_snapshots
+        .insert("ledger".to_owned(), copy("cluster-snap-dr"));
+    let plan = plan_of(
+        &estate_with_cluster(),
+        &dr,
+        &RestoreConfig::default(),
+        &ThrottleConfig::default(),
+    );
+    let t1 = &plan.tiers[0];
+    assert_eq!(t1.tier, 1);
+    assert_eq!(t1.clusters.len(), 1);
+    let c = &t1.clusters[0];
+    assert_eq!(c.db_cluster_id, "ledger");
+    assert_eq!(c.engine, "aurora-postgresql");
+    assert_eq!(c.engine_version.as_deref(), Some("15.4"));
+    assert_eq!(c.port, Some(5432));
+    assert_eq!(c.snapshot, DrRef::Dr("cluster-snap-dr".to_owned()));
+    assert_eq!(
+        c.subnets,
+        [
+            DrRef::Dr("subnet-dr-a".to_owned()),
+            DrRef::Dr("subnet-dr-b".to_owned())
+        ]
+    );
+    assert_eq!(c.security_groups, [DrRef::Dr("sg-dr-data".to_owned())]);
+    // The writer first, each with its own class.
+    let members: Vec<(&str, &str, bool)> = c
+        .members
+        .iter()
+        .map(|m| (m.db_instance_id.as_str(), m.class.as_str(), m.writer))
+        .collect();
+    assert_eq!(
+        members,
+        [
+            ("ledger-1", "db.r6g.xlarge", true),
+            ("ledger-2", "db.r6g.large", false)
+        ]
+    );
+    // Members are not DB restores of their own, and tier 3 (their own tag) does not exist.
+    let dbs: Vec<&str> = plan
+        .tiers
+        .iter()
+        .flat_map(|t| &t.databases)
+        .map(|d| d.db_instance_id.as_str())
+        .collect();
+    assert_eq!(dbs, ["db-main", "db-reports"]);
+    let tiers: Vec<u8> = plan.tiers.iter().map(|t| t.tier).collect();
+    assert_eq!(tiers, [1, 2]);
+
+    // One cluster restore and one CreateDBInstance per member, counted in tier 1.
+    assert_eq!(plan.calls["rds:RestoreDBClusterFromSnapshot"], 1);
+    assert_eq!(plan.calls["rds:CreateDBInstance"], 2);
+    assert_eq!(plan.calls["rds:RestoreDBInstanceFromDBSnapshot"], 2);
+    assert_eq!(t1.calls["rds:RestoreDBClusterFromSnapshot"], 1);
+    assert_eq!(t1.calls["rds:CreateDBInstance"], 2);
+    // Four RDS calls from t = 0, all inside the RDS burst: the last one goes at once, so the
+    // databases are available 900 s later.
+    let rds = plan.schedule.databases.expect("rds span");
+    assert_secs(rds.start_secs, 0.0, "rds start");
+    assert_secs(rds.end_secs, 900.0, "rds end");
+
+    // The CNAME to the reader endpoint is cut over, pointing at the cluster.
+    let changes: Vec<(&str, &[String])> = plan
+        .dns
+        .zones
+        .iter()
+        .flat_map(|z| z.batches.iter().flat_map(|b| &b.records))
+        .map(|r| (r.name.as_str(), r.points_at.as_slice()))
+        .collect();
+    assert!(
+        changes
+            .iter()
+            .any(|(n, p)| *n == "ledger-ro.example.com." && *p == ["ledger".to_owned()]),
+        "{changes:?}"
+    );
+    assert!(
+        !plan
+            .problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::DbClusterSnapshotMissing)
+    );
+}
+
+#[test]
+fn an_aurora_cluster_without_a_dr_cluster_snapshot_is_a_problem() {
+    let plan = plan_of(
+        &estate_with_cluster(),
+        &dr_state(),
+        &RestoreConfig::default(),
+        &ThrottleConfig::default(),
+    );
+    let missing: Vec<(&str, &str)> = plan
+        .problems
+        .iter()
+        .filter(|p| p.kind == ProblemKind::DbClusterSnapshotMissing)
+        .map(|p| (p.resource_id.as_str(), p.missing_id.as_str()))
+        .collect();
+    assert_eq!(missing, [("ledger", "ledger")]);
+    // Still planned and counted, with the snapshot missing.
+    let c = &plan.tiers[0].clusters[0];
+    assert_eq!(c.snapshot, DrRef::Missing("ledger".to_owned()));
+    assert_eq!(plan.calls["rds:RestoreDBClusterFromSnapshot"], 1);
+    // An unmirrored cluster subnet is named too.
+    let mut dr = dr_state();
+    dr.mappings.remove("subnet-b");
+    let plan = plan_of(
+        &estate_with_cluster(),
+        &dr,
+        &RestoreConfig::default(),
+        &ThrottleConfig::default(),
+    );
+    assert!(
+        plan.problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::SubnetNotMapped
+                && p.resource_id == "ledger"
+                && p.missing_id == "subnet-b")
+    );
+}
+
+#[test]
+fn plans_written_before_clusters_still_load() {
+    let plan = plan_of(
+        &estate(),
+        &dr_state(),
+        &RestoreConfig::default(),
+        &ThrottleConfig::default(),
+    );
+    let mut value = serde_json::to_value(&plan).unwrap();
+    for tier in value["tiers"].as_array_mut().unwrap() {
+        tier.as_object_mut().unwrap().remove("clusters");
+    }
+    let back: RestorePlan = serde_json::from_value(value).unwrap();
+    assert_eq!(back, plan);
 }
 
 #[test]

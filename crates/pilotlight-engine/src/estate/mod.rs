@@ -284,6 +284,17 @@ impl Planner {
                 );
             }
         }
+        for c in newest(CopyKind::RdsClusterSnapshot).await? {
+            if let Some(dr_id) = c.dest_id {
+                state.db_cluster_snapshots.insert(
+                    c.resource_id,
+                    DrCopy {
+                        dr_id,
+                        source_created_at_ms: c.source_created_at_ms,
+                    },
+                );
+            }
+        }
         // Every completed AMI copy (not only the newest per role: older instances of a role
         // may still run an older, already copied AMI).
         for c in self

@@ -12,12 +12,14 @@
 //!   `dualstack.` prefix aside) becomes the DR load balancer's DNS name, and an alias's hosted
 //!   zone id becomes the DR load balancer's canonical hosted zone id (see [`elb_zone_id`] when
 //!   it has none);
-//! - a value that is a primary DB endpoint becomes the restored DB's endpoint;
+//! - a value that is a primary DB endpoint becomes the restored DB's endpoint (an Aurora
+//!   member's endpoint the restored member's), and a value that is a primary Aurora cluster's
+//!   writer (reader) endpoint becomes the restored cluster's writer (reader) endpoint;
 //! - anything else (an outside address, a resource outside the restore) is kept, and so are the
 //!   TTL, weight, set identifier, failover role and health check.
 //!
-//! A record one of whose targets was not restored (instance, load balancer or DB missing from
-//! the outcomes, or a DR instance without the kind of IP the record needs) is left unchanged
+//! A record one of whose targets was not restored (instance, load balancer, DB or cluster
+//! missing from the outcomes, or a DR instance without the kind of IP the record needs) is left unchanged
 //! and listed in the step's detail (`unchanged`), as is a record with a routing policy the
 //! inventory does not keep (latency, geolocation, multivalue: a set identifier without weight or
 //! failover), which could not be written back faithfully.
@@ -210,6 +212,13 @@ struct Restored<'a> {
     dr_region: &'a str,
 }
 
+/// Which endpoint of an Aurora cluster a value is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClusterEndpoint {
+    Writer,
+    Reader,
+}
+
 /// Which address of an instance a value is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum IpKind {
@@ -234,6 +243,8 @@ struct Targets {
     lbs: BTreeMap<String, (String, LbFlavor)>,
     /// Endpoint address → DB instance identifier.
     dbs: BTreeMap<String, String>,
+    /// Aurora cluster endpoint → (cluster identifier, which endpoint).
+    clusters: BTreeMap<String, (String, ClusterEndpoint)>,
 }
 
 impl Targets {
@@ -265,6 +276,20 @@ impl Targets {
         for db in &inventory.db_instances {
             if let Some(endpoint) = &db.endpoint_address {
                 t.dbs.insert(normalize_dns(endpoint), db.id.clone());
+            }
+        }
+        for c in &inventory.db_clusters {
+            if let Some(endpoint) = &c.endpoint {
+                t.clusters.insert(
+                    normalize_dns(endpoint),
+                    (c.id.clone(), ClusterEndpoint::Writer),
+                );
+            }
+            if let Some(endpoint) = &c.reader_endpoint {
+                t.clusters.insert(
+                    normalize_dns(endpoint),
+                    (c.id.clone(), ClusterEndpoint::Reader),
+                );
             }
         }
         t
@@ -381,6 +406,27 @@ fn map_value(
         {
             Some(endpoint) => Mapped::To(vec![styled(value, endpoint)]),
             None => Mapped::Missing(format!("database {id} was not restored")),
+        };
+    }
+    if let Some((id, which)) = targets.clusters.get(&key) {
+        if !points_at.contains(id.as_str()) {
+            return Mapped::Kept;
+        }
+        let restored = restored.dbs.clusters.get(id);
+        let endpoint = restored.and_then(|c| match which {
+            ClusterEndpoint::Writer => c.endpoint.as_deref(),
+            ClusterEndpoint::Reader => c.reader_endpoint.as_deref(),
+        });
+        return match (restored, endpoint) {
+            (Some(_), Some(endpoint)) => Mapped::To(vec![styled(value, endpoint)]),
+            (Some(_), None) => Mapped::Missing(format!(
+                "Aurora cluster {id} was restored without a {} endpoint",
+                match which {
+                    ClusterEndpoint::Writer => "writer",
+                    ClusterEndpoint::Reader => "reader",
+                }
+            )),
+            (None, _) => Mapped::Missing(format!("Aurora cluster {id} was not restored")),
         };
     }
     Mapped::Kept
@@ -1059,9 +1105,9 @@ async fn wait_insync(ctx: &RunCtx, change_id: &str) -> Result<(), ReconcileError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::restore::{DrDatabase, DrLoadBalancer, RestoredInstance};
+    use crate::restore::{DrCluster, DrDatabase, DrLoadBalancer, RestoredInstance};
     use pilotlight_core::inventory::{
-        AliasTarget as InvAlias, ClassicLoadBalancer, DbInstance, HostedZone, Instance,
+        AliasTarget as InvAlias, ClassicLoadBalancer, DbCluster, DbInstance, HostedZone, Instance,
         LoadBalancer,
     };
     use pilotlight_core::plan::{DnsBatch, RecordChange, ZoneChanges};
@@ -1116,10 +1162,24 @@ mod tests {
                     ..LoadBalancer::default()
                 },
             ],
-            db_instances: vec![DbInstance {
-                id: "app-db".into(),
-                endpoint_address: Some("app-db.aaaa.us-east-1.rds.amazonaws.com".into()),
-                ..DbInstance::default()
+            db_instances: vec![
+                DbInstance {
+                    id: "app-db".into(),
+                    endpoint_address: Some("app-db.aaaa.us-east-1.rds.amazonaws.com".into()),
+                    ..DbInstance::default()
+                },
+                DbInstance {
+                    id: "ledger-1".into(),
+                    endpoint_address: Some("ledger-1.aaaa.us-east-1.rds.amazonaws.com".into()),
+                    cluster_id: Some("ledger".into()),
+                    ..DbInstance::default()
+                },
+            ],
+            db_clusters: vec![DbCluster {
+                id: "ledger".into(),
+                endpoint: Some("ledger.cluster-aaaa.us-east-1.rds.amazonaws.com".into()),
+                reader_endpoint: Some("ledger.cluster-ro-aaaa.us-east-1.rds.amazonaws.com".into()),
+                ..DbCluster::default()
             }],
             ..Inventory::default()
         }
@@ -1183,6 +1243,24 @@ mod tests {
                 class: "db.r5.large".into(),
                 endpoint_address: Some("app-db.bbbb.us-west-2.rds.amazonaws.com".into()),
                 endpoint_port: Some(5432),
+            },
+        );
+        dbs.databases.insert(
+            "ledger-1".into(),
+            DrDatabase {
+                identifier: "ledger-1".into(),
+                class: "db.r6g.large".into(),
+                endpoint_address: Some("ledger-1.bbbb.us-west-2.rds.amazonaws.com".into()),
+                endpoint_port: Some(5432),
+            },
+        );
+        dbs.clusters.insert(
+            "ledger".into(),
+            DrCluster {
+                identifier: "ledger".into(),
+                endpoint: Some("ledger.cluster-bbbb.us-west-2.rds.amazonaws.com".into()),
+                reader_endpoint: Some("ledger.cluster-ro-bbbb.us-west-2.rds.amazonaws.com".into()),
+                port: Some(5432),
             },
         );
         Outcomes { ec2, lbs, dbs }
@@ -1451,6 +1529,58 @@ mod tests {
         assert_eq!(
             c,
             Computed::Unchanged(vec!["database app-db was not restored".into()])
+        );
+    }
+
+    #[test]
+    fn aurora_cnames_take_the_restored_cluster_and_member_endpoints() {
+        let mut o = outcomes();
+        let cname = |name: &str, target: &str| record(name, "CNAME", &[target]);
+        let writer = cname(
+            "ledger.example.com.",
+            "LEDGER.cluster-aaaa.us-east-1.rds.amazonaws.com.",
+        );
+        let v = upsert_values(compute(&writer, &["ledger"], &o));
+        // The primary's style (trailing dot) is kept; case follows the DR answer.
+        assert_eq!(
+            v.values,
+            ["ledger.cluster-bbbb.us-west-2.rds.amazonaws.com."]
+        );
+        let reader = cname(
+            "ledger-ro.example.com.",
+            "ledger.cluster-ro-aaaa.us-east-1.rds.amazonaws.com",
+        );
+        let v = upsert_values(compute(&reader, &["ledger"], &o));
+        assert_eq!(
+            v.values,
+            ["ledger.cluster-ro-bbbb.us-west-2.rds.amazonaws.com"]
+        );
+        let member = cname(
+            "ledger-1.example.com.",
+            "ledger-1.aaaa.us-east-1.rds.amazonaws.com",
+        );
+        let v = upsert_values(compute(&member, &["ledger-1"], &o));
+        assert_eq!(v.values, ["ledger-1.bbbb.us-west-2.rds.amazonaws.com"]);
+        // Not in the plan's points_at: nothing to change.
+        assert_eq!(
+            compute(&writer, &[], &o),
+            Computed::Unchanged(vec!["no value points at a resource of the restore".into()])
+        );
+
+        // A cluster restored without a reader endpoint, then not restored at all.
+        if let Some(c) = o.dbs.clusters.get_mut("ledger") {
+            c.reader_endpoint = None;
+        }
+        assert_eq!(
+            compute(&reader, &["ledger"], &o),
+            Computed::Unchanged(vec![
+                "Aurora cluster ledger was restored without a reader endpoint".into()
+            ])
+        );
+        o.dbs.clusters.clear();
+        assert_eq!(
+            compute(&writer, &["ledger"], &o),
+            Computed::Unchanged(vec!["Aurora cluster ledger was not restored".into()])
         );
     }
 

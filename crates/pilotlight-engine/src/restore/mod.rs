@@ -11,7 +11,7 @@
 //! ```text
 //!  t=0 ─┬─ EC2 tier 1 ─▶ tier 2 ─▶ … (each tier gated on the previous one running)  [ec2]
 //!       ├─ load balancers, target groups, listeners ───────▶ register instances     [lb]
-//!       └─ RDS restores ─▶ wait available                                            [rds]
+//!       └─ RDS restores, Aurora clusters + members ─▶ wait available                   [rds]
 //!                                         all three done ─▶ DNS cutover, zone by zone [dns]
 //! ```
 //!
@@ -259,10 +259,24 @@ pub struct DrDatabase {
     pub endpoint_port: Option<i32>,
 }
 
-/// The DB instances restored, by primary identifier.
+/// A restored Aurora cluster: its identifier and endpoints in the DR region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrCluster {
+    pub identifier: String,
+    /// The writer endpoint.
+    pub endpoint: Option<String>,
+    pub reader_endpoint: Option<String>,
+    pub port: Option<i32>,
+}
+
+/// What the RDS step brought back, by primary identifier: DB instances (Aurora members among
+/// them) and Aurora clusters. A cluster is listed once it is available with an endpoint and,
+/// when it has members, one of them is available.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RdsOutcome {
     pub databases: BTreeMap<String, DrDatabase>,
+    #[serde(default)]
+    pub clusters: BTreeMap<String, DrCluster>,
 }
 
 #[cfg(test)]

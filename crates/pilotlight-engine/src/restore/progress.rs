@@ -64,6 +64,7 @@ pub const ITEM_KINDS: &[&str] = &[
     "listener",
     "registration",
     "db_instance",
+    "db_cluster",
     "db_subnet_group",
     "dns_batch",
     "dns_vpc_association",

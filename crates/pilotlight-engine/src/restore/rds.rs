@@ -1,14 +1,15 @@
 //! RDS restores (SPEC D5): every DB instance of the plan restored in the DR region from its
-//! newest DR snapshot copy, then waited for until it is `available`.
+//! newest DR snapshot copy, every Aurora cluster from its newest DR cluster snapshot copy with
+//! its member instances created again, then each waited for until it is `available`.
 //!
 //! # What one execution does
 //!
-//! 1. **Subnet groups.** The plan's DBs are grouped by their set of DR subnets; each set gets
-//!    one DB subnet group, made by `CreateDBSubnetGroup` under a deterministic name
-//!    ([`subnet_group_name`]: `pilotlight-<primary subnet group or DB id>-<hash of the run and
-//!    the subnets>`) and journalled as item `subnet-group/<name>`. An answer of
-//!    `DBSubnetGroupAlreadyExists` (a lost answer, a resumed run) adopts the group once
-//!    `DescribeDBSubnetGroups` shows it holds exactly those subnets.
+//! 1. **Subnet groups.** The plan's DBs and Aurora clusters are grouped by their set of DR
+//!    subnets; each set gets one DB subnet group, made by `CreateDBSubnetGroup` under a
+//!    deterministic name ([`subnet_group_name`]: `pilotlight-<primary subnet group or DB
+//!    identifier>-<hash of the run and the subnets>`) and journalled as item
+//!    `subnet-group/<name>`. An answer of `DBSubnetGroupAlreadyExists` (a lost answer, a resumed
+//!    run) adopts the group once `DescribeDBSubnetGroups` shows it holds exactly those subnets.
 //! 2. **Restores.** One `RestoreDBInstanceFromDBSnapshot` per DB (item `db/<primary id>`, kind
 //!    `db_instance`): from the plan's DR snapshot, into its subnet group, with its DR security
 //!    groups, class, multi-AZ setting, the primary's port, and the run's tags
@@ -17,24 +18,37 @@
 //!    region's own namespace allows; with a run suffix for a drill), so a repeated request
 //!    answers `DBInstanceAlreadyExists` and the DB is adopted — when its `pilotlight:run` and
 //!    `pilotlight:source` tags say it is this run's; a DB of that name belonging to anything
-//!    else fails the item instead of being taken over. Subnet groups and DBs go out
+//!    else fails the item instead of being taken over. Subnet groups, DBs and clusters go out
 //!    concurrently, each mutation under a [`RunCtx::limiter`] permit and the throttle.
-//! 3. **Wait.** One `DescribeDBInstances` per poll, filtered by `db-instance-id` on every DB
-//!    still outstanding (in chunks of 100 identifiers, so one call up to 100 DBs), until each is
-//!    `available` with an endpoint. A DB whose status turns terminal (`failed`,
-//!    `incompatible-*`, `restore-error`, …) or which stays absent from the answers for a minute
-//!    fails its item. A restore whose own answer already says `available` needs no poll.
+//! 3. **Aurora clusters.** One `RestoreDBClusterFromSnapshot` per cluster (item
+//!    `cluster/<primary id>`, kind `db_cluster`): from the plan's DR cluster snapshot, with the
+//!    cluster's engine and engine version, port, its DR subnet group (made as in 1) and DR
+//!    security groups, and the run's tags then the primary's; the cluster identifier is
+//!    [`dr_identifier`] of the primary cluster's. As soon as RDS accepted it, each member comes
+//!    back with one `CreateDBInstance` naming the restored cluster (item `db/<primary member>`,
+//!    kind `db_instance`, the engine and the member's class, with the class fallback below):
+//!    the writer first — the first instance of a cluster becomes its writer — then the readers
+//!    together. Members are adopted like restored DBs (`DBInstanceAlreadyExists`, tags).
+//! 4. **Wait.** One `DescribeDBInstances` per poll, filtered by `db-instance-id` on every DB
+//!    and member still outstanding (in chunks of 100 identifiers, so one call up to 100 DBs),
+//!    and likewise one `DescribeDBClusters` filtered by `db-cluster-id` for the clusters, until
+//!    each is `available` with an endpoint. A DB or cluster whose status turns terminal
+//!    (`failed`, `incompatible-*`, `restore-error`, …) or which stays absent from the answers
+//!    for a minute fails its item. A restore whose own answer already says `available` needs
+//!    no poll.
 //!
-//! The `db/<id>` item is `done` as soon as RDS accepted the restore; its detail holds the
-//! [`DrDatabase`] and whether it is available, and is rewritten with the endpoint once it is.
-//! The step row `rds` (tier 0) is `running` meanwhile and `done` at the end with the counts;
-//! a run executed again after the step is done rebuilds the [`RdsOutcome`] from the items with
-//! no AWS call.
+//! The `db/<id>` and `cluster/<id>` items are `done` as soon as RDS accepted the request; their
+//! detail holds the [`DrDatabase`] (the [`DrCluster`]) and whether it is available, and is
+//! rewritten with the endpoints once it is. The step row `rds` (tier 0) is `running`
+//! meanwhile and `done` at the end with the counts; a run executed again after the step is done
+//! rebuilds the [`RdsOutcome`] from the items with no AWS call. The outcome lists a cluster
+//! (writer and reader endpoints, for the DNS cutover) once it is available and, if it has
+//! members, one of them is; members are listed among the DB instances (their own endpoints).
 //!
 //! # Class fallback (plan B for RDS)
 //!
-//! On `InsufficientDBInstanceCapacity` the DB is restored with the neighbouring size of the
-//! same class family: the next smaller size first, then the next larger one
+//! On `InsufficientDBInstanceCapacity` the DB (or cluster member) is made with the neighbouring
+//! size of the same class family: the next smaller size first, then the next larger one
 //! (`db.r5.2xlarge` → `db.r5.xlarge`, then `db.r5.4xlarge`), found with
 //! [`pilotlight_core::fallback::neighbours`] over the sizes RDS sells ([`class_candidates`]:
 //! `micro` to `2xlarge` for burstable `db.t*` classes, `large` to `48xlarge` otherwise). RDS
@@ -46,50 +60,57 @@
 //!
 //! # Crash safety (D10)
 //!
-//! An item found `requested` is resolved first: `DescribeDBInstances` of its identifier adopts
-//! the DB if the first attempt made it, and only otherwise is the restore sent again. A subnet
-//! group `requested` is simply created again: its deterministic name makes that idempotent.
+//! An item found `requested` is resolved first: `DescribeDBInstances` (`DescribeDBClusters`)
+//! of its identifier adopts the DB (cluster) if the first attempt made it, and only otherwise
+//! is the request sent again. `RestoreDBClusterFromSnapshot` goes out without SDK retries, and
+//! before any retry of it the identifier is looked up the same way: a lost answer never becomes
+//! a second request. A subnet group `requested` is simply created again: its deterministic name
+//! makes that idempotent.
 //!
 //! # Aurora
 //!
-//! Members of an Aurora cluster (inventory `cluster_id`) are in the plan like other DBs, but
-//! without a snapshot: Aurora keeps cluster snapshots, and the plan's DR state
-//! ([`pilotlight_core::scope::DrState`]) holds DB instance snapshots only. A cluster could only
-//! come back through `RestoreDBClusterFromSnapshot` from a DR cluster snapshot, which the plan
-//! does not carry, so each member fails its item saying so.
+//! Members of a cluster the inventory describes come back only with their cluster (the plan
+//! lists them under it). A member whose cluster the inventory does not describe (a document
+//! captured before clusters were) is planned like a DB instance but has no snapshot of its own:
+//! it fails its item saying so. A cluster that cannot be restored (no DR cluster snapshot, an
+//! unmirrored subnet or security group, a refusal) fails its item and each member's.
 //!
 //! # Failures
 //!
-//! A DB that cannot be restored (no DR snapshot, an unmirrored subnet or security group, its
-//! subnet group refused, every class without capacity, an answer AWS will not change its mind
-//! about) fails its item with the reason and the rest go on. Only cancellation, store failures
-//! and AWS pushing back beyond [`retrying`]'s patience end the step with an error.
+//! A DB or cluster that cannot be restored (no DR snapshot, an unmirrored subnet or security
+//! group, its subnet group refused, every class without capacity, an answer AWS will not change
+//! its mind about) fails its item with the reason and the rest go on. Only cancellation, store
+//! failures and AWS pushing back beyond [`retrying`]'s patience end the step with an error.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use aws_sdk_rds::operation::create_db_subnet_group::CreateDbSubnetGroupOutput;
-use aws_sdk_rds::operation::restore_db_instance_from_db_snapshot::RestoreDbInstanceFromDbSnapshotOutput;
-use aws_sdk_rds::types::{DbInstance as RdsInstance, DbSubnetGroup, Filter, Tag};
+use aws_sdk_rds::types::{
+    DbCluster as RdsCluster, DbInstance as RdsInstance, DbSubnetGroup, Filter, Tag,
+};
 use futures::future::join_all;
 use pilotlight_aws::{AwsError, ErrorKind};
 use pilotlight_core::fallback::{SubstitutionReason, UnavailableCache, neighbours};
-use pilotlight_core::inventory::{DbInstance, InstanceTypeInfo, family};
-use pilotlight_core::plan::{DbRestore, DrRef};
+use pilotlight_core::inventory::{DbCluster, DbInstance, InstanceTypeInfo, family};
+use pilotlight_core::plan::{ClusterMemberRestore, ClusterRestore, DbRestore, DrRef};
 use pilotlight_store::{ItemState, RestoreItem, RunMode, StepState};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::journal::{ItemRef, detail};
 use super::run::retrying;
-use super::{DrDatabase, RdsOutcome, RunCtx};
+use super::{DrCluster, DrDatabase, RdsOutcome, RunCtx};
 use crate::{ReconcileError, now_ms};
 
 /// The step's id and kind.
 const STEP: &str = "rds";
-/// Item kind of a DB restore.
+/// Item kind of a DB restore (and of an Aurora member's creation).
 const DB_KIND: &str = "db_instance";
+/// Item kind of an Aurora cluster restore.
+const CLUSTER_KIND: &str = "db_cluster";
 /// Item kind of a DB subnet group.
 const GROUP_KIND: &str = "db_subnet_group";
 /// Longest DB instance identifier RDS accepts.
@@ -98,12 +119,15 @@ const MAX_DB_ID: usize = 63;
 const MAX_GROUP_BASE: usize = 200;
 /// AWS's limit of tags on one RDS resource.
 const MAX_TAGS: usize = 50;
-/// Identifiers per `db-instance-id` filter, and records per page.
+/// Identifiers per `db-instance-id` (`db-cluster-id`) filter, and records per page.
 const DESCRIBE_CHUNK: usize = 100;
 /// How long a restored DB may be missing from `DescribeDBInstances` before its item fails.
 const MISSING_GRACE: Duration = Duration::from_secs(60);
 /// RDS chooses the AZ within the subnet group: capacity is remembered per class, region-wide.
 const ANY_AZ: &str = "";
+/// Promotion tier of a restored cluster's writer (failover prefers it), and of its readers.
+const WRITER_PROMOTION_TIER: i32 = 0;
+const READER_PROMOTION_TIER: i32 = 1;
 /// Sizes RDS sells in burstable (`db.t*`) families.
 const BURSTABLE_SIZES: [&str; 6] = ["micro", "small", "medium", "large", "xlarge", "2xlarge"];
 /// Sizes RDS sells in the other families.
@@ -112,8 +136,9 @@ const STANDARD_SIZES: [&str; 10] = [
     "32xlarge", "48xlarge",
 ];
 
-/// Restores every DB instance of the plan and waits until each is available (see the module
-/// doc). Databases that cannot be restored fail their items; the outcome holds the others.
+/// Restores every DB instance and Aurora cluster of the plan and waits until each is available
+/// (see the module doc). Those that cannot be restored fail their items; the outcome holds the
+/// others.
 ///
 /// # Errors
 /// [`ReconcileError::Cancelled`] when the run stops, store failures, and AWS errors that
@@ -126,8 +151,15 @@ pub async fn restore(ctx: &RunCtx) -> Result<RdsOutcome, ReconcileError> {
         .iter()
         .flat_map(|t| t.databases.iter())
         .collect();
+    let clusters: Vec<&ClusterRestore> = ctx
+        .plan
+        .restore
+        .tiers
+        .iter()
+        .flat_map(|t| t.clusters.iter())
+        .collect();
     if ctx.journal.step_done(STEP).await?.is_some() {
-        return rebuild(ctx, &dbs).await;
+        return rebuild(ctx, &dbs, &clusters).await;
     }
     ctx.journal
         .step(
@@ -135,7 +167,7 @@ pub async fn restore(ctx: &RunCtx) -> Result<RdsOutcome, ReconcileError> {
             0,
             STEP,
             StepState::Running,
-            &json!({"databases": dbs.len()}),
+            &json!({"databases": dbs.len(), "clusters": clusters.len()}),
         )
         .await?;
 
@@ -145,57 +177,92 @@ pub async fn restore(ctx: &RunCtx) -> Result<RdsOutcome, ReconcileError> {
         .iter()
         .map(|d| (d.id.as_str(), d))
         .collect();
-    let (groups, loose) = plan_subnet_groups(&ctx.run_id, &dbs, |id| {
-        inventory.get(id).and_then(|d| d.subnet_group.as_deref())
-    });
+    let cluster_inventory: HashMap<&str, &DbCluster> = ctx
+        .inventory
+        .db_clusters
+        .iter()
+        .map(|c| (c.id.as_str(), c))
+        .collect();
+    let placements: Vec<Placement<'_>> = dbs
+        .iter()
+        .map(|d| Placement {
+            id: &d.db_instance_id,
+            subnets: &d.subnets,
+            primary_group: inventory
+                .get(d.db_instance_id.as_str())
+                .and_then(|i| i.subnet_group.as_deref()),
+        })
+        .chain(clusters.iter().map(|c| {
+            Placement {
+                id: &c.db_cluster_id,
+                subnets: &c.subnets,
+                primary_group: cluster_inventory
+                    .get(c.db_cluster_id.as_str())
+                    .and_then(|i| i.subnet_group.as_deref()),
+            }
+        }))
+        .collect();
+    let (groups, loose) = plan_subnet_groups(&ctx.run_id, &placements);
     let shared = Shared {
         inventory,
+        clusters: cluster_inventory,
         unavailable: Mutex::new(UnavailableCache::from_policy(&ctx.settings.fallback)),
     };
+    let jobs = Jobs {
+        dbs: &dbs,
+        clusters: &clusters,
+        shared: &shared,
+    };
 
-    let grouped = join_all(groups.iter().map(|g| {
-        let (dbs, shared) = (&dbs, &shared);
-        async move {
-            let made = subnet_group(ctx, g).await?;
-            let group = made.as_ref().map_err(String::as_str);
-            let started = join_all(
-                g.dbs
-                    .iter()
-                    .map(|&i| restore_db(ctx, dbs[i], group, shared)),
-            );
-            started.await.into_iter().collect::<Result<Vec<_>, _>>()
-        }
+    let grouped = join_all(groups.iter().map(|g| async move {
+        let made = subnet_group(ctx, g).await?;
+        let group = made.as_ref().map_err(String::as_str);
+        let begun = join_all(g.dbs.iter().map(|&i| begin(ctx, jobs, i, group)));
+        begun.await.into_iter().collect::<Result<Vec<_>, _>>()
     }));
     let ungrouped = join_all(loose.iter().map(|&i| {
-        restore_db(
+        begin(
             ctx,
-            dbs[i],
+            jobs,
+            i,
             Err("the DB has no complete set of DR subnets"),
-            &shared,
         )
     }));
     let (grouped, ungrouped) = tokio::join!(grouped, ungrouped);
 
     let mut ready: Vec<(String, DbDone)> = Vec::new();
     let mut waiting: Vec<Waiter> = Vec::new();
+    let mut clusters_ready: Vec<(String, ClusterDone)> = Vec::new();
+    let mut clusters_waiting: Vec<ClusterWaiter> = Vec::new();
     let mut failed = 0usize;
-    let mut started = Vec::new();
+    let mut begun = Vec::new();
     for g in grouped {
-        started.extend(g?);
+        begun.extend(g?.into_iter().flatten());
     }
-    for s in ungrouped {
-        started.push(s?);
+    for b in ungrouped {
+        begun.extend(b?);
     }
-    for s in started {
-        match s {
-            Started::Restored(w) if w.done.available => ready.push((w.primary, w.done)),
-            Started::Restored(w) => waiting.push(*w),
-            Started::Failed => failed += 1,
+    for b in begun {
+        match b {
+            Begun::Db(Started::Restored(w)) if w.done.available => {
+                ready.push((w.primary, w.done));
+            }
+            Begun::Db(Started::Restored(w)) => waiting.push(*w),
+            Begun::Cluster(Some(w)) if w.done.available => {
+                clusters_ready.push((w.primary, w.done));
+            }
+            Begun::Cluster(Some(w)) => clusters_waiting.push(*w),
+            Begun::Db(Started::Failed) | Begun::Cluster(None) => failed += 1,
         }
     }
-    let (available, lost) = wait_available(ctx, waiting).await?;
+    let (dbs_waited, clusters_waited) = tokio::join!(
+        wait_available(ctx, waiting),
+        wait_clusters(ctx, clusters_waiting)
+    );
+    let ((available, lost), (clusters_available, clusters_lost)) = (dbs_waited?, clusters_waited?);
     ready.extend(available);
-    failed += lost;
+    clusters_ready.extend(clusters_available);
+    failed += lost + clusters_lost;
 
     let substitutions = ready
         .iter()
@@ -205,6 +272,9 @@ pub async fn restore(ctx: &RunCtx) -> Result<RdsOutcome, ReconcileError> {
     for (primary, done) in ready {
         outcome.databases.insert(primary, done.database);
     }
+    for (primary, done) in clusters_ready {
+        add_cluster(&mut outcome, &clusters, primary, done.cluster);
+    }
     ctx.journal
         .step(
             STEP,
@@ -213,7 +283,9 @@ pub async fn restore(ctx: &RunCtx) -> Result<RdsOutcome, ReconcileError> {
             StepState::Done,
             &json!({
                 "databases": dbs.len(),
+                "clusters": clusters.len(),
                 "available": outcome.databases.len(),
+                "clusters_available": outcome.clusters.len(),
                 "failed": failed,
                 "substitutions": substitutions,
                 "subnet_groups": groups.len(),
@@ -223,13 +295,87 @@ pub async fn restore(ctx: &RunCtx) -> Result<RdsOutcome, ReconcileError> {
     Ok(outcome)
 }
 
-/// What the DB restores of one step share.
+/// Lists a restored, available cluster in the outcome if it is usable: it has no planned
+/// member, or one of them is available.
+fn add_cluster(
+    outcome: &mut RdsOutcome,
+    clusters: &[&ClusterRestore],
+    primary: String,
+    cluster: DrCluster,
+) {
+    let members = clusters
+        .iter()
+        .find(|c| c.db_cluster_id == primary)
+        .map_or(&[][..], |c| c.members.as_slice());
+    let usable = members.is_empty()
+        || members
+            .iter()
+            .any(|m| outcome.databases.contains_key(&m.db_instance_id));
+    if usable {
+        outcome.clusters.insert(primary, cluster);
+    } else {
+        tracing::warn!(cluster = %primary, identifier = %cluster.identifier,
+            "Aurora cluster restored but none of its instances is available: its endpoints \
+             are not used");
+    }
+}
+
+/// What the restores of one step share.
 #[derive(Debug)]
 struct Shared<'a> {
     /// The inventory's DB instances by identifier.
     inventory: HashMap<&'a str, &'a DbInstance>,
+    /// The inventory's Aurora clusters by identifier.
+    clusters: HashMap<&'a str, &'a DbCluster>,
     /// Classes that answered `InsufficientDBInstanceCapacity` lately.
     unavailable: Mutex<UnavailableCache>,
+}
+
+/// The plan's DBs and clusters, indexed together as [`plan_subnet_groups`] numbers them: DBs
+/// first, then clusters.
+#[derive(Debug, Clone, Copy)]
+struct Jobs<'a> {
+    dbs: &'a [&'a DbRestore],
+    clusters: &'a [&'a ClusterRestore],
+    shared: &'a Shared<'a>,
+}
+
+/// Where one DB or cluster stands once its request went out (or was found done).
+#[derive(Debug)]
+enum Begun {
+    /// A DB instance: restored, or a member of a cluster.
+    Db(Started),
+    /// A cluster: restored (or found restored), or `None` when its item failed.
+    Cluster(Option<Box<ClusterWaiter>>),
+}
+
+/// Restores the DB or cluster at index `i` of [`Jobs`] (a cluster with its members).
+async fn begin(
+    ctx: &RunCtx,
+    jobs: Jobs<'_>,
+    i: usize,
+    group: Result<&GroupDone, &str>,
+) -> Result<Vec<Begun>, ReconcileError> {
+    match jobs.dbs.get(i) {
+        Some(db) => Ok(vec![Begun::Db(
+            restore_db(ctx, db, group, jobs.shared).await?,
+        )]),
+        None => match jobs.clusters.get(i - jobs.dbs.len()) {
+            Some(c) => restore_cluster(ctx, c, group, jobs.shared).await,
+            None => Ok(Vec::new()),
+        },
+    }
+}
+
+/// Where a DB or cluster goes: what [`plan_subnet_groups`] groups.
+#[derive(Debug, Clone, Copy)]
+struct Placement<'a> {
+    /// The primary DB instance or cluster identifier.
+    id: &'a str,
+    /// Its DR subnets.
+    subnets: &'a [DrRef],
+    /// Its primary subnet group, if the inventory names one.
+    primary_group: Option<&'a str>,
 }
 
 /// A DB subnet group to make: one per distinct set of DR subnets.
@@ -240,21 +386,17 @@ struct GroupPlan {
     source: String,
     /// DR subnet ids, sorted.
     subnets: Vec<String>,
-    /// Indexes of its DBs in the plan's order.
+    /// Indexes of its DBs and clusters among the placements.
     dbs: Vec<usize>,
 }
 
-/// Groups the DBs by their set of DR subnets, in plan order. DBs whose subnets are empty or not
-/// all mirrored get no group: their indexes are returned apart.
-fn plan_subnet_groups<'a>(
-    run_id: &str,
-    dbs: &[&DbRestore],
-    primary_group: impl Fn(&str) -> Option<&'a str>,
-) -> (Vec<GroupPlan>, Vec<usize>) {
+/// Groups the placements (DBs and clusters) by their set of DR subnets, in order. Those whose
+/// subnets are empty or not all mirrored get no group: their indexes are returned apart.
+fn plan_subnet_groups(run_id: &str, places: &[Placement<'_>]) -> (Vec<GroupPlan>, Vec<usize>) {
     let mut groups: Vec<GroupPlan> = Vec::new();
     let mut loose = Vec::new();
-    for (i, db) in dbs.iter().enumerate() {
-        let subnets: Option<BTreeSet<&str>> = db.subnets.iter().map(DrRef::dr_id).collect();
+    for (i, place) in places.iter().enumerate() {
+        let subnets: Option<BTreeSet<&str>> = place.subnets.iter().map(DrRef::dr_id).collect();
         let Some(subnets) = subnets.filter(|s| !s.is_empty()) else {
             loose.push(i);
             continue;
@@ -263,9 +405,10 @@ fn plan_subnet_groups<'a>(
         match groups.iter_mut().find(|g| g.subnets == subnets) {
             Some(g) => g.dbs.push(i),
             None => {
-                let source = primary_group(&db.db_instance_id)
+                let source = place
+                    .primary_group
                     .filter(|g| !g.is_empty())
-                    .unwrap_or(&db.db_instance_id)
+                    .unwrap_or(place.id)
                     .to_owned();
                 groups.push(GroupPlan {
                     name: subnet_group_name(run_id, &source, &subnets),
@@ -602,7 +745,7 @@ async fn create_group(
         .await
 }
 
-/// A class substitution: what the plan asked for, what was restored, and why.
+/// A class substitution: what the plan asked for, what was made, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct ClassSubstitution {
     from_class: String,
@@ -613,6 +756,66 @@ struct ClassSubstitution {
     cause: String,
 }
 
+/// How one DB instance is made: restored from its snapshot, or created into a restored Aurora
+/// cluster. The same on every retry of one class.
+#[derive(Debug)]
+enum Make<'a> {
+    /// `RestoreDBInstanceFromDBSnapshot`.
+    Restore {
+        snapshot: &'a str,
+        subnet_group: &'a str,
+        security_groups: Vec<String>,
+        multi_az: bool,
+        port: Option<i32>,
+    },
+    /// `CreateDBInstance` with `DBClusterIdentifier`.
+    Member {
+        /// The DR cluster identifier.
+        cluster: &'a str,
+        engine: &'a str,
+        /// The cluster's DR subnet group (the member inherits it).
+        subnet_group: &'a str,
+        promotion_tier: i32,
+    },
+}
+
+impl Make<'_> {
+    fn operation(&self) -> &'static str {
+        match self {
+            Make::Restore { .. } => "RestoreDBInstanceFromDBSnapshot",
+            Make::Member { .. } => "CreateDBInstance",
+        }
+    }
+
+    /// The `requested` detail of an attempt with `class`.
+    fn requested(
+        &self,
+        identifier: &str,
+        class: &str,
+        substitution: Option<&ClassSubstitution>,
+    ) -> Value {
+        // The attempt's substitution is nested: only a done item reports one (D11).
+        let attempt = json!({"class": class, "substitution": substitution});
+        match self {
+            Make::Restore {
+                snapshot,
+                subnet_group,
+                ..
+            } => json!({
+                "identifier": identifier,
+                "snapshot": snapshot,
+                "subnet_group": subnet_group,
+                "attempt": attempt,
+            }),
+            Make::Member { cluster, .. } => json!({
+                "identifier": identifier,
+                "cluster": cluster,
+                "attempt": attempt,
+            }),
+        }
+    }
+}
+
 /// The done detail of a `db/<id>` item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct DbDone {
@@ -621,9 +824,14 @@ struct DbDone {
     status: String,
     /// Available, with an endpoint.
     available: bool,
-    /// The DR snapshot restored from.
+    /// The DR snapshot restored from (empty for an Aurora member).
+    #[serde(default)]
     snapshot: String,
+    #[serde(default)]
     subnet_group: String,
+    /// The DR cluster of an Aurora member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cluster: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     substitution: Option<ClassSubstitution>,
 }
@@ -633,10 +841,21 @@ impl DbDone {
         answer: &RdsInstance,
         identifier: &str,
         class: &str,
-        snapshot: &str,
-        subnet_group: &str,
+        make: &Make<'_>,
         substitution: Option<ClassSubstitution>,
     ) -> DbDone {
+        let (snapshot, subnet_group, cluster) = match make {
+            Make::Restore {
+                snapshot,
+                subnet_group,
+                ..
+            } => (*snapshot, *subnet_group, None),
+            Make::Member {
+                cluster,
+                subnet_group,
+                ..
+            } => ("", *subnet_group, Some((*cluster).to_owned())),
+        };
         let mut done = DbDone {
             database: DrDatabase {
                 identifier: answer
@@ -651,6 +870,7 @@ impl DbDone {
             available: false,
             snapshot: snapshot.to_owned(),
             subnet_group: subnet_group.to_owned(),
+            cluster,
             substitution,
         };
         done.observe(answer);
@@ -703,38 +923,57 @@ fn started(primary: &str, item: RestoreItem, done: DbDone, fresh: bool) -> Start
     }))
 }
 
-/// A `RestoreDBInstanceFromDBSnapshot` as sent (the same on every retry of one class).
-#[derive(Debug)]
-struct RestoreRequest<'a> {
-    identifier: &'a str,
-    snapshot: &'a str,
-    class: &'a str,
-    subnet_group: &'a str,
-    security_groups: Vec<String>,
-    multi_az: bool,
-    port: Option<i32>,
-    tags: Vec<Tag>,
-}
-
-async fn send_restore(
+/// Sends one attempt of `make` with `class`; the answer's DB instance.
+async fn send_make(
     ctx: &RunCtx,
-    r: &RestoreRequest<'_>,
-) -> Result<RestoreDbInstanceFromDbSnapshotOutput, AwsError> {
-    ctx.aws
-        .rds
-        .restore_db_instance_from_db_snapshot(|b| {
-            b.db_instance_identifier(r.identifier)
-                .db_snapshot_identifier(r.snapshot)
-                .db_instance_class(r.class)
-                .db_subnet_group_name(r.subnet_group)
-                .set_vpc_security_group_ids(
-                    (!r.security_groups.is_empty()).then(|| r.security_groups.clone()),
-                )
-                .multi_az(r.multi_az)
-                .set_port(r.port)
-                .set_tags(Some(r.tags.clone()))
-        })
-        .await
+    identifier: &str,
+    class: &str,
+    make: &Make<'_>,
+    tags: &[Tag],
+) -> Result<Option<RdsInstance>, AwsError> {
+    match make {
+        Make::Restore {
+            snapshot,
+            subnet_group,
+            security_groups,
+            multi_az,
+            port,
+        } => ctx
+            .aws
+            .rds
+            .restore_db_instance_from_db_snapshot(|b| {
+                b.db_instance_identifier(identifier)
+                    .db_snapshot_identifier(*snapshot)
+                    .db_instance_class(class)
+                    .db_subnet_group_name(*subnet_group)
+                    .set_vpc_security_group_ids(
+                        (!security_groups.is_empty()).then(|| security_groups.clone()),
+                    )
+                    .multi_az(*multi_az)
+                    .set_port(*port)
+                    .set_tags(Some(tags.to_vec()))
+            })
+            .await
+            .map(|out| out.db_instance().cloned()),
+        Make::Member {
+            cluster,
+            engine,
+            promotion_tier,
+            ..
+        } => ctx
+            .aws
+            .rds
+            .create_db_instance(|b| {
+                b.db_instance_identifier(identifier)
+                    .db_cluster_identifier(*cluster)
+                    .engine(*engine)
+                    .db_instance_class(class)
+                    .promotion_tier(*promotion_tier)
+                    .set_tags(Some(tags.to_vec()))
+            })
+            .await
+            .map(|out| out.db_instance().cloned()),
+    }
 }
 
 /// The DB instance named `identifier` in the DR region, if there is one.
@@ -759,20 +998,52 @@ async fn lookup(ctx: &RunCtx, identifier: &str) -> Result<Option<RdsInstance>, R
     }
 }
 
-/// What one DB's restore needs besides the context.
+/// What one DB's restore (or member's creation) needs besides the context.
 #[derive(Debug, Clone, Copy)]
 struct DbJob<'a> {
-    db: &'a DbRestore,
+    /// The primary DB instance identifier.
+    primary: &'a str,
+    /// The planned class.
+    class: &'a str,
     item_ref: ItemRef<'a>,
     identifier: &'a str,
 }
 
+impl<'a> DbJob<'a> {
+    fn new(primary: &'a str, class: &'a str, key: &'a str, identifier: &'a str) -> DbJob<'a> {
+        DbJob {
+            primary,
+            class,
+            item_ref: ItemRef {
+                key,
+                step_id: STEP,
+                kind: DB_KIND,
+                primary_id: primary,
+            },
+            identifier,
+        }
+    }
+}
+
 async fn fail_db(ctx: &RunCtx, job: DbJob<'_>, reason: &str) -> Result<Started, ReconcileError> {
-    tracing::warn!(run = %ctx.run_id, db = %job.db.db_instance_id, error = %reason,
+    tracing::warn!(run = %ctx.run_id, db = %job.primary, error = %reason,
         "DB instance not restored");
-    let failed = json!({"identifier": job.identifier, "class": job.db.class});
+    let failed = json!({"identifier": job.identifier, "class": job.class});
     ctx.journal.fail(job.item_ref, reason, &failed).await?;
     Ok(Started::Failed)
+}
+
+/// What a journalled item already says: `Some` for a done (or failed) item, `None` when the
+/// work is still to do.
+fn settled(primary: &str, existing: Option<&RestoreItem>) -> Option<Started> {
+    let item = existing?;
+    match item.state {
+        ItemState::Done => serde_json::from_value::<DbDone>(detail(item))
+            .ok()
+            .map(|done| started(primary, item.clone(), done, false)),
+        ItemState::Failed => Some(Started::Failed),
+        ItemState::Pending | ItemState::Requested => None,
+    }
 }
 
 /// Adopts `found`, the DB instance under the job's identifier, if it is this run's restore of
@@ -782,43 +1053,38 @@ async fn adopt(
     job: DbJob<'_>,
     item: &RestoreItem,
     found: &RdsInstance,
-    snapshot: &str,
-    subnet_group: &str,
+    make: &Make<'_>,
 ) -> Result<Started, ReconcileError> {
-    let primary = job.db.db_instance_id.as_str();
+    let primary = job.primary;
     if !is_ours(found.tag_list(), &ctx.run_id, primary) {
-        let owner = found
-            .tag_list()
-            .iter()
-            .find(|t| t.key() == Some(pilotlight_aws::tags::RUN))
-            .and_then(Tag::value)
-            .map_or_else(|| "not pilotlight's".to_owned(), |r| format!("run {r}'s"));
         let reason = format!(
-            "a DB instance named {} already exists in the DR region and is {owner}, not this \
+            "a DB instance named {} already exists in the DR region and is {}, not this \
              run's restore of {primary}: it is left alone",
-            job.identifier
+            job.identifier,
+            owner_of(found.tag_list())
         );
         return fail_db(ctx, job, &reason).await;
     }
-    let class = found.db_instance_class().unwrap_or(&job.db.class);
-    let substitution = (class != job.db.class).then(|| ClassSubstitution {
-        from_class: job.db.class.clone(),
+    let class = found.db_instance_class().unwrap_or(job.class);
+    let substitution = (class != job.class).then(|| ClassSubstitution {
+        from_class: job.class.to_owned(),
         to_class: class.to_owned(),
         reason: SubstitutionReason::NeighbourSize.as_str().to_owned(),
         cause: "found restored with this class by an earlier execution of the run".to_owned(),
     });
-    let done = DbDone::new(
-        found,
-        job.identifier,
-        class,
-        snapshot,
-        subnet_group,
-        substitution,
-    );
+    let done = DbDone::new(found, job.identifier, class, make, substitution);
     tracing::info!(run = %ctx.run_id, db = %primary, identifier = %job.identifier,
         "DB instance already restored; adopted");
     let item = ctx.journal.done(item, job.identifier, &json!(done)).await?;
     Ok(started(primary, item, done, false))
+}
+
+/// Whose a resource with these tags is, for a refusal to adopt it.
+fn owner_of(tags: &[Tag]) -> String {
+    tags.iter()
+        .find(|t| t.key() == Some(pilotlight_aws::tags::RUN))
+        .and_then(Tag::value)
+        .map_or_else(|| "not pilotlight's".to_owned(), |r| format!("run {r}'s"))
 }
 
 /// Restores one DB (or finds it restored): see the module doc.
@@ -831,35 +1097,18 @@ async fn restore_db(
     let primary = db.db_instance_id.as_str();
     let key = format!("db/{primary}");
     let identifier = dr_identifier(&ctx.run_id, ctx.mode, primary);
-    let job = DbJob {
-        db,
-        item_ref: ItemRef {
-            key: &key,
-            step_id: STEP,
-            kind: DB_KIND,
-            primary_id: primary,
-        },
-        identifier: &identifier,
-    };
+    let job = DbJob::new(primary, &db.class, &key, &identifier);
     let existing = ctx.journal.item(&key).await?;
-    if let Some(item) = &existing {
-        match item.state {
-            ItemState::Done => {
-                if let Ok(done) = serde_json::from_value::<DbDone>(detail(item)) {
-                    return Ok(started(primary, item.clone(), done, false));
-                }
-            }
-            ItemState::Failed => return Ok(Started::Failed),
-            ItemState::Pending | ItemState::Requested => {}
-        }
+    if let Some(settled) = settled(primary, existing.as_ref()) {
+        return Ok(settled);
     }
 
     let inventory = shared.inventory.get(primary).copied();
     if let Some(cluster) = inventory.and_then(|d| d.cluster_id.as_deref()) {
         let reason = format!(
-            "{primary} is a member of Aurora cluster {cluster}: it comes back only with its \
-             cluster (RestoreDBClusterFromSnapshot), and the plan's DR state holds no cluster \
-             snapshot for {cluster} (DB instance snapshots only), so it is not restored"
+            "{primary} is a member of Aurora cluster {cluster}, which the inventory the plan \
+             was made from does not describe (captured before clusters were): a member comes \
+             back only with its cluster (RestoreDBClusterFromSnapshot), so it is not restored"
         );
         return fail_db(ctx, job, &reason).await;
     }
@@ -868,23 +1117,7 @@ async fn restore_db(
             format!("{primary} has no snapshot copy in the DR region: nothing to restore it from");
         return fail_db(ctx, job, &reason).await;
     };
-    if db.subnets.is_empty() {
-        let reason =
-            format!("the inventory lists no subnets for {primary}: no DR subnet group can be made");
-        return fail_db(ctx, job, &reason).await;
-    }
-    if let Some(missing) = db.subnets.iter().find(|s| s.is_missing()) {
-        let reason = format!(
-            "subnet {} of {primary}'s subnet group is not mirrored in the DR region",
-            primary_of(missing)
-        );
-        return fail_db(ctx, job, &reason).await;
-    }
-    if let Some(missing) = db.security_groups.iter().find(|s| s.is_missing()) {
-        let reason = format!(
-            "security group {} of {primary} is not mirrored in the DR region",
-            primary_of(missing)
-        );
+    if let Some(reason) = placement_problem(primary, &db.subnets, &db.security_groups) {
         return fail_db(ctx, job, &reason).await;
     }
     let group = match group {
@@ -894,22 +1127,62 @@ async fn restore_db(
             return fail_db(ctx, job, &reason).await;
         }
     };
+    let make = Make::Restore {
+        snapshot,
+        subnet_group: &group.name,
+        security_groups: db
+            .security_groups
+            .iter()
+            .filter_map(|s| s.dr_id().map(str::to_owned))
+            .collect(),
+        multi_az: db.multi_az,
+        port: inventory.and_then(|d| d.endpoint_port),
+    };
+    let tags = rds_tags(ctx.tags(primary), inventory.map(|d| &d.tags));
+    make_db(ctx, job, existing, &make, tags, shared).await
+}
 
-    // A restore journalled as requested may have been made: look before sending again.
+/// Why a DB or cluster cannot be placed in the DR region (no subnets, an unmirrored subnet or
+/// security group), if it cannot.
+fn placement_problem(primary: &str, subnets: &[DrRef], groups: &[DrRef]) -> Option<String> {
+    if subnets.is_empty() {
+        return Some(format!(
+            "the inventory lists no subnets for {primary}: no DR subnet group can be made"
+        ));
+    }
+    if let Some(missing) = subnets.iter().find(|s| s.is_missing()) {
+        return Some(format!(
+            "subnet {} of {primary}'s subnet group is not mirrored in the DR region",
+            primary_of(missing)
+        ));
+    }
+    if let Some(missing) = groups.iter().find(|s| s.is_missing()) {
+        return Some(format!(
+            "security group {} of {primary} is not mirrored in the DR region",
+            primary_of(missing)
+        ));
+    }
+    None
+}
+
+/// Makes one DB instance as `make` says, with the class fallback (or finds it made): see the
+/// module doc. `existing` is its item as the journal holds it (`requested` or none).
+async fn make_db(
+    ctx: &RunCtx,
+    job: DbJob<'_>,
+    existing: Option<RestoreItem>,
+    make: &Make<'_>,
+    tags: Vec<Tag>,
+    shared: &Shared<'_>,
+) -> Result<Started, ReconcileError> {
+    // A request journalled as requested may have been carried out: look before sending again.
     if let Some(item) = existing.filter(|i| i.state == ItemState::Requested)
-        && let Some(found) = lookup(ctx, &identifier).await?
+        && let Some(found) = lookup(ctx, job.identifier).await?
     {
-        return adopt(ctx, job, &item, &found, snapshot, &group.name).await;
+        return adopt(ctx, job, &item, &found, make).await;
     }
 
-    let candidates = class_candidates(&db.class);
-    let security_groups: Vec<String> = db
-        .security_groups
-        .iter()
-        .filter_map(|s| s.dr_id().map(str::to_owned))
-        .collect();
-    let tags = rds_tags(ctx.tags(primary), inventory.map(|d| &d.tags));
-    let port = inventory.and_then(|d| d.endpoint_port);
+    let candidates = class_candidates(job.class);
     let mut tried: Vec<String> = Vec::new();
     let mut answers: Vec<String> = Vec::new();
     let mut cause: Option<String> = None;
@@ -933,75 +1206,55 @@ async fn restore_db(
             };
             return fail_db(ctx, job, &reason).await;
         };
-        let substitution = (class != db.class).then(|| ClassSubstitution {
-            from_class: db.class.clone(),
+        let substitution = (class != job.class).then(|| ClassSubstitution {
+            from_class: job.class.to_owned(),
             to_class: class.clone(),
             reason: SubstitutionReason::NeighbourSize.as_str().to_owned(),
             cause: cause
                 .clone()
-                .unwrap_or_else(|| format!("{} lacked capacity moments ago", db.class)),
+                .unwrap_or_else(|| format!("{} lacked capacity moments ago", job.class)),
         });
-        // The attempt's substitution is nested: only a done item reports one (D11).
-        let requested: Value = json!({
-            "identifier": identifier,
-            "snapshot": snapshot,
-            "subnet_group": group.name,
-            "attempt": {"class": class, "substitution": substitution},
-        });
+        let requested = make.requested(job.identifier, &class, substitution.as_ref());
         let item = ctx.journal.request(job.item_ref, None, &requested).await?;
-        let request = RestoreRequest {
-            identifier: &identifier,
-            snapshot,
-            class: &class,
-            subnet_group: &group.name,
-            security_groups: security_groups.clone(),
-            multi_az: db.multi_az,
-            port,
-            tags: tags.clone(),
-        };
         let held = permit(ctx).await?;
-        let result = retrying(ctx, || send_restore(ctx, &request)).await;
+        let result = retrying(ctx, || send_make(ctx, job.identifier, &class, make, &tags)).await;
         drop(held);
         match result {
             Ok(out) => {
-                let Some(answer) = out.db_instance() else {
+                let Some(answer) = out else {
                     return Err(ReconcileError::Unexpected {
-                        operation: "RestoreDBInstanceFromDBSnapshot",
-                        detail: format!("no DBInstance in the answer for {identifier}"),
+                        operation: make.operation(),
+                        detail: format!("no DBInstance in the answer for {}", job.identifier),
                     });
                 };
-                let done = DbDone::new(
-                    answer,
-                    &identifier,
-                    &class,
-                    snapshot,
-                    &group.name,
-                    substitution,
-                );
+                let done = DbDone::new(&answer, job.identifier, &class, make, substitution);
                 if let Some(s) = &done.substitution {
-                    tracing::info!(run = %ctx.run_id, db = %primary, from = %s.from_class,
+                    tracing::info!(run = %ctx.run_id, db = %job.primary, from = %s.from_class,
                         to = %s.to_class, cause = %s.cause, "RDS class substitution");
                 }
-                let item = ctx.journal.done(&item, &identifier, &json!(done)).await?;
-                return Ok(started(primary, item, done, true));
+                let item = ctx
+                    .journal
+                    .done(&item, job.identifier, &json!(done))
+                    .await?;
+                return Ok(started(job.primary, item, done, true));
             }
-            // The identifier is taken: by this restore's earlier attempt whose answer was lost,
+            // The identifier is taken: by this request's earlier attempt whose answer was lost,
             // or by something else (which `adopt` refuses).
             Err(ReconcileError::Aws(e)) if e.kind == ErrorKind::AlreadyExists => {
-                let Some(found) = lookup(ctx, &identifier).await? else {
+                let Some(found) = lookup(ctx, job.identifier).await? else {
                     return Err(ReconcileError::Unexpected {
-                        operation: "RestoreDBInstanceFromDBSnapshot",
+                        operation: make.operation(),
                         detail: format!(
-                            "{} for {identifier}, which DescribeDBInstances does not list",
-                            e.code
+                            "{} for {}, which DescribeDBInstances does not list",
+                            e.code, job.identifier
                         ),
                     });
                 };
-                return adopt(ctx, job, &item, &found, snapshot, &group.name).await;
+                return adopt(ctx, job, &item, &found, make).await;
             }
             Err(ReconcileError::Aws(e)) if e.kind == ErrorKind::Capacity => {
-                tracing::info!(run = %ctx.run_id, db = %primary, class = %class, code = %e.code,
-                    "no RDS capacity; trying a neighbouring class");
+                tracing::info!(run = %ctx.run_id, db = %job.primary, class = %class,
+                    code = %e.code, "no RDS capacity; trying a neighbouring class");
                 shared
                     .unavailable
                     .lock()
@@ -1013,7 +1266,7 @@ async fn restore_db(
                 tried.push(class);
             }
             // A substitute RDS does not offer (the size does not exist for the engine).
-            Err(ReconcileError::Aws(e)) if class != db.class && e.kind == ErrorKind::Fatal => {
+            Err(ReconcileError::Aws(e)) if class != job.class && e.kind == ErrorKind::Fatal => {
                 ctx.journal.note_error(&item, &refused(&e)).await?;
                 answers.push(format!("{class}: {}", e.code));
                 tried.push(class);
@@ -1024,6 +1277,441 @@ async fn restore_db(
             Err(other) => return Err(other),
         }
     }
+}
+
+/// The done detail of a `cluster/<id>` item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct ClusterDone {
+    cluster: DrCluster,
+    /// The last status seen.
+    status: String,
+    /// Available, with a writer endpoint.
+    available: bool,
+    /// The DR cluster snapshot restored from.
+    snapshot: String,
+    subnet_group: String,
+}
+
+impl ClusterDone {
+    fn new(
+        answer: &RdsCluster,
+        identifier: &str,
+        snapshot: &str,
+        subnet_group: &str,
+    ) -> ClusterDone {
+        let mut done = ClusterDone {
+            cluster: DrCluster {
+                identifier: answer
+                    .db_cluster_identifier()
+                    .unwrap_or(identifier)
+                    .to_owned(),
+                endpoint: None,
+                reader_endpoint: None,
+                port: None,
+            },
+            status: String::new(),
+            available: false,
+            snapshot: snapshot.to_owned(),
+            subnet_group: subnet_group.to_owned(),
+        };
+        done.observe(answer);
+        done
+    }
+
+    /// Takes the status and endpoints of a describe (or restore) answer.
+    fn observe(&mut self, answer: &RdsCluster) {
+        self.status = answer.status().unwrap_or_default().to_owned();
+        let endpoint = answer.endpoint().filter(|e| !e.is_empty());
+        self.cluster.endpoint = endpoint.map(str::to_owned);
+        self.cluster.reader_endpoint = answer
+            .reader_endpoint()
+            .filter(|e| !e.is_empty())
+            .map(str::to_owned);
+        self.cluster.port = answer.port().or(self.cluster.port);
+        self.available = db_status(&self.status) == DbStatus::Available && endpoint.is_some();
+    }
+}
+
+/// A restored cluster, available (`done.available`) or being waited for.
+#[derive(Debug)]
+struct ClusterWaiter {
+    primary: String,
+    /// Its `done` item, rewritten once it is available.
+    item: RestoreItem,
+    done: ClusterDone,
+    /// Restored by this execution.
+    fresh: bool,
+    /// When describes stopped listing it.
+    missing_since: Option<Instant>,
+}
+
+fn cluster_waiter(
+    primary: &str,
+    item: RestoreItem,
+    done: ClusterDone,
+    fresh: bool,
+) -> ClusterWaiter {
+    ClusterWaiter {
+        primary: primary.to_owned(),
+        item,
+        done,
+        fresh,
+        missing_since: None,
+    }
+}
+
+/// A `RestoreDBClusterFromSnapshot` as sent (the same on every retry).
+#[derive(Debug)]
+struct ClusterRequest<'a> {
+    identifier: &'a str,
+    snapshot: &'a str,
+    engine: &'a str,
+    engine_version: Option<&'a str>,
+    port: Option<i32>,
+    subnet_group: &'a str,
+    security_groups: Vec<String>,
+    tags: Vec<Tag>,
+}
+
+/// What one attempt at a cluster restore came to.
+#[derive(Debug)]
+enum ClusterAnswer {
+    /// RDS accepted the restore (its answer's cluster).
+    Restored(Option<RdsCluster>),
+    /// An earlier attempt had made it: the cluster as described.
+    Found(RdsCluster),
+}
+
+/// Sends the restore; on every attempt after the first, looks the identifier up first, so an
+/// attempt whose answer was lost is found instead of sent again.
+async fn send_cluster(
+    ctx: &RunCtx,
+    r: &ClusterRequest<'_>,
+    sent: &AtomicBool,
+) -> Result<ClusterAnswer, AwsError> {
+    if sent.swap(true, Ordering::SeqCst) {
+        match describe_cluster(ctx, r.identifier).await {
+            Ok(Some(found)) => return Ok(ClusterAnswer::Found(found)),
+            Ok(None) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    ctx.aws
+        .rds
+        .restore_db_cluster_from_snapshot(|b| {
+            b.db_cluster_identifier(r.identifier)
+                .snapshot_identifier(r.snapshot)
+                .engine(r.engine)
+                .set_engine_version(r.engine_version.map(str::to_owned))
+                .set_port(r.port)
+                .db_subnet_group_name(r.subnet_group)
+                .set_vpc_security_group_ids(
+                    (!r.security_groups.is_empty()).then(|| r.security_groups.clone()),
+                )
+                .set_tags(Some(r.tags.clone()))
+        })
+        .await
+        .map(|out| ClusterAnswer::Restored(out.db_cluster().cloned()))
+}
+
+/// The DB cluster named `identifier` in the DR region, if there is one (one describe).
+async fn describe_cluster(ctx: &RunCtx, identifier: &str) -> Result<Option<RdsCluster>, AwsError> {
+    match ctx
+        .aws
+        .rds
+        .describe_db_clusters(|b| b.db_cluster_identifier(identifier))
+        .await
+    {
+        Ok(out) => Ok(out
+            .db_clusters()
+            .iter()
+            .find(|c| {
+                c.db_cluster_identifier()
+                    .is_some_and(|id| id.eq_ignore_ascii_case(identifier))
+            })
+            .cloned()),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// [`describe_cluster`] under [`retrying`].
+async fn lookup_cluster(
+    ctx: &RunCtx,
+    identifier: &str,
+) -> Result<Option<RdsCluster>, ReconcileError> {
+    retrying(ctx, || describe_cluster(ctx, identifier)).await
+}
+
+/// What one cluster's restore needs besides the context.
+#[derive(Debug, Clone, Copy)]
+struct ClusterJob<'a> {
+    cluster: &'a ClusterRestore,
+    item_ref: ItemRef<'a>,
+    identifier: &'a str,
+}
+
+/// Fails the cluster's item; `Ok(Err(reason))` for [`restore_cluster`].
+async fn fail_cluster(
+    ctx: &RunCtx,
+    job: ClusterJob<'_>,
+    reason: &str,
+) -> Result<Result<ClusterWaiter, String>, ReconcileError> {
+    tracing::warn!(run = %ctx.run_id, cluster = %job.cluster.db_cluster_id, error = %reason,
+        "Aurora cluster not restored");
+    let failed = json!({"identifier": job.identifier});
+    ctx.journal.fail(job.item_ref, reason, &failed).await?;
+    Ok(Err(reason.to_owned()))
+}
+
+/// Adopts `found`, the cluster under the job's identifier, if it is this run's restore of the
+/// job's cluster; fails the item otherwise.
+async fn adopt_cluster(
+    ctx: &RunCtx,
+    job: ClusterJob<'_>,
+    item: &RestoreItem,
+    found: &RdsCluster,
+    snapshot: &str,
+    subnet_group: &str,
+) -> Result<Result<ClusterWaiter, String>, ReconcileError> {
+    let primary = job.cluster.db_cluster_id.as_str();
+    if !is_ours(found.tag_list(), &ctx.run_id, primary) {
+        let reason = format!(
+            "a DB cluster named {} already exists in the DR region and is {}, not this run's \
+             restore of {primary}: it is left alone",
+            job.identifier,
+            owner_of(found.tag_list())
+        );
+        return fail_cluster(ctx, job, &reason).await;
+    }
+    let done = ClusterDone::new(found, job.identifier, snapshot, subnet_group);
+    tracing::info!(run = %ctx.run_id, cluster = %primary, identifier = %job.identifier,
+        "Aurora cluster already restored; adopted");
+    let item = ctx.journal.done(item, job.identifier, &json!(done)).await?;
+    Ok(Ok(cluster_waiter(primary, item, done, false)))
+}
+
+/// Restores one Aurora cluster (or finds it restored), then its members: see the module doc.
+/// A cluster that cannot be restored fails its item and each member's.
+async fn restore_cluster(
+    ctx: &RunCtx,
+    c: &ClusterRestore,
+    group: Result<&GroupDone, &str>,
+    shared: &Shared<'_>,
+) -> Result<Vec<Begun>, ReconcileError> {
+    let primary = c.db_cluster_id.as_str();
+    let key = format!("cluster/{primary}");
+    let identifier = dr_identifier(&ctx.run_id, ctx.mode, primary);
+    let job = ClusterJob {
+        cluster: c,
+        item_ref: ItemRef {
+            key: &key,
+            step_id: STEP,
+            kind: CLUSTER_KIND,
+            primary_id: primary,
+        },
+        identifier: &identifier,
+    };
+    let existing = ctx.journal.item(&key).await?;
+    let journalled = existing.as_ref().and_then(|item| match item.state {
+        ItemState::Done => serde_json::from_value::<ClusterDone>(detail(item))
+            .ok()
+            .map(|done| Ok(cluster_waiter(primary, item.clone(), done, false))),
+        ItemState::Failed => Some(Err(item
+            .last_error
+            .clone()
+            .unwrap_or_else(|| format!("Aurora cluster {primary} was not restored")))),
+        ItemState::Pending | ItemState::Requested => None,
+    });
+    let made = match journalled {
+        Some(made) => made,
+        None => make_cluster(ctx, job, existing, group, shared).await?,
+    };
+    let mut out = Vec::with_capacity(c.members.len() + 1);
+    match made {
+        Err(reason) => {
+            let reason = format!("its Aurora cluster {primary} was not restored: {reason}");
+            for m in &c.members {
+                out.push(Begun::Db(fail_member(ctx, m, &reason).await?));
+            }
+            out.push(Begun::Cluster(None));
+        }
+        Ok(w) => {
+            let cluster = w.done.cluster.identifier.clone();
+            let subnet_group = w.done.subnet_group.clone();
+            let (writers, readers): (Vec<&ClusterMemberRestore>, Vec<&ClusterMemberRestore>) =
+                c.members.iter().partition(|m| m.writer);
+            // The writer first: the first instance of a cluster becomes its writer.
+            for m in writers {
+                out.push(Begun::Db(
+                    restore_member(ctx, c, m, &cluster, &subnet_group, shared).await?,
+                ));
+            }
+            let readers = join_all(
+                readers
+                    .into_iter()
+                    .map(|m| restore_member(ctx, c, m, &cluster, &subnet_group, shared)),
+            )
+            .await;
+            for r in readers {
+                out.push(Begun::Db(r?));
+            }
+            out.push(Begun::Cluster(Some(Box::new(w))));
+        }
+    }
+    Ok(out)
+}
+
+/// Sends (or resolves) the cluster's restore. `Ok(Err(reason))` when its item failed.
+async fn make_cluster(
+    ctx: &RunCtx,
+    job: ClusterJob<'_>,
+    existing: Option<RestoreItem>,
+    group: Result<&GroupDone, &str>,
+    shared: &Shared<'_>,
+) -> Result<Result<ClusterWaiter, String>, ReconcileError> {
+    let c = job.cluster;
+    let primary = c.db_cluster_id.as_str();
+    let Some(snapshot) = c.snapshot.dr_id() else {
+        let reason = format!(
+            "Aurora cluster {primary} has no cluster snapshot copy in the DR region: nothing to \
+             restore it from"
+        );
+        return fail_cluster(ctx, job, &reason).await;
+    };
+    if let Some(reason) = placement_problem(primary, &c.subnets, &c.security_groups) {
+        return fail_cluster(ctx, job, &reason).await;
+    }
+    let group = match group {
+        Ok(g) => g,
+        Err(why) => {
+            let reason = format!("its DR subnet group could not be made: {why}");
+            return fail_cluster(ctx, job, &reason).await;
+        }
+    };
+    if let Some(item) = existing.filter(|i| i.state == ItemState::Requested)
+        && let Some(found) = lookup_cluster(ctx, job.identifier).await?
+    {
+        return adopt_cluster(ctx, job, &item, &found, snapshot, &group.name).await;
+    }
+
+    let request = ClusterRequest {
+        identifier: job.identifier,
+        snapshot,
+        engine: &c.engine,
+        engine_version: c.engine_version.as_deref(),
+        port: c.port,
+        subnet_group: &group.name,
+        security_groups: c
+            .security_groups
+            .iter()
+            .filter_map(|s| s.dr_id().map(str::to_owned))
+            .collect(),
+        tags: rds_tags(
+            ctx.tags(primary),
+            shared.clusters.get(primary).map(|i| &i.tags),
+        ),
+    };
+    ctx.check_stop()?;
+    let requested = json!({
+        "identifier": job.identifier,
+        "snapshot": snapshot,
+        "subnet_group": group.name,
+    });
+    let item = ctx.journal.request(job.item_ref, None, &requested).await?;
+    let sent = AtomicBool::new(false);
+    let held = permit(ctx).await?;
+    let result = retrying(ctx, || send_cluster(ctx, &request, &sent)).await;
+    drop(held);
+    match result {
+        Ok(ClusterAnswer::Restored(Some(answer))) => {
+            let done = ClusterDone::new(&answer, job.identifier, snapshot, &group.name);
+            let item = ctx
+                .journal
+                .done(&item, job.identifier, &json!(done))
+                .await?;
+            Ok(Ok(cluster_waiter(primary, item, done, true)))
+        }
+        Ok(ClusterAnswer::Restored(None)) => Err(ReconcileError::Unexpected {
+            operation: "RestoreDBClusterFromSnapshot",
+            detail: format!("no DBCluster in the answer for {}", job.identifier),
+        }),
+        Ok(ClusterAnswer::Found(found)) => {
+            adopt_cluster(ctx, job, &item, &found, snapshot, &group.name).await
+        }
+        // Taken: by this restore's earlier attempt, or by something else (refused).
+        Err(ReconcileError::Aws(e)) if e.kind == ErrorKind::AlreadyExists => {
+            let Some(found) = lookup_cluster(ctx, job.identifier).await? else {
+                return Err(ReconcileError::Unexpected {
+                    operation: "RestoreDBClusterFromSnapshot",
+                    detail: format!(
+                        "{} for {}, which DescribeDBClusters does not list",
+                        e.code, job.identifier
+                    ),
+                });
+            };
+            adopt_cluster(ctx, job, &item, &found, snapshot, &group.name).await
+        }
+        Err(ReconcileError::Aws(e)) if !is_pushback(&e) => {
+            fail_cluster(ctx, job, &refused(&e)).await
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// Creates one member of a restored cluster (or finds it made).
+async fn restore_member(
+    ctx: &RunCtx,
+    c: &ClusterRestore,
+    m: &ClusterMemberRestore,
+    cluster: &str,
+    subnet_group: &str,
+    shared: &Shared<'_>,
+) -> Result<Started, ReconcileError> {
+    let primary = m.db_instance_id.as_str();
+    let key = format!("db/{primary}");
+    let identifier = dr_identifier(&ctx.run_id, ctx.mode, primary);
+    let job = DbJob::new(primary, &m.class, &key, &identifier);
+    let existing = ctx.journal.item(&key).await?;
+    if let Some(settled) = settled(primary, existing.as_ref()) {
+        return Ok(settled);
+    }
+    let make = Make::Member {
+        cluster,
+        engine: &c.engine,
+        subnet_group,
+        promotion_tier: if m.writer {
+            WRITER_PROMOTION_TIER
+        } else {
+            READER_PROMOTION_TIER
+        },
+    };
+    let tags = rds_tags(
+        ctx.tags(primary),
+        shared.inventory.get(primary).map(|d| &d.tags),
+    );
+    make_db(ctx, job, existing, &make, tags, shared).await
+}
+
+/// Fails a member whose cluster was not restored (unless the journal settled it already).
+async fn fail_member(
+    ctx: &RunCtx,
+    m: &ClusterMemberRestore,
+    reason: &str,
+) -> Result<Started, ReconcileError> {
+    let primary = m.db_instance_id.as_str();
+    let key = format!("db/{primary}");
+    let identifier = dr_identifier(&ctx.run_id, ctx.mode, primary);
+    let existing = ctx.journal.item(&key).await?;
+    if let Some(settled) = settled(primary, existing.as_ref()) {
+        return Ok(settled);
+    }
+    fail_db(
+        ctx,
+        DbJob::new(primary, &m.class, &key, &identifier),
+        reason,
+    )
+    .await
 }
 
 /// Every DB instance named in `ids` that the DR region lists: one `DescribeDBInstances` per
@@ -1130,15 +1818,123 @@ async fn wait_available(
     Ok((ready, failed))
 }
 
+/// Every DB cluster named in `ids` that the DR region lists: one `DescribeDBClusters` per 100
+/// identifiers (and page), keyed by lower-cased identifier.
+async fn describe_clusters(
+    ctx: &RunCtx,
+    ids: &[String],
+) -> Result<HashMap<String, RdsCluster>, ReconcileError> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(DESCRIBE_CHUNK) {
+        let filter = Filter::builder()
+            .name("db-cluster-id")
+            .set_values(Some(chunk.to_vec()))
+            .build();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = retrying(ctx, || {
+                ctx.aws.rds.describe_db_clusters(|b| {
+                    b.filters(filter.clone())
+                        .max_records(DESCRIBE_CHUNK as i32)
+                        .set_marker(marker.clone())
+                })
+            })
+            .await?;
+            for c in page.db_clusters() {
+                if let Some(id) = c.db_cluster_identifier() {
+                    out.insert(id.to_ascii_lowercase(), c.clone());
+                }
+            }
+            match page.marker().filter(|m| !m.is_empty()) {
+                Some(m) if marker.as_deref() != Some(m) => marker = Some(m.to_owned()),
+                _ => break,
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Polls until every cluster is available or failed: one describe per poll for all of them.
+/// Returns the available ones and how many failed.
+async fn wait_clusters(
+    ctx: &RunCtx,
+    mut waiting: Vec<ClusterWaiter>,
+) -> Result<(Vec<(String, ClusterDone)>, usize), ReconcileError> {
+    let mut ready = Vec::new();
+    let mut failed = 0;
+    let mut pause = waiting.iter().any(|w| w.fresh);
+    while !waiting.is_empty() {
+        if pause {
+            ctx.pause().await?;
+        }
+        pause = true;
+        let ids: Vec<String> = waiting
+            .iter()
+            .map(|w| w.done.cluster.identifier.to_ascii_lowercase())
+            .collect();
+        let found = describe_clusters(ctx, &ids).await?;
+        let now = Instant::now();
+        let mut still = Vec::with_capacity(waiting.len());
+        for (mut w, id) in waiting.into_iter().zip(ids) {
+            let item_ref = ItemRef {
+                key: &w.item.item_key,
+                step_id: STEP,
+                kind: CLUSTER_KIND,
+                primary_id: &w.primary,
+            };
+            let Some(cluster) = found.get(&id) else {
+                let since = *w.missing_since.get_or_insert(now);
+                if now.duration_since(since) >= MISSING_GRACE {
+                    let reason = format!(
+                        "DB cluster {id} was restored but the DR region no longer lists it"
+                    );
+                    ctx.journal.fail(item_ref, &reason, &json!(w.done)).await?;
+                    failed += 1;
+                } else {
+                    still.push(w);
+                }
+                continue;
+            };
+            w.missing_since = None;
+            w.done.observe(cluster);
+            match db_status(&w.done.status) {
+                DbStatus::Available if w.done.available => {
+                    ctx.journal.done(&w.item, &id, &json!(w.done)).await?;
+                    ready.push((w.primary, w.done));
+                }
+                DbStatus::Failed => {
+                    let reason = format!(
+                        "DB cluster {id} went {} instead of available",
+                        w.done.status
+                    );
+                    tracing::warn!(run = %ctx.run_id, cluster = %w.primary, error = %reason,
+                        "Aurora cluster restore failed");
+                    ctx.journal.fail(item_ref, &reason, &json!(w.done)).await?;
+                    failed += 1;
+                }
+                DbStatus::Available | DbStatus::Pending => still.push(w),
+            }
+        }
+        waiting = still;
+    }
+    Ok((ready, failed))
+}
+
 /// The outcome of a step already done, from its items: no AWS call.
-async fn rebuild(ctx: &RunCtx, dbs: &[&DbRestore]) -> Result<RdsOutcome, ReconcileError> {
+async fn rebuild(
+    ctx: &RunCtx,
+    dbs: &[&DbRestore],
+    clusters: &[&ClusterRestore],
+) -> Result<RdsOutcome, ReconcileError> {
     let mut outcome = RdsOutcome::default();
-    for db in dbs {
-        let Some(item) = ctx
-            .journal
-            .item(&format!("db/{}", db.db_instance_id))
-            .await?
-        else {
+    // Collected first: an iterator of closures held across the awaits below would make the
+    // future's `Send` depend on higher-ranked lifetimes the compiler cannot prove.
+    let mut ids: Vec<&str> = dbs.iter().map(|d| d.db_instance_id.as_str()).collect();
+    for c in clusters {
+        ids.extend(c.members.iter().map(|m| m.db_instance_id.as_str()));
+    }
+    for id in ids {
+        let Some(item) = ctx.journal.item(&format!("db/{id}")).await? else {
             continue;
         };
         if item.state != ItemState::Done {
@@ -1147,9 +1943,29 @@ async fn rebuild(ctx: &RunCtx, dbs: &[&DbRestore]) -> Result<RdsOutcome, Reconci
         if let Ok(done) = serde_json::from_value::<DbDone>(detail(&item))
             && done.available
         {
-            outcome
-                .databases
-                .insert(db.db_instance_id.clone(), done.database);
+            outcome.databases.insert(id.to_owned(), done.database);
+        }
+    }
+    for c in clusters {
+        let Some(item) = ctx
+            .journal
+            .item(&format!("cluster/{}", c.db_cluster_id))
+            .await?
+        else {
+            continue;
+        };
+        if item.state != ItemState::Done {
+            continue;
+        }
+        if let Ok(done) = serde_json::from_value::<ClusterDone>(detail(&item))
+            && done.available
+        {
+            add_cluster(
+                &mut outcome,
+                clusters,
+                c.db_cluster_id.clone(),
+                done.cluster,
+            );
         }
     }
     Ok(outcome)
@@ -1317,11 +2133,25 @@ mod tests {
             db("d", &[dr("subnet-1"), DrRef::Missing("subnet-p9".into())]),
             db("e", &[]),
         ];
-        let refs: Vec<&DbRestore> = dbs.iter().collect();
         let primary_groups: HashMap<&str, &str> = [("a", "app-subnets"), ("b", "")].into();
-        let (groups, loose) = plan_subnet_groups("r1", &refs, |id| primary_groups.get(id).copied());
+        // An Aurora cluster on the same subnets as a and c shares their group.
+        let cluster_subnets = [dr("subnet-1"), dr("subnet-2")];
+        let places: Vec<Placement<'_>> = dbs
+            .iter()
+            .map(|d| Placement {
+                id: &d.db_instance_id,
+                subnets: &d.subnets,
+                primary_group: primary_groups.get(d.db_instance_id.as_str()).copied(),
+            })
+            .chain([Placement {
+                id: "ledger",
+                subnets: &cluster_subnets,
+                primary_group: Some("ledger-subnets"),
+            }])
+            .collect();
+        let (groups, loose) = plan_subnet_groups("r1", &places);
         assert_eq!(groups.len(), 2);
-        assert_eq!(groups[0].dbs, [0, 2]);
+        assert_eq!(groups[0].dbs, [0, 2, 5]);
         assert_eq!(groups[0].subnets, ["subnet-1", "subnet-2"]);
         assert_eq!(groups[0].source, "app-subnets");
         assert!(groups[0].name.starts_with("pilotlight-app-subnets-"));
@@ -1329,6 +2159,9 @@ mod tests {
         assert_eq!(groups[1].source, "b");
         assert_eq!(groups[1].dbs, [1]);
         assert_eq!(loose, [3, 4]);
+        // A cluster alone names its group after its own primary group.
+        let (groups, _) = plan_subnet_groups("r1", &places[5..]);
+        assert!(groups[0].name.starts_with("pilotlight-ledger-subnets-"));
     }
 
     #[test]
@@ -1400,12 +2233,18 @@ mod tests {
             reason: "neighbour_size".into(),
             cause: "InsufficientDBInstanceCapacity for db.r5.2xlarge".into(),
         };
+        let make = Make::Restore {
+            snapshot: "pl-snap",
+            subnet_group: "pilotlight-g",
+            security_groups: Vec::new(),
+            multi_az: false,
+            port: None,
+        };
         let mut done = DbDone::new(
             &creating,
             "orders-db",
             "db.r5.xlarge",
-            "pl-snap",
-            "pilotlight-g",
+            &make,
             Some(substitution),
         );
         assert!(!done.available);
@@ -1437,5 +2276,135 @@ mod tests {
         assert_eq!(value["substitution"]["reason"], "neighbour_size");
         let back: DbDone = serde_json::from_value(value).expect("round trip");
         assert_eq!(back, done);
+    }
+
+    #[test]
+    fn member_detail_names_its_cluster_and_older_details_still_load() {
+        let answer = RdsInstance::builder()
+            .db_instance_identifier("ledger-1")
+            .db_instance_class("db.r6g.large")
+            .db_instance_status("creating")
+            .build();
+        let make = Make::Member {
+            cluster: "ledger",
+            engine: "aurora-postgresql",
+            subnet_group: "pilotlight-ledger-g",
+            promotion_tier: WRITER_PROMOTION_TIER,
+        };
+        let done = DbDone::new(&answer, "ledger-1", "db.r6g.large", &make, None);
+        let value = json!(done);
+        assert_eq!(value["cluster"], "ledger");
+        assert_eq!(value["subnet_group"], "pilotlight-ledger-g");
+        assert_eq!(value["snapshot"], "");
+        assert!(value.get("substitution").is_none());
+        let requested = make.requested("ledger-1", "db.r6g.large", None);
+        assert_eq!(requested["cluster"], "ledger");
+        assert_eq!(requested["attempt"]["class"], "db.r6g.large");
+        assert_eq!(make.operation(), "CreateDBInstance");
+        // A detail written before members existed (no cluster field) still reads.
+        let old = json!({
+            "database": {"identifier": "orders-db", "class": "db.t3.micro",
+                         "endpoint_address": null, "endpoint_port": null},
+            "status": "creating", "available": false,
+            "snapshot": "pl-snap", "subnet_group": "g",
+        });
+        let old: DbDone = serde_json::from_value(old).expect("old detail");
+        assert_eq!(old.cluster, None);
+    }
+
+    #[test]
+    fn cluster_detail_takes_status_and_endpoints() {
+        let creating = RdsCluster::builder()
+            .db_cluster_identifier("ledger")
+            .status("creating")
+            .port(5432)
+            .build();
+        let mut done = ClusterDone::new(&creating, "ledger", "pl-ledger-1", "pilotlight-g");
+        assert!(!done.available);
+        assert_eq!(done.cluster.port, Some(5432));
+        let available = RdsCluster::builder()
+            .db_cluster_identifier("ledger")
+            .status("available")
+            .endpoint("ledger.cluster-x.us-west-2.rds.amazonaws.com")
+            .reader_endpoint("ledger.cluster-ro-x.us-west-2.rds.amazonaws.com")
+            .build();
+        done.observe(&available);
+        assert!(done.available);
+        assert_eq!(
+            done.cluster.endpoint.as_deref(),
+            Some("ledger.cluster-x.us-west-2.rds.amazonaws.com")
+        );
+        assert_eq!(
+            done.cluster.reader_endpoint.as_deref(),
+            Some("ledger.cluster-ro-x.us-west-2.rds.amazonaws.com")
+        );
+        // The port of the first answer is kept when a later one omits it.
+        assert_eq!(done.cluster.port, Some(5432));
+        let back: ClusterDone = serde_json::from_value(json!(done)).expect("round trip");
+        assert_eq!(back, done);
+        // Available without an endpoint is not ready; a failed status is terminal.
+        done.observe(&RdsCluster::builder().status("available").build());
+        assert!(!done.available);
+        assert_eq!(db_status("failed"), DbStatus::Failed);
+    }
+
+    #[test]
+    fn a_cluster_is_usable_once_one_member_is_available() {
+        let cluster = ClusterRestore {
+            db_cluster_id: "ledger".into(),
+            tier: 1,
+            engine: "aurora-postgresql".into(),
+            engine_version: None,
+            port: None,
+            snapshot: dr("pl-ledger"),
+            subnets: vec![dr("subnet-1")],
+            security_groups: Vec::new(),
+            members: vec![ClusterMemberRestore {
+                db_instance_id: "ledger-1".into(),
+                class: "db.r6g.large".into(),
+                writer: true,
+            }],
+        };
+        let empty = ClusterRestore {
+            db_cluster_id: "empty".into(),
+            members: Vec::new(),
+            ..cluster.clone()
+        };
+        let dr_cluster = |id: &str| DrCluster {
+            identifier: id.into(),
+            endpoint: Some(format!("{id}.cluster-x")),
+            reader_endpoint: None,
+            port: None,
+        };
+        let clusters = [&cluster, &empty];
+        let mut outcome = RdsOutcome::default();
+        add_cluster(
+            &mut outcome,
+            &clusters,
+            "ledger".into(),
+            dr_cluster("ledger"),
+        );
+        add_cluster(&mut outcome, &clusters, "empty".into(), dr_cluster("empty"));
+        // No member of ledger is available: only the memberless cluster is listed.
+        assert_eq!(outcome.clusters.keys().collect::<Vec<_>>(), ["empty"]);
+        outcome.databases.insert(
+            "ledger-1".into(),
+            DrDatabase {
+                identifier: "ledger-1".into(),
+                class: "db.r6g.large".into(),
+                endpoint_address: Some("ledger-1.x".into()),
+                endpoint_port: None,
+            },
+        );
+        add_cluster(
+            &mut outcome,
+            &clusters,
+            "ledger".into(),
+            dr_cluster("ledger"),
+        );
+        assert_eq!(
+            outcome.clusters.keys().collect::<Vec<_>>(),
+            ["empty", "ledger"]
+        );
     }
 }

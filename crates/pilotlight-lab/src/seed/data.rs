@@ -70,6 +70,10 @@ fn default_cluster_engine() -> String {
     "aurora-postgresql".to_owned()
 }
 
+fn default_cluster_class() -> String {
+    "db.r6g.large".to_owned()
+}
+
 fn default_root_gib() -> u32 {
     8
 }
@@ -98,8 +102,9 @@ pub struct DbInstanceSpec {
     pub network: Option<DbNetworkSpec>,
 }
 
-/// A DB instance's place in an estate VPC: a subnet group `<db name>-subnets` made of `subnets`,
-/// and the VPC security groups `security_groups` (names within `vpc`).
+/// A DB instance's (or Aurora cluster's) place in an estate VPC: a subnet group
+/// `<name>-subnets` made of `subnets`, and the VPC security groups `security_groups` (names
+/// within `vpc`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DbNetworkSpec {
@@ -119,7 +124,7 @@ impl DbNetworkSpec {
     }
 }
 
-/// An Aurora DB cluster and its manual cluster snapshots (`<name>-1`, …).
+/// An Aurora DB cluster, its member instances and its manual cluster snapshots (`<name>-1`, …).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DbClusterSpec {
@@ -129,6 +134,26 @@ pub struct DbClusterSpec {
     pub tier: u8,
     #[serde(default)]
     pub snapshots: u32,
+    /// Member DB instances `<name>-i1`, `<name>-i2`, … (the first one the writer), created after
+    /// the cluster with `CreateDBInstance` and tagged like it.
+    #[serde(default)]
+    pub instances: u32,
+    /// The members' instance class.
+    #[serde(default = "default_cluster_class")]
+    pub class: String,
+    /// Where the cluster lives; `None` puts it in moto's default VPC (which pilotlight does not
+    /// mirror, so a restore cannot place it).
+    #[serde(default)]
+    pub network: Option<DbNetworkSpec>,
+}
+
+impl DbClusterSpec {
+    /// The identifiers of its member instances, the writer first.
+    pub fn member_names(&self) -> Vec<String> {
+        (1..=self.instances)
+            .map(|n| format!("{}-i{n}", self.name))
+            .collect()
+    }
 }
 
 /// An AMI (registered with a root device of `root_gib`) and the instances launched from it.
@@ -166,11 +191,14 @@ pub struct SeededDbSnapshot {
     pub arn: String,
 }
 
-/// A seeded DB instance or cluster: its ARN and its manual snapshots, oldest first.
+/// A seeded DB instance or cluster: its ARN and its manual snapshots, oldest first; a
+/// cluster's member instance identifiers, the writer first.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeededDb {
     pub arn: String,
     pub snapshots: Vec<SeededDbSnapshot>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
 }
 
 /// A seeded AMI and the instances launched from it.
@@ -193,7 +221,8 @@ fn volume(name: &str, size_gib: u32, az: &str, tier: u8, snapshots: u32) -> Volu
 
 /// The data part of [`super::EstateSpec::sample`]: six small volumes over tiers 1–3 with two or
 /// three snapshots each, two DB instances with two snapshots each, one Aurora cluster with one
-/// snapshot, and two AMIs with two and one instances in the `prod` VPC.
+/// snapshot (no member instance, in the default VPC), and two AMIs with two and one instances
+/// in the `prod` VPC.
 pub(super) fn sample_data() -> (
     Vec<VolumeSpec>,
     Vec<DbInstanceSpec>,
@@ -233,6 +262,9 @@ pub(super) fn sample_data() -> (
         engine: default_cluster_engine(),
         tier: 1,
         snapshots: 1,
+        instances: 0,
+        class: default_cluster_class(),
+        network: None,
     }];
     let images = vec![
         ImageSpec {
@@ -365,7 +397,19 @@ pub(super) fn validate(
             ));
         }
     }
+    let db_names: std::collections::BTreeSet<&str> = dbs.iter().map(|d| d.name.as_str()).collect();
     for c in clusters {
+        for member in c.member_names() {
+            if db_names.contains(member.as_str()) {
+                problems.push(format!(
+                    "DB cluster {:?}: member {member:?} has the name of a DB instance",
+                    c.name
+                ));
+            }
+        }
+        if c.instances > 0 && c.class.is_empty() {
+            problems.push(format!("DB cluster {:?}: class is empty", c.name));
+        }
         if !valid_rds_identifier(&c.name) {
             problems.push(format!(
                 "DB cluster {:?} is not a valid RDS identifier",
@@ -658,49 +702,8 @@ pub(super) async fn seed_databases(
     let mut instances = BTreeMap::new();
     for db in dbs {
         let name = &db.name;
-        let (subnet_group, security_groups) = match &db.network {
-            None => (None, None),
-            Some(net) => {
-                let unknown = |what: &str| LabError::InvalidSpec {
-                    problems: vec![format!(
-                        "DB instance {name}: {what} is not part of the estate"
-                    )],
-                };
-                let vpc = vpcs
-                    .get(&net.vpc)
-                    .ok_or_else(|| unknown(&format!("VPC {}", net.vpc)))?;
-                let subnet_ids = net
-                    .subnets
-                    .iter()
-                    .map(|s| {
-                        vpc.subnets
-                            .get(s)
-                            .cloned()
-                            .ok_or_else(|| unknown(&format!("subnet {s}")))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let group_ids = net
-                    .security_groups
-                    .iter()
-                    .map(|g| {
-                        vpc.security_groups
-                            .get(g)
-                            .cloned()
-                            .ok_or_else(|| unknown(&format!("security group {g}")))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let group = format!("{name}-subnets");
-                call("CreateDBSubnetGroup", &group, region, || {
-                    rds.create_db_subnet_group()
-                        .db_subnet_group_name(&group)
-                        .db_subnet_group_description(format!("subnets of {name}"))
-                        .set_subnet_ids(Some(subnet_ids.clone()))
-                        .send()
-                })
-                .await?;
-                (Some(group), Some(group_ids))
-            }
-        };
+        let (subnet_group, security_groups) =
+            db_network(rds, region, "DB instance", name, db.network.as_ref(), vpcs).await?;
         let out = call("CreateDBInstance", name, region, || {
             rds.create_db_instance()
                 .db_instance_identifier(name)
@@ -738,17 +741,35 @@ pub(super) async fn seed_databases(
                 .to_owned();
             snapshots.push(SeededDbSnapshot { id, arn });
         }
-        instances.insert(name.clone(), SeededDb { arn, snapshots });
+        instances.insert(
+            name.clone(),
+            SeededDb {
+                arn,
+                snapshots,
+                members: Vec::new(),
+            },
+        );
     }
     let mut seeded_clusters = BTreeMap::new();
     for cluster in clusters {
         let name = &cluster.name;
+        let (subnet_group, security_groups) = db_network(
+            rds,
+            region,
+            "DB cluster",
+            name,
+            cluster.network.as_ref(),
+            vpcs,
+        )
+        .await?;
         let out = call("CreateDBCluster", name, region, || {
             rds.create_db_cluster()
                 .db_cluster_identifier(name)
                 .engine(&cluster.engine)
                 .master_username(DB_USER)
                 .master_user_password(DB_PASSWORD)
+                .set_db_subnet_group_name(subnet_group.clone())
+                .set_vpc_security_group_ids(security_groups.clone())
                 .set_tags(Some(rds_tags(name, cluster.tier)))
                 .send()
         })
@@ -758,6 +779,21 @@ pub(super) async fn seed_databases(
             .and_then(|c| c.db_cluster_arn())
             .ok_or_else(|| missing("CreateDBCluster", name, "DBClusterArn"))?
             .to_owned();
+        // One at a time, the writer first: the first instance of a cluster is its writer.
+        let members = cluster.member_names();
+        for (n, member) in members.iter().enumerate() {
+            call("CreateDBInstance", member, region, || {
+                rds.create_db_instance()
+                    .db_instance_identifier(member)
+                    .db_cluster_identifier(name)
+                    .engine(&cluster.engine)
+                    .db_instance_class(&cluster.class)
+                    .promotion_tier(i32::from(n > 0))
+                    .set_tags(Some(rds_tags(member, cluster.tier)))
+                    .send()
+            })
+            .await?;
+        }
         let mut snapshots = Vec::new();
         for n in 1..=cluster.snapshots {
             let id = format!("{name}-{n}");
@@ -776,9 +812,67 @@ pub(super) async fn seed_databases(
                 .to_owned();
             snapshots.push(SeededDbSnapshot { id, arn });
         }
-        seeded_clusters.insert(name.clone(), SeededDb { arn, snapshots });
+        seeded_clusters.insert(
+            name.clone(),
+            SeededDb {
+                arn,
+                snapshots,
+                members,
+            },
+        );
     }
     Ok((instances, seeded_clusters))
+}
+
+/// The subnet group (`<name>-subnets`, created here) and security group ids of a DB instance's
+/// or cluster's place in the estate; `(None, None)` without one.
+async fn db_network(
+    rds: &aws_sdk_rds::Client,
+    region: &str,
+    kind: &str,
+    name: &str,
+    network: Option<&DbNetworkSpec>,
+    vpcs: &BTreeMap<String, super::SeededVpc>,
+) -> Result<(Option<String>, Option<Vec<String>>), LabError> {
+    let Some(net) = network else {
+        return Ok((None, None));
+    };
+    let unknown = |what: &str| LabError::InvalidSpec {
+        problems: vec![format!("{kind} {name}: {what} is not part of the estate")],
+    };
+    let vpc = vpcs
+        .get(&net.vpc)
+        .ok_or_else(|| unknown(&format!("VPC {}", net.vpc)))?;
+    let subnet_ids = net
+        .subnets
+        .iter()
+        .map(|s| {
+            vpc.subnets
+                .get(s)
+                .cloned()
+                .ok_or_else(|| unknown(&format!("subnet {s}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let group_ids = net
+        .security_groups
+        .iter()
+        .map(|g| {
+            vpc.security_groups
+                .get(g)
+                .cloned()
+                .ok_or_else(|| unknown(&format!("security group {g}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let group = format!("{name}-subnets");
+    call("CreateDBSubnetGroup", &group, region, || {
+        rds.create_db_subnet_group()
+            .db_subnet_group_name(&group)
+            .db_subnet_group_description(format!("subnets of {name}"))
+            .set_subnet_ids(Some(subnet_ids.clone()))
+            .send()
+    })
+    .await?;
+    Ok((Some(group), Some(group_ids)))
 }
 
 /// Creates one more snapshot of an existing volume (the "a new primary snapshot appears"
