@@ -171,10 +171,10 @@ pub struct TierPlan {
     pub data_volumes: Vec<DataVolume>,
     /// RDS DB instances of the tier (Aurora cluster members are in [`TierPlan::clusters`]).
     pub databases: Vec<DbRestore>,
-    /// Calls per operation of the tier: its EC2 calls and its RDS restores.
     /// Aurora clusters of the tier. Absent from plans made before clusters were restored.
     #[serde(default)]
     pub clusters: Vec<ClusterRestore>,
+    /// Calls per operation of the tier: its EC2 calls and its RDS restores.
     pub calls: CallCounts,
 }
 
@@ -279,7 +279,6 @@ pub struct DbRestore {
     pub security_groups: Vec<DrRef>,
 }
 
-/// How data volumes come back.
 /// An Aurora cluster restored from its DR cluster snapshot, then its member instances created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterRestore {
@@ -309,6 +308,7 @@ pub struct ClusterMemberRestore {
     pub writer: bool,
 }
 
+/// How data volumes come back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VolumeMethod {
@@ -518,9 +518,9 @@ pub enum ProblemKind {
     VpcNotMapped,
     /// A DB instance has no DR snapshot.
     DbSnapshotMissing,
-    /// A listener certificate has no DR counterpart.
     /// An Aurora cluster has no DR cluster snapshot.
     DbClusterSnapshotMissing,
+    /// A listener certificate has no DR counterpart.
     CertificateNotMapped,
 }
 
@@ -594,7 +594,6 @@ impl Problems {
     }
 }
 
-/// Plans the restore of `selection` (see the module doc).
 /// What one tier restores, from the selection: its instances, its DB instances (Aurora members
 /// aside) and its Aurora clusters with their members.
 #[derive(Debug, Default)]
@@ -604,6 +603,7 @@ struct TierInput<'a> {
     clusters: Vec<(&'a DbCluster, Vec<&'a DbInstance>)>,
 }
 
+/// Plans the restore of `selection` (see the module doc).
 pub fn restore_plan(
     inventory: &Inventory,
     selection: &Selection<'_>,
@@ -620,13 +620,13 @@ pub fn restore_plan(
             .instances
             .push(instance);
     }
-    for db in &selection.db_instances {
     // Members of a cluster of the inventory come back with their cluster.
     let clustered: BTreeSet<&str> = inventory
         .db_clusters
         .iter()
         .map(|c| c.id.as_str())
         .collect();
+    for db in &selection.db_instances {
         if db
             .cluster_id
             .as_deref()
