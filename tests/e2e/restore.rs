@@ -376,6 +376,15 @@ async fn throttling_storm_still_completes() -> Result<()> {
         report["throttled"].as_u64() <= Some(storm.throttled),
         "the report claims more throttling than the lab sent: {report}"
     );
+    // It also counts the attempts the SDK retried: at 30 % some are certain, and each one
+    // (like each call that stayed throttled) is a throttled answer of the lab's.
+    let retries = report["sdk_retries"].as_u64().unwrap_or(0);
+    let throttled = report["throttled"].as_u64().unwrap_or(0);
+    ensure!(
+        retries > 0 && retries + throttled <= storm.throttled,
+        "SDK retries {retries} + throttled {throttled} against the lab's {} throttled answers: {report}",
+        storm.throttled
+    );
     ensure!(
         report["failed_items"].as_array().is_some_and(Vec::is_empty),
         "{report}"

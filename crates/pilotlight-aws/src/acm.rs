@@ -25,7 +25,7 @@ pub struct PrimaryAcm {
     ctx: AwsCtx,
 }
 
-handle_ctor!(PrimaryAcm, aws_sdk_acm);
+handle_ctor!(PrimaryAcm, aws_sdk_acm, Acm);
 
 impl PrimaryAcm {
     sdk_ops! {
@@ -43,7 +43,7 @@ pub struct DrAcm {
     ctx: AwsCtx,
 }
 
-handle_ctor!(DrAcm, aws_sdk_acm);
+handle_ctor!(DrAcm, aws_sdk_acm, Acm);
 
 impl DrAcm {
     sdk_ops! {

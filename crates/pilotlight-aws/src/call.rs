@@ -3,7 +3,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use pilotlight_core::aws_limits::{CallShape, Service};
@@ -38,6 +44,18 @@ pub struct OpTally {
     pub throttled: u64,
     /// Calls that failed for any reason (throttling included).
     pub errors: u64,
+    /// HTTP attempts: each call once plus each SDK retry (of a throttled, transient or
+    /// timed-out attempt). Counted by [`CountAttempts`]; 0 where it is not installed.
+    #[serde(default)]
+    pub attempts: u64,
+}
+
+impl OpTally {
+    /// Attempts the SDK retried: what AWS pushed back (throttling above all) before the call
+    /// succeeded or gave up.
+    pub fn retries(&self) -> u64 {
+        self.attempts.saturating_sub(self.calls)
+    }
 }
 
 impl CallTally {
@@ -52,12 +70,59 @@ impl CallTally {
         entry.throttled += u64::from(throttled);
     }
 
+    fn attempt(&self, service: &str, operation: &str) {
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        counts
+            .entry(format!("{service}:{operation}"))
+            .or_default()
+            .attempts += 1;
+    }
+
     /// The counts so far, by `service:Operation`.
     pub fn snapshot(&self) -> std::collections::BTreeMap<String, OpTally> {
         self.counts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+}
+
+/// An SDK interceptor counting every HTTP attempt of a client's operations into a
+/// [`CallTally`] (the handles of a context [`AwsCtx::with_tally`] install it), so a run's
+/// report shows the throttling the SDK retried away, not only what outlasted the retries.
+#[derive(Debug)]
+pub struct CountAttempts {
+    service: &'static str,
+    tally: Arc<CallTally>,
+}
+
+impl CountAttempts {
+    pub fn new(service: Service, tally: Arc<CallTally>) -> CountAttempts {
+        CountAttempts {
+            service: service.as_str(),
+            tally,
+        }
+    }
+}
+
+impl Intercept for CountAttempts {
+    fn name(&self) -> &'static str {
+        "pilotlight::CountAttempts"
+    }
+
+    fn read_after_attempt(
+        &self,
+        _context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(metadata) = cfg.load::<Metadata>() {
+            self.tally.attempt(self.service, metadata.name());
+        }
+        Ok(())
     }
 }
 
@@ -68,6 +133,11 @@ impl AwsCtx {
             metrics,
             tally: None,
         }
+    }
+
+    /// The tally of this context's calls, if any.
+    pub fn tally(&self) -> Option<&Arc<CallTally>> {
+        self.tally.as_ref()
     }
 
     /// This context with every call also counted in `tally`.

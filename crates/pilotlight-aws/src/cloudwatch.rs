@@ -49,7 +49,7 @@ pub struct PrimaryCloudWatch {
     ctx: AwsCtx,
 }
 
-handle_ctor!(PrimaryCloudWatch, aws_sdk_cloudwatch);
+handle_ctor!(PrimaryCloudWatch, aws_sdk_cloudwatch, CloudWatch);
 
 impl PrimaryCloudWatch {
     sdk_ops! {

@@ -55,13 +55,13 @@ pub struct DrEc2 {
     ctx: AwsCtx,
 }
 
-handle_ctor!(PrimaryEc2, aws_sdk_ec2);
+handle_ctor!(PrimaryEc2, aws_sdk_ec2, Ec2);
 
 impl PrimaryEc2 {
     describe_ops!();
 }
 
-handle_ctor!(DrEc2, aws_sdk_ec2);
+handle_ctor!(DrEc2, aws_sdk_ec2, Ec2);
 
 impl DrEc2 {
     describe_ops!();

@@ -27,7 +27,7 @@ pub struct PrimaryElb {
     ctx: AwsCtx,
 }
 
-handle_ctor!(PrimaryElb, aws_sdk_elasticloadbalancing);
+handle_ctor!(PrimaryElb, aws_sdk_elasticloadbalancing, Elb);
 
 impl PrimaryElb {
     sdk_ops! {
@@ -50,7 +50,7 @@ pub struct PrimaryElbv2 {
     ctx: AwsCtx,
 }
 
-handle_ctor!(PrimaryElbv2, aws_sdk_elasticloadbalancingv2);
+handle_ctor!(PrimaryElbv2, aws_sdk_elasticloadbalancingv2, Elbv2);
 
 impl PrimaryElbv2 {
     sdk_ops! {
@@ -79,7 +79,7 @@ pub struct DrElb {
     ctx: AwsCtx,
 }
 
-handle_ctor!(DrElb, aws_sdk_elasticloadbalancing);
+handle_ctor!(DrElb, aws_sdk_elasticloadbalancing, Elb);
 
 impl DrElb {
     sdk_ops! {
@@ -104,7 +104,7 @@ pub struct DrElbv2 {
     ctx: AwsCtx,
 }
 
-handle_ctor!(DrElbv2, aws_sdk_elasticloadbalancingv2);
+handle_ctor!(DrElbv2, aws_sdk_elasticloadbalancingv2, Elbv2);
 
 impl DrElbv2 {
     sdk_ops! {

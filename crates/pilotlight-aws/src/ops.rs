@@ -53,13 +53,26 @@ macro_rules! sdk_ops {
     };
 }
 
-/// `new(config, ctx)` and `region()` for a handle `{ client, region, ctx }` over `$sdk::Client`.
+/// `new(config, ctx)` and `region()` for a handle `{ client, region, ctx }` over `$sdk::Client`
+/// of `Service::$service`. When `ctx` keeps a tally, the client counts every HTTP attempt in it
+/// ([`crate::call::CountAttempts`]).
 macro_rules! handle_ctor {
-    ($ty:ident, $sdk:ident) => {
+    ($ty:ident, $sdk:ident, $service:ident) => {
         impl $ty {
             pub fn new(config: &aws_types::SdkConfig, ctx: crate::AwsCtx) -> $ty {
+                let client = match ctx.tally() {
+                    Some(tally) => $sdk::Client::from_conf(
+                        $sdk::config::Builder::from(config)
+                            .interceptor(crate::call::CountAttempts::new(
+                                pilotlight_core::aws_limits::Service::$service,
+                                tally.clone(),
+                            ))
+                            .build(),
+                    ),
+                    None => $sdk::Client::new(config),
+                };
                 $ty {
-                    client: $sdk::Client::new(config),
+                    client,
                     region: config
                         .region()
                         .map(|r| r.as_ref().to_owned())

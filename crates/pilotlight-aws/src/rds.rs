@@ -102,7 +102,7 @@ impl PrimaryRds {
     }
 }
 
-handle_ctor!(DrRds, aws_sdk_rds);
+handle_ctor!(DrRds, aws_sdk_rds, Rds);
 
 impl DrRds {
     rds_describe_ops!();

@@ -23,7 +23,7 @@ pub struct PrimaryRoute53 {
     ctx: AwsCtx,
 }
 
-handle_ctor!(PrimaryRoute53, aws_sdk_route53);
+handle_ctor!(PrimaryRoute53, aws_sdk_route53, Route53);
 
 impl PrimaryRoute53 {
     sdk_ops! {
@@ -45,7 +45,7 @@ pub struct DrRoute53 {
     ctx: AwsCtx,
 }
 
-handle_ctor!(DrRoute53, aws_sdk_route53);
+handle_ctor!(DrRoute53, aws_sdk_route53, Route53);
 
 impl DrRoute53 {
     sdk_ops! {

@@ -72,19 +72,20 @@
 //! The calls form chains, each in the order the executor issues them, and a call waits for its
 //! predecessors, its dependencies and its tokens:
 //!
-//! - **EC2**, tier by tier: tier N+1 starts when tier N is up — its last launch plus
-//!   [`RestoreConfig::instance_boot_secs`], its last `CreateTags`, and, under `CreateVolume` +
-//!   `AttachVolume`, its last attachment. Within a tier the launches go out from its start; the
-//!   `CreateTags` of a batched launch go out one after another (in launch order, through the
-//!   `ec2:CreateTags` bucket) from the moment it returns, in parallel with the boot wait; the
-//!   volumes are created from its start and each is attached once its volume exists and its
-//!   instance runs (launch plus boot). The same boot time stands for both gates (`running` and
-//!   `healthy`): a tier is up only once its instances are tagged too.
+//! - **EC2**, tier by tier: tier N+1 starts when tier N passes its gate — its last launch
+//!   plus [`RestoreConfig::instance_boot_secs`] and its last `CreateTags`. Within a tier the
+//!   launches go out from its start; the `CreateTags` of a batched launch go out one after
+//!   another (in launch order, through the `ec2:CreateTags` bucket) from the moment it returns,
+//!   in parallel with the boot wait. Under `CreateVolume` + `AttachVolume` each volume is
+//!   created once its instance's launch has returned and attached once its instance runs
+//!   (launch plus boot); the attachments of all tiers form one stream in tier order, so tier
+//!   N's go on while tier N+1 launches, and a tier is up when its last volume is attached.
+//!   The same boot time stands for both gates (`running` and `healthy`).
 //! - **Load balancers** from t = 0 (they need only the DR subnets), each active
 //!   [`RestoreConfig::load_balancer_provision_secs`] after its creation; target groups from
 //!   t = 0, listeners after their load balancer and target groups, each registration after its
 //!   target group (or load balancer) and once every instance it registers runs.
-//! - **DNS** after both: once every tier is up and the load balancers are active and
+//! - **DNS** after both: once every tier is up (every volume attached) and the load balancers are active and
 //!   registered. Zones run in parallel; within a zone one batch at a time, the next after the
 //!   previous one's `GetChange` saw it in sync, [`RestoreConfig::dns_sync_secs`] later.
 //! - **RDS** from t = 0, one call after another; a DB is available

@@ -411,10 +411,11 @@ fn frame(r: &RestoreReport) -> Vec<(String, String)> {
     lines.push((
         "totals".to_owned(),
         format!(
-            "items {done}/{items} done, {failed} failed; {} substitutions; {} calls, {} throttled",
+            "items {done}/{items} done, {failed} failed; {} substitutions; {} calls, {} throttled, {} retried",
             r.substitutions.len(),
             r.api_calls,
-            r.throttled
+            r.throttled,
+            r.sdk_retries
         ),
     ));
     lines
@@ -554,20 +555,23 @@ fn render_status(r: &RestoreReport) -> String {
     }
     let _ = writeln!(
         out,
-        "\nAPI calls: {} ({} throttled)",
-        r.api_calls, r.throttled
+        "\nAPI calls: {} ({} throttled after the SDK's retries; {} attempts retried)",
+        r.api_calls, r.throttled, r.sdk_retries
     );
     for (op, t) in &r.calls {
-        let _ = writeln!(
-            out,
-            "  {op:<45} {:>8}{}",
-            t.calls,
-            if t.throttled > 0 {
-                format!("  ({} throttled)", t.throttled)
-            } else {
-                String::new()
-            }
-        );
+        let mut notes = Vec::new();
+        if t.throttled > 0 {
+            notes.push(format!("{} throttled", t.throttled));
+        }
+        if t.retries() > 0 {
+            notes.push(format!("{} retried", t.retries()));
+        }
+        let notes = if notes.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", notes.join(", "))
+        };
+        let _ = writeln!(out, "  {op:<45} {:>8}{notes}", t.calls);
     }
     out
 }
@@ -633,6 +637,7 @@ mod tests {
             }],
             calls: BTreeMap::new(),
             throttled: 3,
+            sdk_retries: 7,
             api_calls: 120,
             rto_secs: Some(130.0),
             rto_final: false,
@@ -664,7 +669,11 @@ mod tests {
         assert_eq!(text[2], "tier 2 [######--------------] 12/40 running");
         assert_eq!(text[3], "tier 3 [--------------------]  0/50 pending");
         assert_eq!(text[4], "lb     running");
-        assert!(text[5].contains("42/43 done, 1 failed; 1 substitutions; 120 calls, 3 throttled"));
+        assert!(
+            text[5].contains(
+                "42/43 done, 1 failed; 1 substitutions; 120 calls, 3 throttled, 7 retried"
+            )
+        );
     }
 
     #[test]
@@ -682,7 +691,12 @@ mod tests {
         assert!(text.contains("2m10s"), "{text}");
         assert!(text.contains("r5.xlarge"), "{text}");
         assert!(text.contains("InvalidSnapshot.NotFound"), "{text}");
-        assert!(text.contains("API calls: 120 (3 throttled)"), "{text}");
+        assert!(
+            text.contains(
+                "API calls: 120 (3 throttled after the SDK's retries; 7 attempts retried)"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub(super) fn ec2_makespan(
     let mut sim = Sim::new(throttle);
     let ec2 = add_ec2(&mut sim, tiers, method, secs(restore.instance_boot_secs));
     sim.run();
-    ec2.last_gate.map_or(0.0, |g| sim.time(g))
+    ec2.done.map_or(0.0, |g| sim.time(g))
 }
 
 /// Simulates the whole plan (see the module doc of [`super`]).
@@ -125,7 +125,7 @@ pub(super) fn simulate(
     );
 
     let mut dns_gate: Vec<(JobId, f64)> = lb.ends.clone();
-    dns_gate.extend(ec2.last_gate.map(|g| (g, 0.0)));
+    dns_gate.extend(ec2.done.map(|g| (g, 0.0)));
     let dns_jobs = add_dns(&mut sim, dns, dns_gate, secs(restore.dns_sync_secs));
 
     sim.run();
@@ -146,7 +146,7 @@ pub(super) fn simulate(
         db_jobs.iter().map(|&j| sim.time(j) + db_restore),
     );
     let total_secs = [
-        ec2.last_gate.map(|g| sim.time(g)),
+        ec2.done.map(|g| sim.time(g)),
         load_balancers.map(|s| s.end_secs),
         dns_span.map(|s| s.end_secs),
         databases.map(|s| s.end_secs),
@@ -449,6 +449,10 @@ struct Ec2Jobs {
     /// Primary instance id → its launch.
     launch_of: BTreeMap<String, JobId>,
     last_gate: Option<JobId>,
+    /// The last `AttachVolume` (under create + attach).
+    last_attach: Option<JobId>,
+    /// When every tier is up: the last gate passed and every volume attached.
+    done: Option<JobId>,
 }
 
 /// The EC2 chain, tier after tier (see the module doc of [`super`]).
@@ -502,25 +506,27 @@ fn add_ec2(sim: &mut Sim<'_>, tiers: &[TierPlan], method: VolumeMethod, boot: f6
             }
         }
         if method == VolumeMethod::CreateAttach {
+            // A volume is created once its instance's launch has answered (its AZ is known)
+            // and attached once the instance runs. Attachments are not part of the gate: the
+            // next tier launches while this one's volumes are attached (tiers in order, one
+            // `AttachVolume` stream), so the tier is up when its last volume is attached.
             for volume in &tier.data_volumes {
+                let launch = out.launch_of.get(&volume.instance_id).copied();
                 let created = sim.call(
                     create,
                     t,
                     Service::Ec2,
                     "CreateVolume",
                     1,
-                    vec![(start, 0.0)],
+                    vec![(launch.unwrap_or(start), 0.0)],
                 );
                 let mut deps = vec![(created, 0.0)];
-                deps.extend(
-                    out.launch_of
-                        .get(&volume.instance_id)
-                        .map(|&launch| (launch, boot)),
-                );
+                deps.extend(launch.map(|launch| (launch, boot)));
                 let attached = sim.call(attach, t, Service::Ec2, "AttachVolume", 1, deps);
+                // The attachment stream is FIFO: its last call is its last to finish.
+                out.last_attach = Some(attached);
                 mutating.extend([created, attached]);
                 calls.extend([(created, 0.0), (attached, 0.0)]);
-                gate_deps.push((attached, 0.0));
             }
         }
         if gate_deps.is_empty() {
@@ -536,6 +542,11 @@ fn add_ec2(sim: &mut Sim<'_>, tiers: &[TierPlan], method: VolumeMethod, boot: f6
             mutating,
             calls,
         });
+    }
+    if let Some(gate) = out.last_gate {
+        let mut deps = vec![(gate, 0.0)];
+        deps.extend(out.last_attach.map(|a| (a, 0.0)));
+        out.done = Some(sim.milestone(gates, deps));
     }
     out
 }
@@ -556,7 +567,11 @@ fn tier_schedule(sim: &Sim<'_>, t: &TierJobs) -> TierSchedule {
         start_secs: start,
         launches_done_secs: latest(&t.launches),
         api_secs: latest(&t.mutating) - start,
-        end_secs: sim.time(t.gate),
+        end_secs: t
+            .calls
+            .iter()
+            .map(|&(j, done)| sim.time(j) + done)
+            .fold(sim.time(t.gate), f64::max),
         binding,
     }
 }

@@ -1491,10 +1491,12 @@ fn case_study_scale_meets_the_documented_floors() {
     // Block-device mappings: 1,000 one-instance launches per tier, (1,000 − 5) / 2 = 497.5 s
     // each (the request bucket refills to 5 during the boot wait), plus 90 s boot: 587.5,
     // 1,175, 1,762.5 s.
-    // Create + attach: tier 1 launches 10 × 100 (done at 2.5 s), 2,000 attachments from 90 s:
-    // 90 + 1,950 / 5 = 480 s. Tier 2 from 480 s: the resource bucket holds only
-    // 5 + 2 × 477.5 = 960 tokens, its last launch goes at 500 s; the attach bucket is full again
-    // at 570 s (first instances running): 570 + 390 = 960 s. Tier 3 likewise: 1,440 s.
+    // Create + attach: tier 1 launches 10 × 100 (done at 2.5 s) and its gate passes when the
+    // last launch runs, at 92.5 s; its 2,000 attachments go from 90 s: 90 + 1,950 / 5 = 480 s.
+    // Tier 2 launches from 92.5 s while tier 1 attaches: the resource bucket is empty after
+    // tier 1, so its 1,000 instances go at 2 per second until 500 s (gate 590 s); tier 3's
+    // until 1,000 s. The attachment stream never idles after 90 s: 6,000 attachments end at
+    // 90 + 5,950 / 5 = 1,280 s, tier 2's at 880 s.
     assert_eq!(plan.volumes.chosen, VolumeMethod::CreateAttach);
     assert_secs(
         plan.volumes.block_device_mapping_ec2_secs,
@@ -1503,13 +1505,16 @@ fn case_study_scale_meets_the_documented_floors() {
     );
     assert_secs(
         plan.volumes.create_attach_ec2_secs,
-        1440.0,
+        1280.0,
         "create/attach estimate",
     );
     let ends: Vec<f64> = plan.schedule.tiers.iter().map(|t| t.end_secs).collect();
     assert_secs(ends[0], 480.0, "tier 1");
-    assert_secs(ends[1], 960.0, "tier 2");
-    assert_secs(ends[2], 1440.0, "tier 3");
+    assert_secs(ends[1], 880.0, "tier 2");
+    assert_secs(ends[2], 1280.0, "tier 3");
+    let starts: Vec<f64> = plan.schedule.tiers.iter().map(|t| t.start_secs).collect();
+    assert_secs(starts[1], 92.5, "tier 2 start (tier 1's gate)");
+    assert_secs(starts[2], 590.0, "tier 3 start (tier 2's gate)");
     assert_secs(
         plan.schedule.tiers[1].launches_done_secs,
         500.0,

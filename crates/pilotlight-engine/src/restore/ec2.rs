@@ -47,6 +47,8 @@ use pilotlight_core::plan::{DataVolume, LaunchGroup, TierPlan, VolumeMethod};
 use pilotlight_store::{ItemState, RestoreItem, StepState};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 use super::journal::{ItemRef, detail};
 use super::run::retrying;
@@ -95,24 +97,35 @@ struct LaunchDone {
 /// Shared by every launch of the run.
 struct Shared {
     unavailable: Mutex<UnavailableCache>,
+    /// `restore.concurrency` permits for `CreateVolume` and for `AttachVolume` each: those
+    /// calls have their own buckets, and must not queue behind launches that hold the run's
+    /// permits while they wait for `RunInstances` tokens.
+    volumes: Semaphore,
+    attachments: Semaphore,
 }
 
 /// Brings the tiers up one after another; under create + attach, each tier's volumes are
 /// attached while the next tiers launch.
 ///
 /// Two loops run side by side. The launch loop brings tier after tier to its gate (instances
-/// launched, their volumes created as each launch returns, every instance running or healthy)
-/// and hands the tier to the volume loop, which attaches the tier's volumes (step
-/// `t<tier>/volumes`) in tier order. `AttachVolume` is the scarcest EC2 bucket of a restore
-/// with data volumes (5 per second against `RunInstances`' 2 instances per second), so it must
-/// not idle while the next tier boots. The run's EC2 part ends when both loops have.
+/// launched, every instance running or healthy), starting the creation of each launch's
+/// volumes in a task of its own as the launch returns (the gate does not wait for them), and
+/// hands the tier to the volume loop, which waits for the tier's creations and attaches its
+/// volumes (step `t<tier>/volumes`), tier after tier. `CreateVolume` and `AttachVolume` are
+/// the scarcest EC2 buckets of a restore with data volumes (5 per second each, against
+/// `RunInstances`' 2 instances per second), so neither may idle while a tier boots. The run's
+/// EC2 part ends when both loops have.
 ///
 /// # Errors
 /// Cancelled, store failures, a DR subnet list that cannot be read.
 pub async fn restore_tiers(ctx: &RunCtx) -> Result<Ec2Outcome, ReconcileError> {
+    let permits = ctx.settings.concurrency.max(1) as usize;
     let shared = Arc::new(Shared {
         unavailable: Mutex::new(UnavailableCache::from_policy(&ctx.settings.fallback)),
+        volumes: Semaphore::new(permits),
+        attachments: Semaphore::new(permits),
     });
+    let attach_permits = shared.clone();
     // Tiers are handed over by index: owned messages keep the futures provably `Send`.
     let (to_attach, mut tiers_up) = futures::channel::mpsc::unbounded::<(usize, TierUp)>();
     let tiers = &ctx.plan.restore.tiers;
@@ -122,7 +135,7 @@ pub async fn restore_tiers(ctx: &RunCtx) -> Result<Ec2Outcome, ReconcileError> {
             if tier.groups.is_empty() {
                 continue;
             }
-            let up = bring_up_tier(ctx, tier, &shared).await?;
+            let up = bring_up_tier(ctx, index, tier, &shared).await?;
             outcome.instances.extend(
                 up.outcome
                     .instances
@@ -136,7 +149,7 @@ pub async fn restore_tiers(ctx: &RunCtx) -> Result<Ec2Outcome, ReconcileError> {
     };
     let attaches = async move {
         while let Some((index, up)) = tiers_up.next().await {
-            attach_tier(ctx, &tiers[index], &up).await?;
+            attach_tier(ctx, &tiers[index], up, &attach_permits.attachments).await?;
         }
         Ok::<_, ReconcileError>(())
     };
@@ -146,11 +159,32 @@ pub async fn restore_tiers(ctx: &RunCtx) -> Result<Ec2Outcome, ReconcileError> {
     Ok(outcome)
 }
 
-/// A tier at its gate: its instances, and the DR volume created for each primary data volume
-/// (create + attach only).
+/// What a volume-creation task answers: primary volume → DR volume.
+type VolumesCreated = Result<BTreeMap<String, String>, ReconcileError>;
+
+/// A tier at its gate: its instances, and the tasks creating its volumes (create + attach
+/// only; dropping it aborts them).
 struct TierUp {
     outcome: Ec2Outcome,
-    volumes: BTreeMap<String, String>,
+    creations: JoinSet<VolumesCreated>,
+}
+
+/// Starts creating `which` volumes of tier `index` for the instances of `outcome`, in a task
+/// of its own (owned handles: the run's context is cheap to clone).
+fn spawn_creation(
+    creations: &mut JoinSet<VolumesCreated>,
+    ctx: &RunCtx,
+    index: usize,
+    outcome: Ec2Outcome,
+    which: Volumes,
+    shared: &Arc<Shared>,
+) {
+    let ctx = ctx.clone();
+    let shared = shared.clone();
+    creations.spawn(async move {
+        let tier = &ctx.plan.restore.tiers[index];
+        create_volumes(&ctx, tier, &outcome, &which, &shared.volumes).await
+    });
 }
 
 /// Whether this run brings data volumes back by `CreateVolume` + `AttachVolume`.
@@ -166,18 +200,21 @@ fn creates_and_attaches(ctx: &RunCtx) -> bool {
 /// step is done.
 async fn bring_up_tier(
     ctx: &RunCtx,
+    index: usize,
     tier: &TierPlan,
     shared: &Arc<Shared>,
 ) -> Result<TierUp, ReconcileError> {
     let step_id = format!("t{}/ec2", tier.tier);
     if ctx.journal.step_done(&step_id).await?.is_some() {
         let outcome = rebuild_tier(ctx, tier).await?;
-        let volumes = if creates_and_attaches(ctx) {
-            journalled_volumes(ctx, tier).await?
-        } else {
-            BTreeMap::new()
-        };
-        return Ok(TierUp { outcome, volumes });
+        // Volumes created before a crash come back from the journal (or by their tags); the
+        // rest are created now.
+        let mut creations = JoinSet::new();
+        if creates_and_attaches(ctx) {
+            let every = Volumes::NotOf(BTreeSet::new());
+            spawn_creation(&mut creations, ctx, index, outcome.clone(), every, shared);
+        }
+        return Ok(TierUp { outcome, creations });
     }
     ctx.journal
         .step(
@@ -188,7 +225,7 @@ async fn bring_up_tier(
             &json!({"instances_planned": tier.instances, "groups": tier.groups.len()}),
         )
         .await?;
-    let up = restore_tier(ctx, tier, shared).await?;
+    let up = restore_tier(ctx, index, tier, shared).await?;
     let restored: usize = up
         .outcome
         .instances
@@ -220,8 +257,14 @@ async fn bring_up_tier(
     Ok(up)
 }
 
-/// Attaches a tier's created volumes (step `t<tier>/volumes`; nothing without volumes).
-async fn attach_tier(ctx: &RunCtx, tier: &TierPlan, up: &TierUp) -> Result<(), ReconcileError> {
+/// Waits for a tier's volume creations and attaches its volumes (step `t<tier>/volumes`;
+/// nothing without volumes).
+async fn attach_tier(
+    ctx: &RunCtx,
+    tier: &TierPlan,
+    mut up: TierUp,
+    permits: &Semaphore,
+) -> Result<(), ReconcileError> {
     if !creates_and_attaches(ctx) || tier.data_volumes.is_empty() {
         return Ok(());
     }
@@ -229,12 +272,19 @@ async fn attach_tier(ctx: &RunCtx, tier: &TierPlan, up: &TierUp) -> Result<(), R
     if ctx.journal.step_done(&step_id).await?.is_some() {
         return Ok(());
     }
-    let planned =
-        json!({"volumes_planned": tier.data_volumes.len(), "volumes_created": up.volumes.len()});
+    let planned = json!({"volumes_planned": tier.data_volumes.len()});
     ctx.journal
         .step(&step_id, tier.tier, "volumes", StepState::Running, &planned)
         .await?;
-    let attached = attach_volumes(ctx, tier, &up.outcome, &up.volumes).await?;
+    let mut volumes = BTreeMap::new();
+    while let Some(created) = up.creations.join_next().await {
+        let created = created.map_err(|e| ReconcileError::Unexpected {
+            operation: "CreateVolume",
+            detail: format!("the volume-creation task of tier {} ended: {e}", tier.tier),
+        })?;
+        volumes.extend(created?);
+    }
+    let attached = attach_volumes(ctx, tier, &up.outcome, &volumes, permits).await?;
     ctx.journal
         .step(
             &step_id,
@@ -243,7 +293,7 @@ async fn attach_tier(ctx: &RunCtx, tier: &TierPlan, up: &TierUp) -> Result<(), R
             StepState::Done,
             &json!({
                 "volumes_planned": tier.data_volumes.len(),
-                "volumes_created": up.volumes.len(),
+                "volumes_created": volumes.len(),
                 "volumes_attached": attached,
             }),
         )
@@ -254,23 +304,6 @@ async fn attach_tier(ctx: &RunCtx, tier: &TierPlan, up: &TierUp) -> Result<(), R
 /// The step of a tier's attachments.
 fn volumes_step(tier: &TierPlan) -> String {
     format!("t{}/volumes", tier.tier)
-}
-
-/// The DR volumes a finished tier created, from its `volume/<primary>` items.
-async fn journalled_volumes(
-    ctx: &RunCtx,
-    tier: &TierPlan,
-) -> Result<BTreeMap<String, String>, ReconcileError> {
-    let mut out = BTreeMap::new();
-    for v in &tier.data_volumes {
-        if let Some(item) = ctx.journal.item(&format!("volume/{}", v.volume_id)).await?
-            && item.state == ItemState::Done
-            && let Some(dr) = item.dr_id
-        {
-            out.insert(v.volume_id.clone(), dr);
-        }
-    }
-    Ok(out)
 }
 
 /// A finished tier's outcome, from its journal items (a resumed run makes no call for it).
@@ -291,13 +324,11 @@ async fn rebuild_tier(ctx: &RunCtx, tier: &TierPlan) -> Result<Ec2Outcome, Recon
     Ok(outcome)
 }
 
-/// A finished launch and the DR volumes created for its primaries (primary → DR volume).
-type LaunchedWithVolumes = (LaunchDone, BTreeMap<String, String>);
-
 /// Launches a tier (creating each launch's volumes as soon as it returns, under create +
 /// attach) and waits for its gate.
 async fn restore_tier(
     ctx: &RunCtx,
+    index: usize,
     tier: &TierPlan,
     shared: &Arc<Shared>,
 ) -> Result<TierUp, ReconcileError> {
@@ -320,38 +351,25 @@ async fn restore_tier(
         let subnets = &subnets;
         let shared = shared.clone();
         futures.push(
-            async move {
-                let Some(done) = launch(ctx, tier, group, k, primaries, subnets, &shared).await?
-                else {
-                    return Ok(None);
-                };
-                let volumes = if create_attach {
-                    let launched = Ec2Outcome {
-                        instances: assign(&done.primaries, &done.instances),
-                    };
-                    let primaries: BTreeSet<String> = done.primaries.iter().cloned().collect();
-                    create_volumes(ctx, tier, &launched, &Volumes::Of(primaries)).await?
-                } else {
-                    BTreeMap::new()
-                };
-                Ok::<_, ReconcileError>(Some((done, volumes)))
-            }
-            .boxed(),
+            async move { launch(ctx, tier, group, k, primaries, subnets, &shared).await }.boxed(),
         );
     }
-    let results: Vec<Result<Option<LaunchedWithVolumes>, ReconcileError>> =
-        futures::stream::iter(futures)
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
+    let mut finished = futures::stream::iter(futures).buffer_unordered(concurrency);
     let mut done = Vec::new();
-    let mut volumes = BTreeMap::new();
-    for r in results {
-        if let Some((d, v)) = r? {
-            done.push(d);
-            volumes.extend(v);
+    let mut creations = JoinSet::new();
+    while let Some(result) = finished.next().await {
+        let Some(d) = result? else { continue };
+        if create_attach {
+            let launched = Ec2Outcome {
+                instances: assign(&d.primaries, &d.instances),
+            };
+            let primaries: BTreeSet<String> = d.primaries.iter().cloned().collect();
+            let which = Volumes::Of(primaries);
+            spawn_creation(&mut creations, ctx, index, launched, which, shared);
         }
+        done.push(d);
     }
+    drop(finished);
     // Volumes of primaries whose launch failed are failed items too.
     if create_attach {
         let launched: BTreeSet<String> = done
@@ -359,7 +377,7 @@ async fn restore_tier(
             .flat_map(|d| d.primaries.iter().cloned())
             .collect();
         let none = Ec2Outcome::default();
-        create_volumes(ctx, tier, &none, &Volumes::NotOf(launched)).await?;
+        create_volumes(ctx, tier, &none, &Volumes::NotOf(launched), &shared.volumes).await?;
     }
 
     let ids: Vec<String> = done
@@ -395,7 +413,7 @@ async fn restore_tier(
     for d in &done {
         outcome.instances.extend(assign(&d.primaries, &d.instances));
     }
-    Ok(TierUp { outcome, volumes })
+    Ok(TierUp { outcome, creations })
 }
 
 /// The journal key of a launch.
@@ -1017,6 +1035,7 @@ async fn create_volumes(
     tier: &TierPlan,
     outcome: &Ec2Outcome,
     which: &Volumes,
+    permits: &Semaphore,
 ) -> Result<BTreeMap<String, String>, ReconcileError> {
     let step_id = format!("t{}/ec2", tier.tier);
     let mut out = BTreeMap::new();
@@ -1024,7 +1043,7 @@ async fn create_volumes(
     let mut futures = Vec::new();
     for v in tier.data_volumes.iter().filter(|v| which.contains(v)) {
         let step_id = &step_id;
-        futures.push(async move { create_volume(ctx, step_id, v, outcome).await }.boxed());
+        futures.push(async move { create_volume(ctx, step_id, v, outcome, permits).await }.boxed());
     }
     let results: Vec<Result<Option<(String, String)>, ReconcileError>> =
         futures::stream::iter(futures)
@@ -1044,6 +1063,7 @@ async fn create_volume(
     step_id: &str,
     v: &DataVolume,
     outcome: &Ec2Outcome,
+    permits: &Semaphore,
 ) -> Result<Option<(String, String)>, ReconcileError> {
     let key = format!("volume/{}", v.volume_id);
     let item_ref = ItemRef {
@@ -1094,8 +1114,7 @@ async fn create_volume(
         .into_iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect();
-    let permit = ctx
-        .limiter
+    let permit = permits
         .acquire()
         .await
         .map_err(|_| ReconcileError::Cancelled)?;
@@ -1181,6 +1200,7 @@ async fn attach_volumes(
     tier: &TierPlan,
     outcome: &Ec2Outcome,
     volumes: &BTreeMap<String, String>,
+    permits: &Semaphore,
 ) -> Result<usize, ReconcileError> {
     let step_id = volumes_step(tier);
     // Wait until every created volume is available or already in use.
@@ -1227,7 +1247,8 @@ async fn attach_volumes(
         let on = attached_to.get(dr_volume).map(String::as_str);
         let step_id = step_id.as_str();
         futures.push(
-            async move { attach_volume(ctx, step_id, v, dr_volume, instance, on).await }.boxed(),
+            async move { attach_volume(ctx, step_id, v, dr_volume, instance, on, permits).await }
+                .boxed(),
         );
     }
     let results: Vec<Result<bool, ReconcileError>> = futures::stream::iter(futures)
@@ -1252,6 +1273,7 @@ async fn attach_volume(
     dr_volume: &str,
     instance: &RestoredInstance,
     on: Option<&str>,
+    permits: &Semaphore,
 ) -> Result<bool, ReconcileError> {
     let key = format!("attach/{}", v.volume_id);
     let item_ref = ItemRef {
@@ -1277,8 +1299,7 @@ async fn attach_volume(
     }
     ctx.check_stop()?;
     let item = ctx.journal.request(item_ref, None, &detail).await?;
-    let permit = ctx
-        .limiter
+    let permit = permits
         .acquire()
         .await
         .map_err(|_| ReconcileError::Cancelled)?;

@@ -13,7 +13,7 @@
 //!   [`PUBLISH_EVERY`] from the same computation plus the live call tally, and saves the tally
 //!   every [`SAVE_TALLY_EVERY`] with [`save_tally`].
 //! - [`save_tally`] writes the run's calls to the `stats` step (tier 0, kind `stats`, detail
-//!   `{"calls": {"service:Operation": {"calls", "throttled", "errors"}}}`): the tally of this
+//!   `{"calls": {"service:Operation": {"calls", "throttled", "errors", "attempts"}}}`): the tally of this
 //!   execution added to what earlier executions of the run had saved. The first save of an
 //!   execution reads the stored figures once as its base, so saving again (periodically, then at
 //!   the end) never counts a call twice. A daemon killed between two saves loses at most the
@@ -412,6 +412,7 @@ fn stored_calls(steps: &[RestoreStep]) -> BTreeMap<String, OpTally> {
                     calls: field("calls"),
                     throttled: field("throttled"),
                     errors: field("errors"),
+                    attempts: field("attempts"),
                 },
             )
         })
@@ -425,6 +426,7 @@ fn add(a: &BTreeMap<String, OpTally>, b: &BTreeMap<String, OpTally>) -> BTreeMap
         e.calls += t.calls;
         e.throttled += t.throttled;
         e.errors += t.errors;
+        e.attempts += t.attempts;
     }
     out
 }
@@ -447,6 +449,10 @@ pub struct RestoreReport {
     pub calls: BTreeMap<String, OpTally>,
     /// Calls answered with throttling (after the SDK's retries), every operation.
     pub throttled: u64,
+    /// Attempts the SDK retried (throttled, transient or timed out) before a call succeeded
+    /// or gave up, every operation: the pushback AWS gave that the retries absorbed.
+    #[serde(default)]
+    pub sdk_retries: u64,
     /// Calls, every operation.
     pub api_calls: u64,
     /// Measured RTO: finish minus start, or the time since the start while the run goes on.
@@ -775,6 +781,7 @@ fn build(
         counts: ItemCounts { by_state, by_kind },
         substitutions,
         throttled: calls.values().map(|t| t.throttled).sum(),
+        sdk_retries: calls.values().map(OpTally::retries).sum(),
         api_calls: calls.values().map(|t| t.calls).sum(),
         calls,
         rto_secs,
@@ -888,7 +895,7 @@ mod tests {
         store
             .upsert_step(&RestoreStep {
                 detail_json:
-                    r#"{"calls": {"ec2:RunInstances": {"calls": 5, "throttled": 2, "errors": 3},
+                    r#"{"calls": {"ec2:RunInstances": {"calls": 5, "throttled": 2, "errors": 3, "attempts": 9},
                                  "ec2:DescribeInstances": {"calls": 7}}}"#
                         .to_owned(),
                 ..step("run-1", STATS_STEP, 0, "stats", StepState::Done)
@@ -1019,6 +1026,9 @@ mod tests {
         assert_eq!(rep.calls["ec2:DescribeInstances"].errors, 0);
         assert_eq!(rep.api_calls, 12);
         assert_eq!(rep.throttled, 2);
+        // 9 attempts of 5 calls: the SDK retried 4 (DescribeInstances saved no attempts).
+        assert_eq!(rep.calls["ec2:RunInstances"].attempts, 9);
+        assert_eq!(rep.sdk_retries, 4);
         assert_eq!(
             rep.failed_items,
             [FailedItem {
