@@ -26,6 +26,8 @@ pub struct AwsCtx {
     pub throttle: Arc<Throttle>,
     pub metrics: AwsMetrics,
     tally: Option<Arc<CallTally>>,
+    /// At most this many calls sent and not yet answered (taken after the throttle's wait).
+    in_flight: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// Calls and throttling answers per `service:Operation`, counted for one user of the handles
@@ -132,12 +134,22 @@ impl AwsCtx {
             throttle,
             metrics,
             tally: None,
+            in_flight: None,
         }
     }
 
     /// The tally of this context's calls, if any.
     pub fn tally(&self) -> Option<&Arc<CallTally>> {
         self.tally.as_ref()
+    }
+
+    /// This context with at most `permits` calls in flight. A call takes its permit once the
+    /// throttle lets it go, so calls waiting for a bucket hold nothing up.
+    pub fn with_in_flight(&self, permits: Arc<tokio::sync::Semaphore>) -> AwsCtx {
+        AwsCtx {
+            in_flight: Some(permits),
+            ..self.clone()
+        }
     }
 
     /// This context with every call also counted in `tally`.
@@ -187,8 +199,14 @@ impl AwsCtx {
                 .throttle_wait
                 .get_or_create(&op)
                 .inc_by(waited.as_secs_f64());
+            // A closed semaphore (never closed here) just lets the call go.
+            let slot = match &self.in_flight {
+                Some(permits) => permits.clone().acquire_owned().await.ok(),
+                None => None,
+            };
             let start = Instant::now();
             let result = send().await;
+            drop(slot);
             self.metrics
                 .duration
                 .get_or_create(&op)

@@ -738,8 +738,9 @@ pub struct RestoreConfig {
     /// How long describe results stay cached during a restore (D9), in seconds; 0 turns the
     /// cache off.
     pub cache_ttl_secs: u64,
-    /// Most AWS mutations of a restore in flight at once (1 to 256), on top of the throttle's
-    /// token buckets (D8).
+    /// Most AWS calls of a restore in flight at once (1 to 256): sent and not yet answered, on
+    /// top of the throttle's token buckets (D8); a call waiting for its bucket holds no slot.
+    /// `CreateVolume` and `AttachVolume` also run at most this many each.
     pub concurrency: u32,
     /// Plan B when capacity runs out (SPEC D4).
     pub fallback: crate::fallback::FallbackPolicy,

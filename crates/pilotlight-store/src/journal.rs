@@ -258,6 +258,37 @@ impl Store {
         })
     }
 
+    /// Like [`Store::update_run`], but only while the run is still in `expected` (the state
+    /// the caller read): answers the stored row, or `None` when the run has moved on meanwhile
+    /// (an operator's cancel and the executor's finish cannot overwrite each other).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Query`] when the database fails.
+    pub async fn update_run_if(
+        &self,
+        id: &str,
+        expected: RunState,
+        update: &RunUpdate,
+    ) -> Result<Option<RestoreRun>, StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, RestoreRun>(
+                "UPDATE restore_runs SET state = $3, approved_by = $4, started_at_ms = $5, \
+                 finished_at_ms = $6, error = $7 WHERE id = $1 AND state = $2 RETURNING *",
+            )
+            .bind(id)
+            .bind(expected)
+            .bind(update.state)
+            .bind(update.approved_by.as_deref())
+            .bind(update.started_at_ms)
+            .bind(update.finished_at_ms)
+            .bind(update.error.as_deref())
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(StoreError::query("update_run_if"))
+    }
+
     /// Runs that are not finished (awaiting approval, pending, running or tearing down), oldest
     /// first: what a (new) leader resumes.
     ///

@@ -1139,6 +1139,51 @@ async fn check_runs(db: TestDb) {
         ]
     );
 
+    // A compare-and-set update applies only from the state its caller read: run-2 is
+    // running, so a write expecting it pending changes nothing, and one expecting running does.
+    let running = store.get_run("run-2").await.unwrap().unwrap();
+    let mut cancel = RunUpdate::from(&running);
+    cancel.state = RunState::Cancelled;
+    cancel.error = Some("cancelled by otto".to_owned());
+    assert_eq!(
+        store
+            .update_run_if("run-2", RunState::Pending, &cancel)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.get_run("run-2").await.unwrap().unwrap().state,
+        RunState::Running
+    );
+    let cancelled = store
+        .update_run_if("run-2", RunState::Running, &cancel)
+        .await
+        .unwrap()
+        .expect("run-2 was running");
+    assert_eq!(cancelled.state, RunState::Cancelled);
+    // The executor's late finish, still expecting `running`, loses: the cancel stays.
+    let mut finish = RunUpdate::from(&running);
+    finish.state = RunState::Succeeded;
+    assert_eq!(
+        store
+            .update_run_if("run-2", RunState::Running, &finish)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.get_run("run-2").await.unwrap().unwrap().state,
+        RunState::Cancelled
+    );
+    assert_eq!(
+        store
+            .update_run_if("run-missing", RunState::Running, &finish)
+            .await
+            .unwrap(),
+        None
+    );
+
     // Approve, start, finish.
     let mut update = RunUpdate::from(&run);
     update.state = RunState::Pending;

@@ -883,11 +883,6 @@ async fn associate(ctx: &RunCtx, zone_id: &str, vpc: &DrRef) -> Result<bool, Rec
     }
 
     ctx.check_stop()?;
-    let permit = ctx
-        .limiter
-        .acquire()
-        .await
-        .map_err(|_| ReconcileError::Cancelled)?;
     let item = ctx
         .journal
         .request(item_ref, None, &json!({"zone": zone_id, "vpc": vpc_id}))
@@ -907,7 +902,6 @@ async fn associate(ctx: &RunCtx, zone_id: &str, vpc: &DrRef) -> Result<bool, Rec
             .await
     })
     .await;
-    drop(permit);
     match result {
         Ok(_) => {
             ctx.journal
@@ -1016,11 +1010,6 @@ async fn apply_part(
             detail: format!("change batch cannot be built: {e}"),
         })?;
     let tokens = part.tokens();
-    let permit = ctx
-        .limiter
-        .acquire()
-        .await
-        .map_err(|_| ReconcileError::Cancelled)?;
     let item = ctx.journal.request(item_ref, None, &base).await?;
     let result = retrying(ctx, || async {
         ctx.aws
@@ -1031,7 +1020,6 @@ async fn apply_part(
             .await
     })
     .await;
-    drop(permit);
     let out = match result {
         Ok(out) => out,
         Err(e) => {

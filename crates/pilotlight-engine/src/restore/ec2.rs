@@ -590,11 +590,6 @@ async fn launch(
                 }),
             )
             .await?;
-        let permit = ctx
-            .limiter
-            .acquire()
-            .await
-            .map_err(|_| ReconcileError::Cancelled)?;
         // A single instance carries its primary id from launch; a batch shares the launch key
         // until each instance is tagged with its own primary below.
         let launch_source = match primaries.as_slice() {
@@ -605,7 +600,6 @@ async fn launch(
             run_instances(ctx, tier, group, &launch_source, image, &attempt)
         })
         .await;
-        drop(permit);
         let result = match result {
             Ok(mut instances) if primaries.len() > 1 => {
                 instances.sort_by_key(|(index, _)| *index);

@@ -721,11 +721,6 @@ where
     let unsure = AtomicBool::new(look_first);
     let (unsure, create, lookup) = (&unsure, &create, &lookup);
     ctx.check_stop()?;
-    let _permit = ctx
-        .limiter
-        .acquire()
-        .await
-        .map_err(|_| ReconcileError::Cancelled)?;
     retrying(ctx, move || async move {
         if unsure.load(Ordering::SeqCst) {
             if let Some(found) = lookup().await? {
@@ -754,11 +749,6 @@ where
     Fut: Future<Output = Result<T, AwsError>>,
 {
     ctx.check_stop()?;
-    let _permit = ctx
-        .limiter
-        .acquire()
-        .await
-        .map_err(|_| ReconcileError::Cancelled)?;
     retrying(ctx, call).await
 }
 

@@ -94,14 +94,17 @@ pub struct RestoreHandles {
 }
 
 impl RestoreHandles {
-    /// Handles over the DR region's SDK configuration, every call also counted in `tally`.
+    /// Handles over the DR region's SDK configuration, every call also counted in `tally`,
+    /// at most `in_flight` calls at a time (a permit is taken once the throttle has let the
+    /// call go, so a call waiting for its bucket never holds up another service's).
     pub fn new(
         dr: &aws_types::SdkConfig,
         ctx: &AwsCtx,
         tally: Arc<CallTally>,
         cache: DescribeCache,
+        in_flight: Arc<Semaphore>,
     ) -> RestoreHandles {
-        let ctx = ctx.with_tally(tally);
+        let ctx = ctx.with_tally(tally).with_in_flight(in_flight);
         RestoreHandles {
             ec2: DrEc2::new(dr, ctx.clone()),
             rds: DrRds::new(dr, ctx.clone()),
@@ -128,8 +131,6 @@ pub struct RunCtx {
     /// Fires when the run is cancelled (`POST /v1/restores/{id}/cancel`) or the daemon stops
     /// leading or shuts down: start no new mutation, record the ones in flight, return.
     pub stop: CancellationToken,
-    /// At most `restore.concurrency` mutations in flight.
-    pub limiter: Arc<Semaphore>,
     /// This run's calls by operation (D11).
     pub tally: Arc<CallTally>,
 }

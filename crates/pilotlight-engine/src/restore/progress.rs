@@ -1106,11 +1106,16 @@ mod tests {
             mode: RunMode::Disaster,
             plan: Arc::new(plan_view()),
             inventory: Arc::new(Default::default()),
-            aws: RestoreHandles::new(&sdk, &aws, tally.clone(), cache),
+            aws: RestoreHandles::new(
+                &sdk,
+                &aws,
+                tally.clone(),
+                cache,
+                Arc::new(Semaphore::new(1)),
+            ),
             journal: Journal::new(store.clone(), run_id.to_owned()),
             settings: Arc::new(Default::default()),
             stop: CancellationToken::new(),
-            limiter: Arc::new(Semaphore::new(1)),
             tally,
         }
     }

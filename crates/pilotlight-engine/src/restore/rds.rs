@@ -19,7 +19,7 @@
 //!    answers `DBInstanceAlreadyExists` and the DB is adopted — when its `pilotlight:run` and
 //!    `pilotlight:source` tags say it is this run's; a DB of that name belonging to anything
 //!    else fails the item instead of being taken over. Subnet groups, DBs and clusters go out
-//!    concurrently, each mutation under a [`RunCtx::limiter`] permit and the throttle.
+//!    concurrently, each mutation under the throttle and the run's in-flight bound.
 //! 3. **Aurora clusters.** One `RestoreDBClusterFromSnapshot` per cluster (item
 //!    `cluster/<primary id>`, kind `db_cluster`): from the plan's DR cluster snapshot, with the
 //!    cluster's engine and engine version, port, its DR subnet group (made as in 1) and DR
@@ -608,13 +608,6 @@ fn is_pushback(e: &AwsError) -> bool {
     matches!(e.kind, ErrorKind::Throttled | ErrorKind::Transient)
 }
 
-async fn permit(ctx: &RunCtx) -> Result<tokio::sync::SemaphorePermit<'_>, ReconcileError> {
-    ctx.limiter
-        .acquire()
-        .await
-        .map_err(|_| ReconcileError::Cancelled)
-}
-
 /// A made (or adopted) subnet group: the done detail of its item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct GroupDone {
@@ -670,9 +663,7 @@ async fn subnet_group(
         subnets: &g.subnets,
         tags: rds_tags(ctx.tags(&g.source), None),
     };
-    let held = permit(ctx).await?;
     let created = retrying(ctx, || create_group(ctx, &request)).await;
-    drop(held);
     let (availability_zones, adopted) = match created {
         Ok(out) => (group_azs(out.db_subnet_group()), false),
         Err(ReconcileError::Aws(e)) if e.kind == ErrorKind::AlreadyExists => {
@@ -1216,9 +1207,7 @@ async fn make_db(
         });
         let requested = make.requested(job.identifier, &class, substitution.as_ref());
         let item = ctx.journal.request(job.item_ref, None, &requested).await?;
-        let held = permit(ctx).await?;
         let result = retrying(ctx, || send_make(ctx, job.identifier, &class, make, &tags)).await;
-        drop(held);
         match result {
             Ok(out) => {
                 let Some(answer) = out else {
@@ -1620,9 +1609,7 @@ async fn make_cluster(
     });
     let item = ctx.journal.request(job.item_ref, None, &requested).await?;
     let sent = AtomicBool::new(false);
-    let held = permit(ctx).await?;
     let result = retrying(ctx, || send_cluster(ctx, &request, &sent)).await;
-    drop(held);
     match result {
         Ok(ClusterAnswer::Restored(Some(answer))) => {
             let done = ClusterDone::new(&answer, job.identifier, snapshot, &group.name);

@@ -183,8 +183,13 @@ impl Executor {
             let mut update = RunUpdate::from(&run);
             update.state = RunState::Running;
             update.started_at_ms = Some(now_ms());
-            match store.update_run(&run.id, &update).await {
-                Ok(r) => run = r,
+            match store
+                .update_run_if(&run.id, RunState::Pending, &update)
+                .await
+            {
+                Ok(Some(r)) => run = r,
+                // Cancelled (or picked up elsewhere) since it was read: nothing to start.
+                Ok(None) => return,
                 Err(e) => {
                     tracing::warn!(run = %run.id, error = %e, "cannot start run");
                     return;
@@ -235,11 +240,18 @@ impl Executor {
             mode: run.mode,
             plan: Arc::new(plan),
             inventory,
-            aws: RestoreHandles::new(&self.deps.dr, &self.deps.aws, tally.clone(), cache),
+            aws: RestoreHandles::new(
+                &self.deps.dr,
+                &self.deps.aws,
+                tally.clone(),
+                cache,
+                Arc::new(Semaphore::new(
+                    self.deps.settings.concurrency.max(1) as usize
+                )),
+            ),
             journal: Journal::new(store.clone(), run.id.clone()),
             settings: self.deps.settings.clone(),
             stop: stop.clone(),
-            limiter: Arc::new(Semaphore::new(self.deps.settings.concurrency as usize)),
             tally,
         };
         let progress = tokio::spawn(super::progress::publish(
@@ -296,10 +308,20 @@ impl Executor {
         update.state = state;
         update.finished_at_ms = Some(now_ms());
         update.error = error;
-        if let Err(e) = self.deps.store.update_run(&run.id, &update).await {
-            tracing::warn!(run = %run.id, error = %e, "cannot record the run's end");
+        // Only from the state just read: a cancel that lands in between is kept.
+        match self
+            .deps
+            .store
+            .update_run_if(&run.id, current.state, &update)
+            .await
+        {
+            Ok(Some(_)) => tracing::info!(run = %run.id, state = %state, "restore run finished"),
+            Ok(None) => tracing::info!(
+                run = %run.id,
+                "the run changed state as it finished (cancelled meanwhile); its state is kept"
+            ),
+            Err(e) => tracing::warn!(run = %run.id, error = %e, "cannot record the run's end"),
         }
-        tracing::info!(run = %run.id, state = %state, "restore run finished");
     }
 }
 

@@ -282,7 +282,18 @@ impl RestoreService {
         let mut update = RunUpdate::from(&run);
         update.state = RunState::Pending;
         update.approved_by = Some(approver.to_owned());
-        let run = self.store.update_run(run_id, &update).await?;
+        let Some(run) = self
+            .store
+            .update_run_if(run_id, RunState::AwaitingApproval, &update)
+            .await?
+        else {
+            // Cancelled by another replica since it was read.
+            let run = self.get(run_id).await?;
+            return Err(RestoreServiceError::NotAwaitingApproval {
+                run_id: run.id,
+                state: run.state,
+            });
+        };
         tracing::info!(run = %run.id, approved_by = approver, "restore run approved");
         self.settle().await;
         Ok(run)
@@ -297,21 +308,32 @@ impl RestoreService {
     /// [`RestoreServiceError::NotFound`], [`RestoreServiceError::Finished`], store failures.
     pub async fn cancel(&self, run_id: &str, by: &str) -> Result<RestoreRun, RestoreServiceError> {
         let _serial = self.lock.lock().await;
-        let run = self.get(run_id).await?;
-        if !run.state.is_active() {
-            return Err(RestoreServiceError::Finished {
-                run_id: run.id,
-                state: run.state,
-            });
+        // Each write applies only from the state just read: the executor may start or finish
+        // the run meanwhile (a finished run stays as it ended; a started one is cancelled from
+        // `running`). A few rounds settle it.
+        for _ in 0..3 {
+            let run = self.get(run_id).await?;
+            if !run.state.is_active() {
+                return Err(RestoreServiceError::Finished {
+                    run_id: run.id,
+                    state: run.state,
+                });
+            }
+            let mut update = RunUpdate::from(&run);
+            update.state = RunState::Cancelled;
+            update.finished_at_ms = Some(now_ms());
+            update.error = Some(format!("cancelled by {by}"));
+            if let Some(run) = self.store.update_run_if(run_id, run.state, &update).await? {
+                tracing::info!(run = %run.id, cancelled_by = by, "restore run cancelled");
+                self.settle().await;
+                return Ok(run);
+            }
         }
-        let mut update = RunUpdate::from(&run);
-        update.state = RunState::Cancelled;
-        update.finished_at_ms = Some(now_ms());
-        update.error = Some(format!("cancelled by {by}"));
-        let run = self.store.update_run(run_id, &update).await?;
-        tracing::info!(run = %run.id, cancelled_by = by, "restore run cancelled");
-        self.settle().await;
-        Ok(run)
+        let run = self.get(run_id).await?;
+        Err(RestoreServiceError::Finished {
+            run_id: run.id,
+            state: run.state,
+        })
     }
 
     /// The run with this id.
