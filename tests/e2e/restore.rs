@@ -157,6 +157,31 @@ async fn small_estate_restores_completely() -> Result<()> {
     assert_primary_untouched(&r.world).await
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn healthy_gate_waits_for_status_checks_and_still_restores_in_tier_order() -> Result<()> {
+    let r = ready(1.0, &small_estate(), "gate = \"healthy\"", |_| {
+        Ok(String::new())
+    })
+    .await?;
+    let id = declare_disaster(r.api()).await?;
+    let (done, _) = wait_run_final(r.api(), &id).await?;
+    ensure_succeeded(&done)?;
+    ensure_tiers_in_order(&done)?;
+    // Each tier waited for its instances' status checks: at least one DescribeInstanceStatus
+    // per tier.
+    let report = report_of(&done);
+    let checks = report["calls"]["ec2:DescribeInstanceStatus"]["calls"]
+        .as_u64()
+        .unwrap_or(0);
+    ensure!(
+        checks >= 3,
+        "{checks} status checks for three tiers: {report}"
+    );
+    r.daemon.stop().await?;
+    check_restore(&r.world, &r.plan, &id, r.instances_before, &[]).await?;
+    assert_primary_untouched(&r.world).await
+}
+
 /// The small estate plus Aurora cluster `ledger` (tier 1, in `prod`'s app subnets, one writer,
 /// one cluster snapshot) and the private record `ledger.corp.example.com` → its writer
 /// endpoint.

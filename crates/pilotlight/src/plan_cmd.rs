@@ -115,7 +115,8 @@ fn render(a: &PlanAnswer) -> String {
             t.instances,
             t.groups.len(),
             t.data_volumes.len(),
-            t.databases.len(),
+            // DB instances: the tier's own and its Aurora clusters' members.
+            t.databases.len() + t.clusters.iter().map(|c| c.members.len()).sum::<usize>(),
             sched.map(|s| secs(s.start_secs)).unwrap_or_default(),
             sched.map(|s| secs(s.end_secs)).unwrap_or_default(),
             sched.and_then(|s| s.binding.as_deref()).unwrap_or("-"),

@@ -102,6 +102,18 @@ struct Shared {
     /// permits while they wait for `RunInstances` tokens.
     volumes: Semaphore,
     attachments: Semaphore,
+    /// The index of the last tier whose volume creations have all finished. A tier's
+    /// creations wait for the previous tier's, so `CreateVolume` serves the tiers in order
+    /// (as the plan schedules it) and the attachments of the tier being attached are never
+    /// starved by the next tier's creations.
+    created_through: tokio::sync::watch::Sender<Option<usize>>,
+}
+
+impl Shared {
+    fn tier_created(&self, index: usize) {
+        self.created_through
+            .send_modify(|t| *t = Some(t.map_or(index, |x| x.max(index))));
+    }
 }
 
 /// Brings the tiers up one after another; under create + attach, each tier's volumes are
@@ -124,6 +136,7 @@ pub async fn restore_tiers(ctx: &RunCtx) -> Result<Ec2Outcome, ReconcileError> {
         unavailable: Mutex::new(UnavailableCache::from_policy(&ctx.settings.fallback)),
         volumes: Semaphore::new(permits),
         attachments: Semaphore::new(permits),
+        created_through: tokio::sync::watch::Sender::new(None),
     });
     let attach_permits = shared.clone();
     // Tiers are handed over by index: owned messages keep the futures provably `Send`.
@@ -149,7 +162,7 @@ pub async fn restore_tiers(ctx: &RunCtx) -> Result<Ec2Outcome, ReconcileError> {
     };
     let attaches = async move {
         while let Some((index, up)) = tiers_up.next().await {
-            attach_tier(ctx, &tiers[index], up, &attach_permits.attachments).await?;
+            attach_tier(ctx, index, &tiers[index], up, &attach_permits).await?;
         }
         Ok::<_, ReconcileError>(())
     };
@@ -181,7 +194,17 @@ fn spawn_creation(
 ) {
     let ctx = ctx.clone();
     let shared = shared.clone();
+    // The tier before this one that launches anything (its creations come first).
+    let previous = ctx.plan.restore.tiers[..index]
+        .iter()
+        .rposition(|t| !t.groups.is_empty());
     creations.spawn(async move {
+        if let Some(previous) = previous {
+            let mut turn = shared.created_through.subscribe();
+            turn.wait_for(|t| t.is_some_and(|t| t >= previous))
+                .await
+                .map_err(|_| ReconcileError::Cancelled)?;
+        }
         let tier = &ctx.plan.restore.tiers[index];
         create_volumes(&ctx, tier, &outcome, &which, &shared.volumes).await
     });
@@ -257,47 +280,71 @@ async fn bring_up_tier(
     Ok(up)
 }
 
-/// Waits for a tier's volume creations and attaches its volumes (step `t<tier>/volumes`;
-/// nothing without volumes).
+/// Attaches a tier's volumes as their creations finish, launch by launch (step
+/// `t<tier>/volumes`), and lets the next tier's creations go once this tier's are all done.
 async fn attach_tier(
     ctx: &RunCtx,
+    index: usize,
     tier: &TierPlan,
-    mut up: TierUp,
-    permits: &Semaphore,
+    up: TierUp,
+    shared: &Shared,
 ) -> Result<(), ReconcileError> {
-    if !creates_and_attaches(ctx) || tier.data_volumes.is_empty() {
-        return Ok(());
-    }
+    let TierUp {
+        outcome,
+        mut creations,
+    } = up;
     let step_id = volumes_step(tier);
-    if ctx.journal.step_done(&step_id).await?.is_some() {
-        return Ok(());
+    let attach = creates_and_attaches(ctx)
+        && !tier.data_volumes.is_empty()
+        && ctx.journal.step_done(&step_id).await?.is_none();
+    if attach {
+        let planned = json!({"volumes_planned": tier.data_volumes.len()});
+        ctx.journal
+            .step(&step_id, tier.tier, "volumes", StepState::Running, &planned)
+            .await?;
     }
-    let planned = json!({"volumes_planned": tier.data_volumes.len()});
-    ctx.journal
-        .step(&step_id, tier.tier, "volumes", StepState::Running, &planned)
-        .await?;
-    let mut volumes = BTreeMap::new();
-    while let Some(created) = up.creations.join_next().await {
-        let created = created.map_err(|e| ReconcileError::Unexpected {
-            operation: "CreateVolume",
-            detail: format!("the volume-creation task of tier {} ended: {e}", tier.tier),
-        })?;
-        volumes.extend(created?);
+    let outcome = &outcome;
+    let mut attaching = futures::stream::FuturesUnordered::new();
+    let (mut created, mut attached) = (0usize, 0usize);
+    loop {
+        tokio::select! {
+            Some(done) = attaching.next(), if !attaching.is_empty() => attached += done?,
+            Some(finished) = creations.join_next(), if !creations.is_empty() => {
+                let volumes = finished.map_err(|e| ReconcileError::Unexpected {
+                    operation: "CreateVolume",
+                    detail: format!("a volume-creation task of tier {} ended: {e}", tier.tier),
+                })??;
+                created += volumes.len();
+                if creations.is_empty() {
+                    shared.tier_created(index);
+                }
+                if attach {
+                    let permits = &shared.attachments;
+                    attaching.push(
+                        async move { attach_volumes(ctx, tier, outcome, &volumes, permits).await }
+                            .boxed(),
+                    );
+                }
+            }
+            else => break,
+        }
     }
-    let attached = attach_volumes(ctx, tier, &up.outcome, &volumes, permits).await?;
-    ctx.journal
-        .step(
-            &step_id,
-            tier.tier,
-            "volumes",
-            StepState::Done,
-            &json!({
-                "volumes_planned": tier.data_volumes.len(),
-                "volumes_created": volumes.len(),
-                "volumes_attached": attached,
-            }),
-        )
-        .await?;
+    shared.tier_created(index);
+    if attach {
+        ctx.journal
+            .step(
+                &step_id,
+                tier.tier,
+                "volumes",
+                StepState::Done,
+                &json!({
+                    "volumes_planned": tier.data_volumes.len(),
+                    "volumes_created": created,
+                    "volumes_attached": attached,
+                }),
+            )
+            .await?;
+    }
     Ok(())
 }
 

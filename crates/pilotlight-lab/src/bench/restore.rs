@@ -920,7 +920,9 @@ async fn read_inventory(s3: &aws_sdk_s3::Client, view: &Value) -> anyhow::Result
 
 /// The daemon's configuration: the session's endpoint, SQLite in `dir`, the inventory on,
 /// copies fast, readiness on demand, quotas out of the way, the throttle at the lab's time
-/// scale and the `[restore]` estimates equal to the lab's pending times in wall seconds.
+/// scale, the `[restore]` estimates equal to the lab's pending times in wall seconds, and
+/// alternative families for plan B (the two short types may be neighbours of one family, as
+/// `c5.large` and `c5.xlarge` are, which leaves no neighbouring size).
 fn daemon_config(
     b: &RestoreBench,
     endpoint: &str,
@@ -984,6 +986,10 @@ instance_boot_secs = {boot}
 db_restore_secs = {db}
 load_balancer_provision_secs = {lb}
 dns_sync_secs = {dns}
+[restore.fallback.alternative_families]
+m5 = ["m5a", "m6i"]
+c5 = ["c5a", "c6i"]
+r5 = ["r5a", "r6i"]
 [throttle]
 time_scale = {scale}
 [log]
