@@ -578,7 +578,7 @@ async fn launch(
         let attempt = match pending.take() {
             Some(a) => a,
             None => {
-                let next = {
+                let choose = |catalog: &BTreeMap<String, InstanceTypeInfo>| {
                     let unavailable = shared
                         .unavailable
                         .lock()
@@ -588,7 +588,7 @@ async fn launch(
                         &request,
                         &tried,
                         &unavailable,
-                        catalog.as_ref().unwrap_or(&ctx.inventory.instance_types),
+                        catalog,
                         if ctx.settings.fallback.smaller_footprint {
                             &ctx.inventory.utilisation
                         } else {
@@ -598,6 +598,14 @@ async fn launch(
                         now_ms(),
                     )
                 };
+                let mut next = choose(catalog.as_ref().unwrap_or(&ctx.inventory.instance_types));
+                // Other launches may have found every option the inventory's types allow
+                // unavailable already: the DR catalog (other sizes and families) decides.
+                if next.is_none() && catalog.is_none() {
+                    let fetched = instance_catalog(ctx).await?;
+                    next = choose(&fetched);
+                    catalog = Some(fetched);
+                }
                 let Some(next) = next else {
                     let options: Vec<String> = tried
                         .iter()
