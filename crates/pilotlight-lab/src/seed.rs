@@ -193,7 +193,7 @@ impl EstateSpec {
     /// table, security groups `web`/`app`/`db` where `app` and `db` reference each other) and
     /// VPC `mgmt` (10.30.0.0/16, one subnet, a `bastion` group); six small volumes (2–8 GiB)
     /// over tiers 1–3 with two or three snapshots each; DB instances `orders-db` (postgres) and
-    /// `reports-db` (mysql) with two snapshots each; Aurora cluster `ledger` with one snapshot;
+    /// `reports-db` (mysql) with two snapshots each; Aurora cluster `ledger` (in `prod/app-a,b`) with one snapshot;
     /// AMIs `web-ami` (two instances in `prod/web-a`) and `batch-ami` (one in `prod/app-a`).
     /// And the estate around them (seeded by [`seed_estate`] only): 12 instances in 5 fleets
     /// over tiers 1–3, families c5/m5/r5 and 4 clusters, data volumes on the tier-1 ones; an

@@ -264,7 +264,8 @@ pub(super) fn sample_data() -> (
         snapshots: 1,
         instances: 0,
         class: default_cluster_class(),
-        network: None,
+        // In prod's app subnets like the DB instances, so the DR side can place it.
+        network: Some(DbNetworkSpec::new("prod", &["app-a", "app-b"], &["db"])),
     }];
     let images = vec![
         ImageSpec {
