@@ -6,10 +6,13 @@
 //! files that hold them; `Debug` and `Serialize` redact the password of `store.url`.
 //! The doc comment of every field is the text of its row in `docs/config.md`.
 
+mod hooks;
 mod load;
 #[cfg(test)]
 mod tests;
 mod validate;
+
+pub use hooks::{HookAfter, HookConfig, HookFailure, HookMode, HookStage};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -744,6 +747,8 @@ pub struct RestoreConfig {
     pub concurrency: u32,
     /// Plan B when capacity runs out (SPEC D4).
     pub fallback: crate::fallback::FallbackPolicy,
+    /// Webhooks called after each stage of a run (SPEC D13), `[[restore.hooks]]` entries.
+    pub hooks: Vec<HookConfig>,
 }
 
 impl Default for RestoreConfig {
@@ -763,6 +768,7 @@ impl Default for RestoreConfig {
             cache_ttl_secs: 300,
             concurrency: 16,
             fallback: crate::fallback::FallbackPolicy::default(),
+            hooks: Vec::new(),
         }
     }
 }

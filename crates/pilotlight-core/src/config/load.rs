@@ -12,6 +12,7 @@ use toml::{Table, Value};
 
 use crate::fallback::FallbackPolicy;
 
+use super::hooks::{HookAfter, HookFailure, HookMode};
 use super::{
     ApiConfig, AwsConfig, Config, ConfigError, ConfigErrors, CopyConfig, DaemonConfig,
     InventoryConfig, LogConfig, NetworkConfig, QuotasConfig, ReadinessConfig, ReconcileConfig,
@@ -259,15 +260,18 @@ const SECTIONS: &[(&str, Check)] = &[
         l.check_struct::<RestoreConfig>(
             p,
             v,
-            &[("fallback", |l, p, v| {
-                l.check_struct::<FallbackPolicy>(
-                    p,
-                    v,
-                    &[("alternative_families", |l, p, v| {
-                        l.check_map(p, v, string_list_entry)
-                    })],
-                )
-            })],
+            &[
+                ("fallback", |l, p, v| {
+                    l.check_struct::<FallbackPolicy>(
+                        p,
+                        v,
+                        &[("alternative_families", |l, p, v| {
+                            l.check_map(p, v, string_list_entry)
+                        })],
+                    )
+                }),
+                ("hooks", |l, p, v| l.check_array(p, v, hook)),
+            ],
         )
     }),
     ("throttle", |l, p, v| {
@@ -340,6 +344,25 @@ fn token(loader: &mut Loader, path: &[Seg], value: &mut Value) -> bool {
             ("role", Loader::check_leaf::<Role>),
             ("token_file", Loader::check_leaf::<PathBuf>),
         ],
+    )
+}
+
+/// A `[[restore.hooks]]` entry: `name`, `url` and `secret_file` required.
+fn hook(loader: &mut Loader, path: &[Seg], value: &mut Value) -> bool {
+    loader.check_fields(
+        path,
+        value,
+        &[
+            ("name", Loader::check_leaf::<String>),
+            ("url", Loader::check_leaf::<String>),
+            ("secret_file", Loader::check_leaf::<PathBuf>),
+            ("after", Loader::check_leaf::<Vec<HookAfter>>),
+            ("wait", Loader::check_leaf::<bool>),
+            ("timeout_secs", Loader::check_leaf::<u64>),
+            ("modes", Loader::check_leaf::<Vec<HookMode>>),
+            ("on_failure", Loader::check_leaf::<HookFailure>),
+        ],
+        3,
     )
 }
 
@@ -611,6 +634,17 @@ impl Loader {
 
     /// Checks a table with exactly the keys `fields`, all required.
     fn check_record(&mut self, path: &[Seg], value: &mut Value, fields: &[(&str, Check)]) -> bool {
+        self.check_fields(path, value, fields, fields.len())
+    }
+
+    /// Checks a table whose keys are among `fields`, the first `required` of them required.
+    fn check_fields(
+        &mut self,
+        path: &[Seg],
+        value: &mut Value,
+        fields: &[(&str, Check)],
+        required: usize,
+    ) -> bool {
         let Value::Table(table) = value else {
             self.error(
                 path,
@@ -630,7 +664,7 @@ impl Loader {
                 }
             }
         }
-        for name in &names {
+        for name in &names[..required] {
             if !table.contains_key(*name) {
                 self.error(&child(path, name), "required key is missing".to_owned());
                 ok = false;

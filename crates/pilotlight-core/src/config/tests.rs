@@ -657,6 +657,113 @@ name = "viewer"
 }
 
 #[test]
+fn hooks_are_checked_key_by_key_and_all_reported() {
+    // Load errors: a bad stage, a bad mode, a missing URL, an unknown key.
+    let errs = file_errors(
+        r#"
+[[restore.hooks]]
+name = "a"
+url = "https://x.example.com/"
+secret_file = "/s"
+after = ["tier:0"]
+
+[[restore.hooks]]
+name = "b"
+secret_file = "/s"
+modes = ["chaos"]
+retries = 3
+"#,
+    );
+    assert_eq!(errs.len(), 4, "{errs:#?}");
+    assert!(
+        at(&errs, "restore.hooks[0].after")
+            .message
+            .contains("`tier:0` is not a stage")
+    );
+    assert!(
+        at(&errs, "restore.hooks[1].url")
+            .message
+            .contains("missing")
+    );
+    assert!(
+        at(&errs, "restore.hooks[1].modes")
+            .message
+            .contains("`drill`")
+    );
+    assert!(
+        at(&errs, "restore.hooks[1].retries")
+            .message
+            .contains("unknown key")
+    );
+    // Validation: every rule, every entry, at once.
+    let errs = file_errors(
+        r#"
+[[restore.hooks]]
+name = "deploy build"
+url = "ftp://x.example.com/"
+secret_file = ""
+after = []
+modes = []
+timeout_secs = 0
+
+[[restore.hooks]]
+name = "ok"
+url = "https://user:pw@x.example.com/"
+secret_file = "/s"
+timeout_secs = 3601
+
+[[restore.hooks]]
+name = "ok"
+url = "http://127.0.0.1:8080/hook"
+secret_file = "/s"
+"#,
+    );
+    let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "restore.hooks[0].name",
+            "restore.hooks[0].url",
+            "restore.hooks[0].secret_file",
+            "restore.hooks[0].after",
+            "restore.hooks[0].modes",
+            "restore.hooks[0].timeout_secs",
+            "restore.hooks[1].url",
+            "restore.hooks[1].timeout_secs",
+            "restore.hooks[2].name",
+        ],
+        "{errs:#?}"
+    );
+    assert!(
+        at(&errs, "restore.hooks[2].name")
+            .message
+            .contains("unique")
+    );
+    // Defaults of the optional keys.
+    let config = load(
+        "[[restore.hooks]]\nname = \"n\"\nurl = \"http://h/\"\nsecret_file = \"/s\"\n",
+        &BTreeMap::new(),
+        &[],
+    );
+    let hook = &config.restore.hooks[0];
+    assert_eq!(hook.after, hooks::every_stage());
+    assert_eq!(hook.modes, [HookMode::Disaster, HookMode::Drill]);
+    assert!(!hook.wait);
+    assert_eq!(hook.timeout_secs, 30);
+    assert_eq!(hook.on_failure, HookFailure::Fail);
+    // The environment takes the list as an inline array.
+    let config = load(
+        "",
+        &env(&[(
+            "PILOTLIGHT_RESTORE__HOOKS",
+            r#"[{ name = "n", url = "http://h/", secret_file = "/s", wait = true }]"#,
+        )]),
+        &[],
+    );
+    assert!(config.restore.hooks[0].wait);
+}
+
+#[test]
 fn port_zero_listeners_may_coincide() {
     let config = load(
         "[api]\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\n",
@@ -809,6 +916,21 @@ min_utilisation_samples = 6
 [restore.fallback.alternative_families]
 r5 = ["r5a", "r6i"]
 m7i-flex = ["m7i", "m6i"]
+
+[[restore.hooks]]
+name = "smoke-tests"
+url = "https://deploy.example.com/pilotlight"
+secret_file = "/run/hook"
+after = ["tier:1", "tier:*", "dns"]
+wait = true
+timeout_secs = 120
+modes = ["drill"]
+on_failure = "continue"
+
+[[restore.hooks]]
+name = "notify"
+url = "http://127.0.0.1:9999/"
+secret_file = "/run/notify"
 
 [throttle]
 time_scale = 60
@@ -988,6 +1110,32 @@ fn full() -> Config {
                 smaller_footprint: false,
                 min_utilisation_samples: 6,
             },
+            hooks: vec![
+                HookConfig {
+                    name: "smoke-tests".to_owned(),
+                    url: "https://deploy.example.com/pilotlight".to_owned(),
+                    secret_file: PathBuf::from("/run/hook"),
+                    after: vec![
+                        HookAfter::Stage(HookStage::Tier(1)),
+                        HookAfter::EveryTier,
+                        HookAfter::Stage(HookStage::Dns),
+                    ],
+                    wait: true,
+                    timeout_secs: 120,
+                    modes: vec![HookMode::Drill],
+                    on_failure: HookFailure::Continue,
+                },
+                HookConfig {
+                    name: "notify".to_owned(),
+                    url: "http://127.0.0.1:9999/".to_owned(),
+                    secret_file: PathBuf::from("/run/notify"),
+                    after: hooks::every_stage(),
+                    wait: false,
+                    timeout_secs: 30,
+                    modes: vec![HookMode::Disaster, HookMode::Drill],
+                    on_failure: HookFailure::Fail,
+                },
+            ],
         },
         throttle: ThrottleConfig {
             time_scale: 60.0,
@@ -1094,7 +1242,7 @@ fn all_keys() -> Vec<(String, String)> {
             _ => panic!("{section} is neither a table nor the tenants array"),
         }
     }
-    assert_eq!(keys.len(), 102, "every key of every section: {keys:?}");
+    assert_eq!(keys.len(), 103, "every key of every section: {keys:?}");
     keys
 }
 
@@ -1109,6 +1257,22 @@ fn tenant_keys() -> Vec<String> {
     };
     let keys: Vec<String> = first.keys().cloned().collect();
     assert_eq!(keys, ["clusters", "name"]);
+    keys
+}
+
+/// The keys of a `[[restore.hooks]]` entry, as `full()` serializes them.
+fn hook_keys() -> Vec<String> {
+    let table = toml::Table::try_from(full()).expect("serializes");
+    let hooks = table
+        .get("restore")
+        .and_then(|r| r.get("hooks"))
+        .and_then(toml::Value::as_array)
+        .expect("full() has restore hooks");
+    let Some(toml::Value::Table(first)) = hooks.first() else {
+        panic!("full()'s first hook is not a table");
+    };
+    let keys: Vec<String> = first.keys().cloned().collect();
+    assert_eq!(keys.len(), 8, "{keys:?}");
     keys
 }
 
@@ -1143,6 +1307,21 @@ fn default_toml_shows_every_key() {
             "the [[tenants]] example lacks {key}: {example:?}"
         );
     }
+    // So are the hooks, with every key.
+    let example: Vec<&str> = text
+        .lines()
+        .skip_while(|line| *line != "# [[restore.hooks]]")
+        .skip(1)
+        .take_while(|line| line.starts_with("# "))
+        .collect();
+    for key in hook_keys() {
+        assert!(
+            example
+                .iter()
+                .any(|line| line.starts_with(&format!("# {key} = "))),
+            "the [[restore.hooks]] example lacks {key}: {example:?}"
+        );
+    }
 }
 
 #[test]
@@ -1160,6 +1339,10 @@ fn docs_list_every_key_and_its_env_var() {
     }
     for token_key in ["name", "role", "token_file"] {
         assert!(docs.contains(&format!("`api.tokens[].{token_key}`")));
+    }
+    for hook_key in hook_keys() {
+        let dotted = format!("`restore.hooks[].{hook_key}`");
+        assert!(docs.contains(&dotted), "docs/config.md lacks {dotted}");
     }
     assert!(
         docs.contains("| `tenants` |"),

@@ -823,6 +823,7 @@ fn restore(config: &Config, l: &mut Loader) {
         256,
     );
     fallback(&restore.fallback, l);
+    super::hooks::validate(&restore.hooks, l);
 }
 
 /// True if `name` looks like an EC2 instance family (`r5`, `m7i-flex`, `u-6tb1`): lowercase
