@@ -2,6 +2,7 @@
 //! its state, progress, attempts and the DR id once AWS assigned one. Insertion is idempotent
 //! on that key, so a reconcile cycle can offer every candidate again without duplicates.
 
+use crate::fence::FencedSql;
 use crate::{CopyKind, CopyState, Store, StoreError};
 
 /// A copy to record as `queued`.
@@ -131,30 +132,35 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError::Query`] when the database fails.
+    /// [`StoreError::Fenced`] on a [fenced](Store::fenced) handle whose tenure is over.
     pub async fn insert_copy(&self, copy: &NewCopy) -> Result<i64, StoreError> {
+        const SQL: FencedSql = fenced_sql!(
+            "INSERT INTO copies (kind, source_id, source_region, resource_id, tier, \
+             dest_region, state, progress_pct, size_gib, source_created_at_ms, attempts) \
+             SELECT $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, 0 WHERE ",
+            " ON CONFLICT (kind, source_id, dest_region) DO NOTHING RETURNING id"
+        );
+        let args = self.fence_args("insert_copy")?;
+        let sql = self.pick(&SQL);
         let inserted = on_pool!(self, |pool| {
-            sqlx::query_scalar::<_, i64>(
-                "INSERT INTO copies (kind, source_id, source_region, resource_id, tier, \
-                 dest_region, state, progress_pct, size_gib, source_created_at_ms, attempts) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, 0) \
-                 ON CONFLICT (kind, source_id, dest_region) DO NOTHING RETURNING id",
-            )
-            .bind(copy.kind)
-            .bind(&copy.source_id)
-            .bind(&copy.source_region)
-            .bind(&copy.resource_id)
-            .bind(copy.tier)
-            .bind(&copy.dest_region)
-            .bind(CopyState::Queued)
-            .bind(copy.size_gib)
-            .bind(copy.source_created_at_ms)
-            .fetch_optional(pool)
-            .await
+            bind_fence!(sqlx::query_scalar::<_, i64>(sql), args)
+                .bind(copy.kind)
+                .bind(&copy.source_id)
+                .bind(&copy.source_region)
+                .bind(&copy.resource_id)
+                .bind(copy.tier)
+                .bind(&copy.dest_region)
+                .bind(CopyState::Queued)
+                .bind(copy.size_gib)
+                .bind(copy.source_created_at_ms)
+                .fetch_optional(pool)
+                .await
         })
         .map_err(StoreError::query("insert_copy"))?;
         if let Some(id) = inserted {
             return Ok(id);
         }
+        self.check_fence(&args, "insert_copy").await?;
         on_pool!(self, |pool| {
             sqlx::query_scalar::<_, i64>(
                 "SELECT id FROM copies WHERE kind = $1 AND source_id = $2 AND dest_region = $3",
@@ -189,30 +195,39 @@ impl Store {
     ///
     /// [`StoreError::NotFound`] when there is no such copy, [`StoreError::Query`] when the
     /// database fails (including a progress outside 0–100).
+    /// [`StoreError::Fenced`] on a [fenced](Store::fenced) handle whose tenure is over.
     pub async fn update_copy(
         &self,
         id: i64,
         update: &CopyUpdate,
     ) -> Result<CopyRecord, StoreError> {
-        on_pool!(self, |pool| {
-            sqlx::query_as::<_, CopyRecord>(
-                "UPDATE copies SET state = $2, progress_pct = $3, dest_id = $4, \
-                 last_error = $5, requested_at_ms = $6, completed_at_ms = $7, attempts = $8 \
-                 WHERE id = $1 RETURNING *",
-            )
-            .bind(id)
-            .bind(update.state)
-            .bind(update.progress_pct)
-            .bind(update.dest_id.as_deref())
-            .bind(update.last_error.as_deref())
-            .bind(update.requested_at_ms)
-            .bind(update.completed_at_ms)
-            .bind(update.attempts)
-            .fetch_optional(pool)
-            .await
+        const SQL: FencedSql = fenced_sql!(
+            "UPDATE copies SET state = $6, progress_pct = $7, dest_id = $8, \
+             last_error = $9, requested_at_ms = $10, completed_at_ms = $11, attempts = $12 \
+             WHERE id = $5 AND ",
+            " RETURNING *"
+        );
+        let args = self.fence_args("update_copy")?;
+        let sql = self.pick(&SQL);
+        let updated = on_pool!(self, |pool| {
+            bind_fence!(sqlx::query_as::<_, CopyRecord>(sql), args)
+                .bind(id)
+                .bind(update.state)
+                .bind(update.progress_pct)
+                .bind(update.dest_id.as_deref())
+                .bind(update.last_error.as_deref())
+                .bind(update.requested_at_ms)
+                .bind(update.completed_at_ms)
+                .bind(update.attempts)
+                .fetch_optional(pool)
+                .await
         })
-        .map_err(StoreError::query("update_copy"))?
-        .ok_or_else(|| StoreError::NotFound {
+        .map_err(StoreError::query("update_copy"))?;
+        if let Some(copy) = updated {
+            return Ok(copy);
+        }
+        self.check_fence(&args, "update_copy").await?;
+        Err(StoreError::NotFound {
             entity: "copy",
             id: id.to_string(),
         })

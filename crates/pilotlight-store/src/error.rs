@@ -80,6 +80,23 @@ pub enum StoreError {
         /// Its key as text.
         id: String,
     },
+    /// A fenced write (see [`Store::fenced`](crate::Store::fenced)) was refused: this handle's
+    /// tenure no longer holds the lease (taken over, expired, or never started). Nothing was
+    /// written; the holder must stop its leader-only work.
+    #[error("state store write {operation} refused: not the leader (fencing token {token:?})")]
+    Fenced {
+        /// The [`Store`](crate::Store) method refused.
+        operation: &'static str,
+        /// The token of the tenure refused; `None` when there was no tenure.
+        token: Option<i64>,
+    },
+    /// A disaster run is already active: only one may be (enforced by the store across
+    /// replicas).
+    #[error("disaster run {run_id} is already active")]
+    ActiveDisaster {
+        /// The active disaster run.
+        run_id: String,
+    },
     /// A run with this id exists but was not created with the same idempotency key.
     #[error("restore run {run_id} already exists")]
     RunIdConflict {

@@ -1,6 +1,7 @@
 //! The pointer to the S3 inventory documents (R5): one row per document written to the DR
 //! bucket, numbered by an increasing `version`; the restore reads the highest one.
 
+use crate::fence::FencedSql;
 use crate::{Store, StoreError};
 
 /// An inventory document that was written to S3.
@@ -53,28 +54,38 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError::Query`] when the database fails.
+    /// [`StoreError::Fenced`] on a [fenced](Store::fenced) handle whose tenure is over.
     pub async fn record_inventory_version(
         &self,
         inventory: &NewInventoryVersion,
     ) -> Result<i64, StoreError> {
-        on_pool!(self, |pool| {
-            sqlx::query_scalar::<_, i64>(
-                "INSERT INTO inventory_versions (schema_version, bucket, object_key, sha256, \
-                 size_bytes, captured_at_ms, counts_json, digest) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING version",
-            )
-            .bind(inventory.schema_version)
-            .bind(&inventory.bucket)
-            .bind(&inventory.object_key)
-            .bind(&inventory.sha256)
-            .bind(inventory.size_bytes)
-            .bind(inventory.captured_at_ms)
-            .bind(&inventory.counts_json)
-            .bind(&inventory.digest)
-            .fetch_one(pool)
-            .await
+        const SQL: FencedSql = fenced_sql!(
+            "INSERT INTO inventory_versions (schema_version, bucket, object_key, sha256, \
+             size_bytes, captured_at_ms, counts_json, digest) \
+             SELECT $5, $6, $7, $8, $9, $10, $11, $12 WHERE ",
+            " RETURNING version"
+        );
+        let args = self.fence_args("record_inventory_version")?;
+        let sql = self.pick(&SQL);
+        let version = on_pool!(self, |pool| {
+            bind_fence!(sqlx::query_scalar::<_, i64>(sql), args)
+                .bind(inventory.schema_version)
+                .bind(&inventory.bucket)
+                .bind(&inventory.object_key)
+                .bind(&inventory.sha256)
+                .bind(inventory.size_bytes)
+                .bind(inventory.captured_at_ms)
+                .bind(&inventory.counts_json)
+                .bind(&inventory.digest)
+                .fetch_optional(pool)
+                .await
         })
-        .map_err(StoreError::query("record_inventory_version"))
+        .map_err(StoreError::query("record_inventory_version"))?;
+        if let Some(version) = version {
+            return Ok(version);
+        }
+        self.check_fence(&args, "record_inventory_version").await?;
+        Err(self.fenced_out(&args, "record_inventory_version"))
     }
 
     /// The inventory document with the highest version, if any was recorded.

@@ -4,6 +4,7 @@
 //! and finish the run without duplicates. Run creation honours the `Idempotency-Key` of
 //! `POST /v1/restores`.
 
+use crate::fence::FencedSql;
 use crate::{ItemState, RunMode, RunState, StepState, Store, StoreError};
 
 /// A run to create.
@@ -153,8 +154,11 @@ impl Store {
     ///
     /// # Errors
     ///
+    /// [`StoreError::ActiveDisaster`] when `run` is an active, non-dry-run disaster and another
+    /// such run is active (a partial unique index keeps it to one across replicas),
     /// [`StoreError::RunIdConflict`] when the id is taken by a run with another (or no)
-    /// idempotency key, [`StoreError::Query`] when the database fails.
+    /// idempotency key (or a blocking run finished as this one was refused: try again),
+    /// [`StoreError::Query`] when the database fails.
     pub async fn create_run(&self, run: &NewRun) -> Result<(RestoreRun, bool), StoreError> {
         let created = on_pool!(self, |pool| {
             sqlx::query_as::<_, RestoreRun>(
@@ -193,6 +197,20 @@ impl Store {
                 return Ok((existing, false));
             }
         }
+        // Not the key: the id, or the one-active-disaster index (migration 0003).
+        let taken = self.get_run(&run.id).await?.is_some();
+        if !taken && run.mode == RunMode::Disaster && !run.dry_run && run.state.is_active() {
+            let active = self.active_runs().await?;
+            if let Some(blocking) = active
+                .into_iter()
+                .find(|r| r.mode == RunMode::Disaster && !r.dry_run)
+            {
+                return Err(StoreError::ActiveDisaster {
+                    run_id: blocking.id,
+                });
+            }
+        }
+        // The id is taken, or the blocking run finished meanwhile: the caller tries again.
         Err(StoreError::RunIdConflict {
             run_id: run.id.clone(),
         })
@@ -236,23 +254,32 @@ impl Store {
     ///
     /// [`StoreError::NotFound`] when there is no such run, [`StoreError::Query`] when the
     /// database fails.
+    /// [`StoreError::Fenced`] on a [fenced](Store::fenced) handle whose tenure is over.
     pub async fn update_run(&self, id: &str, update: &RunUpdate) -> Result<RestoreRun, StoreError> {
-        on_pool!(self, |pool| {
-            sqlx::query_as::<_, RestoreRun>(
-                "UPDATE restore_runs SET state = $2, approved_by = $3, started_at_ms = $4, \
-                 finished_at_ms = $5, error = $6 WHERE id = $1 RETURNING *",
-            )
-            .bind(id)
-            .bind(update.state)
-            .bind(update.approved_by.as_deref())
-            .bind(update.started_at_ms)
-            .bind(update.finished_at_ms)
-            .bind(update.error.as_deref())
-            .fetch_optional(pool)
-            .await
+        const SQL: FencedSql = fenced_sql!(
+            "UPDATE restore_runs SET state = $6, approved_by = $7, started_at_ms = $8, \
+             finished_at_ms = $9, error = $10 WHERE id = $5 AND ",
+            " RETURNING *"
+        );
+        let args = self.fence_args("update_run")?;
+        let sql = self.pick(&SQL);
+        let updated = on_pool!(self, |pool| {
+            bind_fence!(sqlx::query_as::<_, RestoreRun>(sql), args)
+                .bind(id)
+                .bind(update.state)
+                .bind(update.approved_by.as_deref())
+                .bind(update.started_at_ms)
+                .bind(update.finished_at_ms)
+                .bind(update.error.as_deref())
+                .fetch_optional(pool)
+                .await
         })
-        .map_err(StoreError::query("update_run"))?
-        .ok_or_else(|| StoreError::NotFound {
+        .map_err(StoreError::query("update_run"))?;
+        if let Some(run) = updated {
+            return Ok(run);
+        }
+        self.check_fence(&args, "update_run").await?;
+        Err(StoreError::NotFound {
             entity: "restore run",
             id: id.to_owned(),
         })
@@ -265,28 +292,37 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError::Query`] when the database fails.
+    /// [`StoreError::Fenced`] on a [fenced](Store::fenced) handle whose tenure is over.
     pub async fn update_run_if(
         &self,
         id: &str,
         expected: RunState,
         update: &RunUpdate,
     ) -> Result<Option<RestoreRun>, StoreError> {
-        on_pool!(self, |pool| {
-            sqlx::query_as::<_, RestoreRun>(
-                "UPDATE restore_runs SET state = $3, approved_by = $4, started_at_ms = $5, \
-                 finished_at_ms = $6, error = $7 WHERE id = $1 AND state = $2 RETURNING *",
-            )
-            .bind(id)
-            .bind(expected)
-            .bind(update.state)
-            .bind(update.approved_by.as_deref())
-            .bind(update.started_at_ms)
-            .bind(update.finished_at_ms)
-            .bind(update.error.as_deref())
-            .fetch_optional(pool)
-            .await
+        const SQL: FencedSql = fenced_sql!(
+            "UPDATE restore_runs SET state = $7, approved_by = $8, started_at_ms = $9, \
+             finished_at_ms = $10, error = $11 WHERE id = $5 AND state = $6 AND ",
+            " RETURNING *"
+        );
+        let args = self.fence_args("update_run_if")?;
+        let sql = self.pick(&SQL);
+        let updated = on_pool!(self, |pool| {
+            bind_fence!(sqlx::query_as::<_, RestoreRun>(sql), args)
+                .bind(id)
+                .bind(expected)
+                .bind(update.state)
+                .bind(update.approved_by.as_deref())
+                .bind(update.started_at_ms)
+                .bind(update.finished_at_ms)
+                .bind(update.error.as_deref())
+                .fetch_optional(pool)
+                .await
         })
-        .map_err(StoreError::query("update_run_if"))
+        .map_err(StoreError::query("update_run_if"))?;
+        if updated.is_none() {
+            self.check_fence(&args, "update_run_if").await?;
+        }
+        Ok(updated)
     }
 
     /// Runs that are not finished (awaiting approval, pending, running or tearing down), oldest
@@ -317,33 +353,40 @@ impl Store {
     ///
     /// [`StoreError::NotFound`] when the run does not exist, [`StoreError::Query`] when the
     /// database fails.
+    /// [`StoreError::Fenced`] on a [fenced](Store::fenced) handle whose tenure is over.
     pub async fn upsert_step(&self, step: &RestoreStep) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO restore_steps (run_id, step_id, tier, kind, state, started_at_ms, \
-                 finished_at_ms, detail_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                 ON CONFLICT (run_id, step_id) DO UPDATE SET tier = excluded.tier, \
-                 kind = excluded.kind, state = excluded.state, \
-                 started_at_ms = excluded.started_at_ms, \
-                 finished_at_ms = excluded.finished_at_ms, detail_json = excluded.detail_json",
-            )
-            .bind(&step.run_id)
-            .bind(&step.step_id)
-            .bind(step.tier)
-            .bind(&step.kind)
-            .bind(step.state)
-            .bind(step.started_at_ms)
-            .bind(step.finished_at_ms)
-            .bind(&step.detail_json)
-            .execute(pool)
-            .await
-            .map(|_| ())
+        const SQL: FencedSql = fenced_sql!(
+            "INSERT INTO restore_steps (run_id, step_id, tier, kind, state, started_at_ms, \
+             finished_at_ms, detail_json) SELECT $5, $6, $7, $8, $9, $10, $11, $12 WHERE ",
+            " ON CONFLICT (run_id, step_id) DO UPDATE SET tier = excluded.tier, \
+             kind = excluded.kind, state = excluded.state, \
+             started_at_ms = excluded.started_at_ms, \
+             finished_at_ms = excluded.finished_at_ms, detail_json = excluded.detail_json"
+        );
+        let args = self.fence_args("upsert_step")?;
+        let sql = self.pick(&SQL);
+        let written = on_pool!(self, |pool| {
+            bind_fence!(sqlx::query(sql), args)
+                .bind(&step.run_id)
+                .bind(&step.step_id)
+                .bind(step.tier)
+                .bind(&step.kind)
+                .bind(step.state)
+                .bind(step.started_at_ms)
+                .bind(step.finished_at_ms)
+                .bind(&step.detail_json)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
         })
         .map_err(StoreError::query_or_missing_parent(
             "upsert_step",
             "restore run",
             &step.run_id,
         ))?;
+        if written == 0 {
+            self.check_fence(&args, "upsert_step").await?;
+        }
         Ok(())
     }
 
@@ -370,40 +413,47 @@ impl Store {
     ///
     /// [`StoreError::NotFound`] when the run does not exist, [`StoreError::Query`] when the
     /// database fails.
+    /// [`StoreError::Fenced`] on a [fenced](Store::fenced) handle whose tenure is over.
     pub async fn upsert_item(&self, item: &RestoreItem) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO restore_items (run_id, item_key, step_id, kind, primary_id, dr_id, \
-                 state, client_token, attempts, detail_json, last_error, updated_at_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-                 ON CONFLICT (run_id, item_key) DO UPDATE SET step_id = excluded.step_id, \
-                 kind = excluded.kind, primary_id = excluded.primary_id, \
-                 dr_id = excluded.dr_id, state = excluded.state, \
-                 client_token = excluded.client_token, attempts = excluded.attempts, \
-                 detail_json = excluded.detail_json, last_error = excluded.last_error, \
-                 updated_at_ms = excluded.updated_at_ms",
-            )
-            .bind(&item.run_id)
-            .bind(&item.item_key)
-            .bind(&item.step_id)
-            .bind(&item.kind)
-            .bind(&item.primary_id)
-            .bind(item.dr_id.as_deref())
-            .bind(item.state)
-            .bind(item.client_token.as_deref())
-            .bind(item.attempts)
-            .bind(&item.detail_json)
-            .bind(item.last_error.as_deref())
-            .bind(item.updated_at_ms)
-            .execute(pool)
-            .await
-            .map(|_| ())
+        const SQL: FencedSql = fenced_sql!(
+            "INSERT INTO restore_items (run_id, item_key, step_id, kind, primary_id, dr_id, \
+             state, client_token, attempts, detail_json, last_error, updated_at_ms) \
+             SELECT $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 WHERE ",
+            " ON CONFLICT (run_id, item_key) DO UPDATE SET step_id = excluded.step_id, \
+             kind = excluded.kind, primary_id = excluded.primary_id, \
+             dr_id = excluded.dr_id, state = excluded.state, \
+             client_token = excluded.client_token, attempts = excluded.attempts, \
+             detail_json = excluded.detail_json, last_error = excluded.last_error, \
+             updated_at_ms = excluded.updated_at_ms"
+        );
+        let args = self.fence_args("upsert_item")?;
+        let sql = self.pick(&SQL);
+        let written = on_pool!(self, |pool| {
+            bind_fence!(sqlx::query(sql), args)
+                .bind(&item.run_id)
+                .bind(&item.item_key)
+                .bind(&item.step_id)
+                .bind(&item.kind)
+                .bind(&item.primary_id)
+                .bind(item.dr_id.as_deref())
+                .bind(item.state)
+                .bind(item.client_token.as_deref())
+                .bind(item.attempts)
+                .bind(&item.detail_json)
+                .bind(item.last_error.as_deref())
+                .bind(item.updated_at_ms)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
         })
         .map_err(StoreError::query_or_missing_parent(
             "upsert_item",
             "restore run",
             &item.run_id,
         ))?;
+        if written == 0 {
+            self.check_fence(&args, "upsert_item").await?;
+        }
         Ok(())
     }
 

@@ -5,7 +5,8 @@
 //! It owns everything pilotlight must remember between cycles and across crashes: the primary →
 //! DR resource map (R1), the snapshot/AMI copy ledger (R2–R4), the pointer to the latest S3
 //! inventory (R5), the crash-resumable restore journal of runs, steps and items (D10), the
-//! append-only audit log (D1) and the leader lease with a fencing token (P2).
+//! append-only audit log (D1) and the leader lease with a fencing token (P2), which the
+//! leader's writes are checked against ([`Store::fenced`], [`FenceSlot`]).
 //!
 //! Conventions shared by every table: timestamps are `BIGINT` unix **milliseconds** passed in by
 //! the caller (`now_ms`), so tests control time; JSON documents are `TEXT` columns whose Rust
@@ -38,6 +39,8 @@ macro_rules! on_pool {
     };
 }
 
+#[macro_use]
+mod fence;
 mod audit;
 mod copies;
 mod error;
@@ -51,6 +54,7 @@ pub mod types;
 pub use audit::{AuditEntry, NewAuditEntry};
 pub use copies::{CopyRecord, CopyStateCount, CopyUpdate, CopyWatermark, NewCopy};
 pub use error::StoreError;
+pub use fence::{Fence, FenceSlot};
 pub use inventory::{InventoryVersion, NewInventoryVersion};
 pub use journal::{ItemStateCount, NewRun, RestoreItem, RestoreRun, RestoreStep, RunUpdate};
 pub use lease::Lease;
@@ -114,6 +118,8 @@ enum Pool {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
+    /// Set on the leader's handle (see [`Store::fenced`]).
+    fence: Option<FenceSlot>,
 }
 
 impl Store {
@@ -152,6 +158,7 @@ impl Store {
             tracing::debug!(backend = %Backend::Postgres, "state store connected");
             return Ok(Store {
                 pool: Pool::Postgres(pool),
+                fence: None,
             });
         }
         if let Some(rest) = url.strip_prefix("sqlite:") {
@@ -159,6 +166,7 @@ impl Store {
             tracing::debug!(backend = %Backend::Sqlite, "state store connected");
             return Ok(Store {
                 pool: Pool::Sqlite(pool),
+                fence: None,
             });
         }
         let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);

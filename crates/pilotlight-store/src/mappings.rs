@@ -2,6 +2,7 @@
 //! resource (VPC, subnet, security group, route table, gateway, …) with its DR id, the
 //! fingerprint of the primary spec last applied, and whether the primary still exists.
 
+use crate::fence::FencedSql;
 use crate::{MappingStatus, Store, StoreError};
 
 /// A mapping to insert or overwrite; the key is (`kind`, `primary_id`).
@@ -64,34 +65,43 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError::Query`] when the database fails.
+    /// [`StoreError::Fenced`] on a [fenced](Store::fenced) handle whose tenure is over.
     pub async fn upsert_mapping(
         &self,
         mapping: &NewMapping,
         now_ms: i64,
     ) -> Result<Mapping, StoreError> {
-        on_pool!(self, |pool| {
-            sqlx::query_as::<_, Mapping>(
-                "INSERT INTO resource_mappings (kind, primary_id, dr_id, primary_region, \
-                 dr_region, fingerprint, status, created_at_ms, updated_at_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
-                 ON CONFLICT (kind, primary_id) DO UPDATE SET \
-                 dr_id = excluded.dr_id, primary_region = excluded.primary_region, \
-                 dr_region = excluded.dr_region, fingerprint = excluded.fingerprint, \
-                 status = excluded.status, updated_at_ms = excluded.updated_at_ms \
-                 RETURNING *",
-            )
-            .bind(&mapping.kind)
-            .bind(&mapping.primary_id)
-            .bind(&mapping.dr_id)
-            .bind(&mapping.primary_region)
-            .bind(&mapping.dr_region)
-            .bind(&mapping.fingerprint)
-            .bind(mapping.status)
-            .bind(now_ms)
-            .fetch_one(pool)
-            .await
+        const SQL: FencedSql = fenced_sql!(
+            "INSERT INTO resource_mappings (kind, primary_id, dr_id, primary_region, \
+             dr_region, fingerprint, status, created_at_ms, updated_at_ms) \
+             SELECT $5, $6, $7, $8, $9, $10, $11, $12, $12 WHERE ",
+            " ON CONFLICT (kind, primary_id) DO UPDATE SET \
+             dr_id = excluded.dr_id, primary_region = excluded.primary_region, \
+             dr_region = excluded.dr_region, fingerprint = excluded.fingerprint, \
+             status = excluded.status, updated_at_ms = excluded.updated_at_ms \
+             RETURNING *"
+        );
+        let args = self.fence_args("upsert_mapping")?;
+        let sql = self.pick(&SQL);
+        let stored = on_pool!(self, |pool| {
+            bind_fence!(sqlx::query_as::<_, Mapping>(sql), args)
+                .bind(&mapping.kind)
+                .bind(&mapping.primary_id)
+                .bind(&mapping.dr_id)
+                .bind(&mapping.primary_region)
+                .bind(&mapping.dr_region)
+                .bind(&mapping.fingerprint)
+                .bind(mapping.status)
+                .bind(now_ms)
+                .fetch_optional(pool)
+                .await
         })
-        .map_err(StoreError::query("upsert_mapping"))
+        .map_err(StoreError::query("upsert_mapping"))?;
+        if let Some(stored) = stored {
+            return Ok(stored);
+        }
+        self.check_fence(&args, "upsert_mapping").await?;
+        Err(self.fenced_out(&args, "upsert_mapping"))
     }
 
     /// The mapping of (`kind`, `primary_id`), if any.
@@ -171,6 +181,7 @@ impl Store {
     ///
     /// [`StoreError::NotFound`] when there is no such mapping, [`StoreError::Query`] when the
     /// database fails.
+    /// [`StoreError::Fenced`] on a [fenced](Store::fenced) handle whose tenure is over.
     pub async fn set_mapping_status(
         &self,
         kind: &str,
@@ -178,21 +189,26 @@ impl Store {
         status: MappingStatus,
         now_ms: i64,
     ) -> Result<(), StoreError> {
+        const SQL: FencedSql = fenced_sql!(
+            "UPDATE resource_mappings SET status = $7, updated_at_ms = $8 \
+             WHERE kind = $5 AND primary_id = $6 AND ",
+            ""
+        );
+        let args = self.fence_args("set_mapping_status")?;
+        let sql = self.pick(&SQL);
         let result = on_pool!(self, |pool| {
-            sqlx::query(
-                "UPDATE resource_mappings SET status = $3, updated_at_ms = $4 \
-                 WHERE kind = $1 AND primary_id = $2",
-            )
-            .bind(kind)
-            .bind(primary_id)
-            .bind(status)
-            .bind(now_ms)
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected())
+            bind_fence!(sqlx::query(sql), args)
+                .bind(kind)
+                .bind(primary_id)
+                .bind(status)
+                .bind(now_ms)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
         })
         .map_err(StoreError::query("set_mapping_status"))?;
         if result == 0 {
+            self.check_fence(&args, "set_mapping_status").await?;
             return Err(StoreError::NotFound {
                 entity: "resource mapping",
                 id: format!("{kind}/{primary_id}"),
@@ -206,9 +222,16 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError::Query`] when the database fails.
+    /// [`StoreError::Fenced`] on a [fenced](Store::fenced) handle whose tenure is over.
     pub async fn delete_mapping(&self, kind: &str, primary_id: &str) -> Result<bool, StoreError> {
+        const SQL: FencedSql = fenced_sql!(
+            "DELETE FROM resource_mappings WHERE kind = $5 AND primary_id = $6 AND ",
+            ""
+        );
+        let args = self.fence_args("delete_mapping")?;
+        let sql = self.pick(&SQL);
         let deleted = on_pool!(self, |pool| {
-            sqlx::query("DELETE FROM resource_mappings WHERE kind = $1 AND primary_id = $2")
+            bind_fence!(sqlx::query(sql), args)
                 .bind(kind)
                 .bind(primary_id)
                 .execute(pool)
@@ -216,6 +239,9 @@ impl Store {
                 .map(|done| done.rows_affected())
         })
         .map_err(StoreError::query("delete_mapping"))?;
+        if deleted == 0 {
+            self.check_fence(&args, "delete_mapping").await?;
+        }
         Ok(deleted > 0)
     }
 }

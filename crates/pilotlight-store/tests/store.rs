@@ -18,9 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use pilotlight_store::{
-    Backend, CopyKind, CopyState, CopyUpdate, ItemState, MappingStatus, NewAuditEntry, NewCopy,
-    NewInventoryVersion, NewMapping, NewRun, RestoreItem, RestoreStep, RunMode, RunState,
-    RunUpdate, StepState, Store, StoreError, StoreOptions,
+    Backend, CopyKind, CopyState, CopyUpdate, Fence, FenceSlot, ItemState, MappingStatus,
+    NewAuditEntry, NewCopy, NewInventoryVersion, NewMapping, NewRun, RestoreItem, RestoreStep,
+    RunMode, RunState, RunUpdate, StepState, Store, StoreError, StoreOptions,
 };
 use sqlx::{AssertSqlSafe, Connection};
 
@@ -63,6 +63,9 @@ both_backends!(
     check_audit,
     check_lease,
     check_lease_race,
+    check_fenced_writes,
+    check_fenced_write_races_a_take_over,
+    check_one_active_disaster,
     check_reopen,
 );
 
@@ -475,6 +478,14 @@ fn new_run(id: &str, key: Option<&str>, state: RunState, created_ms: i64) -> New
         requested_by: "alice".to_owned(),
         idempotency_key: key.map(str::to_owned),
         created_at_ms: created_ms,
+    }
+}
+
+/// A drill (not a dry run) without an idempotency key.
+fn new_drill(id: &str, state: RunState, created_ms: i64) -> NewRun {
+    NewRun {
+        mode: RunMode::Drill,
+        ..new_run(id, None, state, created_ms)
     }
 }
 
@@ -1089,8 +1100,10 @@ async fn check_runs(db: TestDb) {
     assert!(matches!(err, StoreError::RunIdConflict { .. }), "{err:?}");
 
     // Runs without keys, a drill with dry_run.
+    // Only one disaster may be active (see check_one_active_disaster): the other active runs
+    // here are drills.
     let (_, created) = store
-        .create_run(&new_run("run-2", None, RunState::Running, 2_000))
+        .create_run(&new_drill("run-2", RunState::Running, 2_000))
         .await
         .unwrap();
     assert!(created);
@@ -1106,10 +1119,7 @@ async fn check_runs(db: TestDb) {
         ("run-6", RunState::Failed, 6_000),
         ("run-7", RunState::Cancelled, 7_000),
     ] {
-        store
-            .create_run(&new_run(id, None, state, at))
-            .await
-            .unwrap();
+        store.create_run(&new_drill(id, state, at)).await.unwrap();
     }
 
     let newest: Vec<String> = store
@@ -1239,7 +1249,7 @@ async fn check_steps_and_items(db: TestDb) {
         .await
         .unwrap();
     store
-        .create_run(&new_run("run-b", None, RunState::Running, 2))
+        .create_run(&new_drill("run-b", RunState::Running, 2))
         .await
         .unwrap();
 
@@ -1642,6 +1652,445 @@ async fn check_lease_race(db: TestDb) {
         store.current_lease("leader").await.unwrap().as_ref(),
         Some(&winners[0])
     );
+}
+
+/// The wall clock in unix ms: fenced writes judge the lease's expiry by it.
+fn wall_ms() -> i64 {
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+const LEADER: &str = "pilotlight-leader";
+
+fn fence_of(lease: &pilotlight_store::Lease) -> Fence {
+    Fence {
+        lease: lease.name.clone(),
+        holder: lease.holder.clone(),
+        token: lease.fencing_token,
+    }
+}
+
+/// The outcomes of [`leader_writes`], by operation.
+type Outcomes = Vec<(&'static str, Result<(), StoreError>)>;
+
+/// Every leader-only write through `store`, on rows the caller created (`run-f`, copy `copy`,
+/// mapping `subnet/subnet-f`). With `reset`, the slot is given that tenure again before each
+/// write, so every write meets the store's check itself (not just the emptied slot).
+async fn leader_writes(
+    store: &Store,
+    copy: i64,
+    round: i32,
+    reset: Option<(&FenceSlot, &Fence)>,
+) -> Outcomes {
+    let reset = || {
+        if let Some((slot, fence)) = reset {
+            slot.set(Some(fence.clone()));
+        }
+    };
+    let mut out: Outcomes = Vec::new();
+    reset();
+    let mut it = item("run-f", "instance/i-f", ItemState::Requested);
+    it.attempts = round;
+    out.push(("upsert_item", store.upsert_item(&it).await));
+    reset();
+    let mut st = step("run-f", "t1/ec2", 1, StepState::Running);
+    st.detail_json = format!(r#"{{"round":{round}}}"#);
+    out.push(("upsert_step", store.upsert_step(&st).await));
+    let run = store.get_run("run-f").await.unwrap().unwrap();
+    let mut update = RunUpdate::from(&run);
+    update.error = Some(format!("round {round}"));
+    reset();
+    out.push((
+        "update_run",
+        store.update_run("run-f", &update).await.map(|_| ()),
+    ));
+    reset();
+    out.push((
+        "update_run_if",
+        store
+            .update_run_if("run-f", run.state, &update)
+            .await
+            .map(|updated| assert!(updated.is_some())),
+    ));
+    let source = format!("snap-round-{round}");
+    reset();
+    out.push((
+        "insert_copy",
+        store
+            .insert_copy(&new_copy(CopyKind::EbsSnapshot, &source, "vol-f", 1))
+            .await
+            .map(|_| ()),
+    ));
+    let current = store.get_copy(copy).await.unwrap().unwrap();
+    let mut cu = CopyUpdate::from(&current);
+    cu.attempts = round;
+    reset();
+    out.push((
+        "update_copy",
+        store.update_copy(copy, &cu).await.map(|_| ()),
+    ));
+    let mut mapping = new_mapping("subnet", "subnet-f");
+    mapping.fingerprint = format!("fp-round-{round}");
+    reset();
+    out.push((
+        "upsert_mapping",
+        store.upsert_mapping(&mapping, 100).await.map(|_| ()),
+    ));
+    reset();
+    out.push((
+        "set_mapping_status",
+        store
+            .set_mapping_status("subnet", "subnet-f", MappingStatus::Active, 200)
+            .await,
+    ));
+    reset();
+    out.push((
+        "delete_mapping",
+        store
+            .delete_mapping("subnet", &format!("subnet-gone-{round}"))
+            .await
+            .map(|existed| assert!(!existed)),
+    ));
+    reset();
+    out.push((
+        "record_inventory_version",
+        store
+            .record_inventory_version(&NewInventoryVersion {
+                schema_version: 1,
+                bucket: "b".to_owned(),
+                object_key: format!("inventory/{round}.json"),
+                sha256: "00".to_owned(),
+                size_bytes: 1,
+                captured_at_ms: 1,
+                counts_json: "{}".to_owned(),
+                digest: format!("d{round}"),
+            })
+            .await
+            .map(|_| ()),
+    ));
+    out
+}
+
+fn all_ok(outcomes: &Outcomes) -> bool {
+    outcomes.iter().all(|(_, r)| r.is_ok())
+}
+
+/// Whether every write was refused as a fenced write of its own operation, with `token`.
+fn all_fenced(outcomes: &Outcomes, token: Option<i64>) -> bool {
+    outcomes.len() == 10
+        && outcomes.iter().all(|(name, r)| {
+            matches!(r, Err(StoreError::Fenced { operation, token: t })
+                if operation == name && *t == token)
+        })
+}
+
+/// What the leader-only writes leave behind, to show a refused round changed nothing.
+async fn leader_written(store: &Store, copy: i64) -> String {
+    format!(
+        "{:?} {:?} {:?} {:?} {:?} {:?}",
+        store.get_item("run-f", "instance/i-f").await.unwrap(),
+        store.list_steps("run-f").await.unwrap(),
+        store.get_run("run-f").await.unwrap(),
+        store.list_copies(None, &[], 100).await.unwrap(),
+        store.get_mapping("subnet", "subnet-f").await.unwrap(),
+        store
+            .latest_inventory()
+            .await
+            .unwrap()
+            .map(|v| v.object_key),
+    ) + &copy.to_string()
+}
+
+async fn check_fenced_writes(db: TestDb) {
+    let store = &db.store;
+    store
+        .create_run(&new_run("run-f", None, RunState::Running, 1))
+        .await
+        .unwrap();
+    let copy = store
+        .insert_copy(&new_copy(CopyKind::EbsSnapshot, "snap-f", "vol-f", 1))
+        .await
+        .unwrap();
+    let now = wall_ms();
+    let a = store
+        .try_acquire_lease(LEADER, "replica-a", 60_000, now)
+        .await
+        .unwrap()
+        .unwrap();
+    let slot = FenceSlot::new();
+    let leader = store.fenced(&slot);
+    let mut refusals = slot.subscribe();
+
+    // No tenure yet: refused without a query, and the refusal is reported.
+    let err = leader
+        .upsert_item(&item("run-f", "instance/i-f", ItemState::Requested))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Fenced {
+                operation: "upsert_item",
+                token: None
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(store.get_item("run-f", "instance/i-f").await.unwrap(), None);
+    assert!(refusals.has_changed().unwrap());
+    refusals.mark_unchanged();
+
+    // While the tenure holds the lease, every leader-only write goes through.
+    slot.set(Some(fence_of(&a)));
+    let outcomes = leader_writes(&leader, copy, 1, None).await;
+    assert!(all_ok(&outcomes), "{outcomes:?}");
+    assert_eq!(slot.refused(), 1);
+    assert!(!refusals.has_changed().unwrap());
+    // A write that changes no row for its own reasons is not a refusal.
+    let run = store.get_run("run-f").await.unwrap().unwrap();
+    assert!(matches!(
+        leader
+            .update_run("run-missing", &RunUpdate::from(&run))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(
+        leader
+            .update_run_if("run-f", RunState::Pending, &RunUpdate::from(&run))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(slot.current(), Some(fence_of(&a)));
+    assert_eq!(slot.refused(), 1);
+
+    // Replica B takes the lease over (A's lapsed by B's clock): every write A's tenure makes
+    // from now on is refused by the store, changes nothing, and empties A's slot.
+    let b = store
+        .try_acquire_lease(LEADER, "replica-b", 60_000, now + 60_001)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(b.fencing_token, a.fencing_token + 1);
+    let before = leader_written(store, copy).await;
+    let outcomes = leader_writes(&leader, copy, 2, Some((&slot, &fence_of(&a)))).await;
+    assert!(all_fenced(&outcomes, Some(a.fencing_token)), "{outcomes:?}");
+    assert_eq!(slot.current(), None);
+    assert_eq!(slot.refused(), 11);
+    assert!(refusals.has_changed().unwrap());
+    assert_eq!(leader_written(store, copy).await, before);
+    // Once emptied, the slot refuses without asking the database.
+    let outcomes = leader_writes(&leader, copy, 2, None).await;
+    assert!(all_fenced(&outcomes, None), "{outcomes:?}");
+    assert_eq!(leader_written(store, copy).await, before);
+
+    // B's tenure writes; the unfenced handle (the API's, on any replica) is never fenced.
+    let slot_b = FenceSlot::new();
+    slot_b.set(Some(fence_of(&b)));
+    let outcomes = leader_writes(&store.fenced(&slot_b), copy, 3, None).await;
+    assert!(all_ok(&outcomes), "{outcomes:?}");
+    let outcomes = leader_writes(store, copy, 4, None).await;
+    assert!(all_ok(&outcomes), "{outcomes:?}");
+
+    // A lease that lapsed with nobody taking it over fences its holder too.
+    assert!(store.release_lease(LEADER, "replica-b").await.unwrap());
+    let before = leader_written(store, copy).await;
+    let outcomes = leader_writes(
+        &store.fenced(&slot_b),
+        copy,
+        5,
+        Some((&slot_b, &fence_of(&b))),
+    )
+    .await;
+    assert!(all_fenced(&outcomes, Some(b.fencing_token)), "{outcomes:?}");
+    assert_eq!(leader_written(store, copy).await, before);
+    assert_eq!(slot_b.current(), None);
+}
+
+async fn check_fenced_write_races_a_take_over(db: TestDb) {
+    let store = db.store.clone();
+    store
+        .create_run(&new_run("run-f", None, RunState::Running, 1))
+        .await
+        .unwrap();
+    let now = wall_ms();
+    let a = store
+        .try_acquire_lease(LEADER, "replica-a", 60_000, now)
+        .await
+        .unwrap()
+        .unwrap();
+    let slot = FenceSlot::new();
+    slot.set(Some(fence_of(&a)));
+    let leader = store.fenced(&slot);
+    // Four writers of A's tenure write as fast as they can, each its own item, counting up;
+    // each stops at its first refusal and answers the last count it wrote.
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let leader = leader.clone();
+        writers.push(tokio::spawn(async move {
+            let key = format!("instance/w{w}");
+            let mut written = 0;
+            loop {
+                let mut it = item("run-f", &key, ItemState::Requested);
+                it.attempts = written + 1;
+                match leader.upsert_item(&it).await {
+                    Ok(()) => written += 1,
+                    Err(StoreError::Fenced { .. }) => return (key, written),
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+        }));
+    }
+    poll_store("the writers to get going", || async {
+        let items = store.list_items("run-f", None).await.unwrap();
+        items.len() == 4 && items.iter().all(|i| i.attempts >= 3)
+    })
+    .await;
+    // The take-over commits while writes are in flight. Whatever A wrote is visible to B the
+    // moment it holds the lease, and nothing A writes lands after that.
+    store
+        .try_acquire_lease(LEADER, "replica-b", 60_000, now + 60_001)
+        .await
+        .unwrap()
+        .unwrap();
+    let seen_by_b: Vec<(String, i32)> = store
+        .list_items("run-f", None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.item_key, i.attempts))
+        .collect();
+    let mut last_written = Vec::new();
+    for writer in writers {
+        last_written.push(writer.await.unwrap());
+    }
+    last_written.sort();
+    let after: Vec<(String, i32)> = store
+        .list_items("run-f", None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.item_key, i.attempts))
+        .collect();
+    assert_eq!(
+        after, seen_by_b,
+        "a deposed writer's write landed after the take-over"
+    );
+    assert_eq!(after, last_written, "a write reported done is missing");
+    assert_eq!(slot.current(), None);
+}
+
+/// Polls `check` every 10 ms for up to 30 s.
+async fn poll_store<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+async fn check_one_active_disaster(db: TestDb) {
+    const DECLARERS: usize = 8;
+    let store = &db.store;
+    // Replicas declaring at the same moment: exactly one disaster run is created.
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(DECLARERS));
+    let mut tasks = Vec::new();
+    for i in 0..DECLARERS {
+        let store = store.clone();
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let state = if i % 2 == 0 {
+                RunState::AwaitingApproval
+            } else {
+                RunState::Pending
+            };
+            store
+                .create_run(&new_run(&format!("run-d{i}"), None, state, 1_000))
+                .await
+        }));
+    }
+    let mut created = Vec::new();
+    let mut refused = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok((run, true)) => created.push(run.id),
+            Err(StoreError::ActiveDisaster { run_id }) => refused.push(run_id),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert_eq!(refused, vec![created[0].clone(); DECLARERS - 1]);
+    let winner = created[0].clone();
+
+    // Drills, dry runs and finished disasters are not limited; a retried declaration with the
+    // active run's key gets that run.
+    store
+        .create_run(&new_drill("run-drill", RunState::Running, 2_000))
+        .await
+        .unwrap();
+    let mut dry = new_run("run-dry", None, RunState::Pending, 2_000);
+    dry.dry_run = true;
+    store.create_run(&dry).await.unwrap();
+    store
+        .create_run(&new_run("run-old", None, RunState::Failed, 500))
+        .await
+        .unwrap();
+    let err = store
+        .create_run(&new_run("run-late", Some("late"), RunState::Pending, 3_000))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::ActiveDisaster { ref run_id } if *run_id == winner),
+        "{err:?}"
+    );
+
+    // Every active state blocks; once the active one ends, the next disaster can be declared.
+    let mut run = store.get_run(&winner).await.unwrap().unwrap();
+    for state in [RunState::Pending, RunState::Running, RunState::Succeeded] {
+        let mut update = RunUpdate::from(&run);
+        update.state = state;
+        run = store.update_run(&winner, &update).await.unwrap();
+        let result = store
+            .create_run(&new_run("run-next", Some("next"), RunState::Pending, 4_000))
+            .await;
+        if state.is_active() {
+            assert!(
+                matches!(result, Err(StoreError::ActiveDisaster { .. })),
+                "{state}: {result:?}"
+            );
+        } else {
+            assert!(result.unwrap().1, "{state}");
+        }
+    }
+    let (again, created) = store
+        .create_run(&new_run(
+            "run-next-2",
+            Some("next"),
+            RunState::Pending,
+            5_000,
+        ))
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(again.id, "run-next");
+    // Reopening a finished disaster while another is active is refused too.
+    let mut update = RunUpdate::from(&run);
+    update.state = RunState::Running;
+    let err = store.update_run(&winner, &update).await.unwrap_err();
+    assert!(matches!(err, StoreError::Query { .. }), "{err:?}");
 }
 
 async fn check_reopen(db: TestDb) {
