@@ -56,6 +56,8 @@ pub struct Config {
     pub readiness: ReadinessConfig,
     /// How a restore is planned and run (SPEC D2, D3).
     pub restore: RestoreConfig,
+    /// Drills: scheduled test restores that tear themselves down (SPEC D12).
+    pub drill: DrillConfig,
     /// Overrides of the AWS API token buckets (SPEC D8).
     pub throttle: ThrottleConfig,
     /// Logging.
@@ -771,6 +773,24 @@ impl Default for RestoreConfig {
             hooks: Vec::new(),
         }
     }
+}
+
+/// `[drill]`: drills, full restores into the DR region that never touch production DNS and
+/// tear down everything they created (SPEC D12).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DrillConfig {
+    /// When the leader declares a drill by itself: a five-field cron expression in UTC
+    /// (`"0 3 * * 1"` is Mondays 03:00), or empty for no scheduled drills. A scheduled drill
+    /// is skipped while another run is active.
+    pub schedule: String,
+    /// Tiers a scheduled drill restores (empty: every tier).
+    pub tiers: Vec<u8>,
+    /// Tenants whose clusters a scheduled drill restores (empty: the whole estate).
+    pub tenants: Vec<String>,
+    /// How long a drill's restored estate stays up before the teardown starts, in seconds
+    /// (0 to 86,400): time for smoke tests against it.
+    pub hold_secs: u64,
 }
 
 /// Parses a tier number as written in a table key: exactly one of `"1"` to `"9"`.

@@ -7,6 +7,7 @@ pub mod aws_limits;
 pub mod capacity;
 pub mod config;
 pub mod copy;
+pub mod cron;
 pub mod digest;
 pub mod elb_zones;
 pub mod fallback;

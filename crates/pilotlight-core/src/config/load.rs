@@ -14,7 +14,7 @@ use crate::fallback::FallbackPolicy;
 
 use super::hooks::{HookAfter, HookFailure, HookMode};
 use super::{
-    ApiConfig, AwsConfig, Config, ConfigError, ConfigErrors, CopyConfig, DaemonConfig,
+    ApiConfig, AwsConfig, Config, ConfigError, ConfigErrors, CopyConfig, DaemonConfig, DrillConfig,
     InventoryConfig, LogConfig, NetworkConfig, QuotasConfig, ReadinessConfig, ReconcileConfig,
     RegionsConfig, RestoreConfig, Role, S3WatchConfig, Source, StoreConfig, ThrottleConfig,
     TiersConfig, parse_throttle_key, parse_tier,
@@ -274,6 +274,7 @@ const SECTIONS: &[(&str, Check)] = &[
             ],
         )
     }),
+    ("drill", |l, p, v| l.check_struct::<DrillConfig>(p, v, &[])),
     ("throttle", |l, p, v| {
         l.check_struct::<ThrottleConfig>(
             p,

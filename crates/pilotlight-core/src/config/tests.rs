@@ -932,6 +932,12 @@ name = "notify"
 url = "http://127.0.0.1:9999/"
 secret_file = "/run/notify"
 
+[drill]
+schedule = "0 3 * * 1"
+tiers = [1, 2]
+tenants = ["acme"]
+hold_secs = 600
+
 [throttle]
 time_scale = 60
 overrides = { "ec2:RunInstances" = { burst = 5, refill_per_sec = 2.0 } }
@@ -1137,6 +1143,12 @@ fn full() -> Config {
                 },
             ],
         },
+        drill: DrillConfig {
+            schedule: "0 3 * * 1".to_owned(),
+            tiers: vec![1, 2],
+            tenants: vec!["acme".to_owned()],
+            hold_secs: 600,
+        },
         throttle: ThrottleConfig {
             time_scale: 60.0,
             overrides: BTreeMap::from([(
@@ -1242,7 +1254,7 @@ fn all_keys() -> Vec<(String, String)> {
             _ => panic!("{section} is neither a table nor the tenants array"),
         }
     }
-    assert_eq!(keys.len(), 103, "every key of every section: {keys:?}");
+    assert_eq!(keys.len(), 107, "every key of every section: {keys:?}");
     keys
 }
 

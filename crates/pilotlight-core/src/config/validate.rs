@@ -28,6 +28,7 @@ pub(super) fn validate(config: &Config, l: &mut Loader) {
     quotas(config, l);
     readiness(config, l);
     restore(config, l);
+    drill(config, l);
     throttle(config, l);
     log(config, l);
     daemon(config, l);
@@ -838,6 +839,28 @@ pub(super) fn is_instance_family(name: &str) -> bool {
 /// How a bad instance family is described in messages.
 const FAMILY_SHAPE: &str =
     "lowercase letters, digits and `-`, starting with a letter, like `r5` or `m7i-flex`";
+
+/// `[drill]`: the schedule parses, tiers are tiers, the hold is bounded.
+fn drill(config: &Config, l: &mut Loader) {
+    let drill = &config.drill;
+    let schedule = drill.schedule.trim();
+    let parsed = (!schedule.is_empty()).then(|| crate::cron::Cron::parse(schedule));
+    check(
+        l,
+        &["drill", "schedule"],
+        !matches!(parsed, Some(Err(_))),
+        || match parsed {
+            Some(Err(e)) => e.reason,
+            _ => String::new(),
+        },
+    );
+    for tier in &drill.tiers {
+        check(l, &["drill", "tiers"], (1..=9).contains(tier), || {
+            format!("{tier} is not a tier: expected 1 to 9")
+        });
+    }
+    in_range(l, &["drill", "hold_secs"], drill.hold_secs, 0, 86_400);
+}
 
 /// `[restore.fallback]`: plan B's knobs (SPEC D4).
 fn fallback(policy: &FallbackPolicy, l: &mut Loader) {
