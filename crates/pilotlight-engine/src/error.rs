@@ -20,6 +20,14 @@ pub enum ReconcileError {
     /// Shutdown was requested; the work done so far is recorded.
     #[error("cancelled by shutdown")]
     Cancelled,
+    /// A restore hook the run waits for (`on_failure = "fail"`) failed or timed out: the run
+    /// starts no later stage and fails (SPEC D13).
+    #[error("restore hook `{hook}` after {stage} failed: {reason}")]
+    HookFailed {
+        hook: String,
+        stage: String,
+        reason: String,
+    },
 }
 
 impl From<AwsError> for ReconcileError {
@@ -36,6 +44,7 @@ impl ReconcileError {
             ReconcileError::Store(_) => "store",
             ReconcileError::Unexpected { .. } => "unexpected",
             ReconcileError::Cancelled => "cancelled",
+            ReconcileError::HookFailed { .. } => "hook",
         }
     }
 

@@ -423,6 +423,10 @@ pub async fn run(
         dr: dr_sdk.clone(),
         aws: ctx.clone(),
         settings: restore_settings,
+        hooks: Arc::new(pilotlight_engine::restore::hooks::Hooks::new(
+            &config.restore.hooks,
+            &daemon.secrets.hook_secrets,
+        )),
         mode: restore_mode.clone(),
         cache_metrics,
         metrics: restore_metrics,

@@ -1,6 +1,8 @@
-//! Reads the secrets a config names by path: API tokens, static AWS keys, the store URL file.
+//! Reads the secrets a config names by path: API tokens, static AWS keys, the store URL file,
+//! the restore hooks' signing secrets.
 //! Every unreadable or empty file is reported, all at once, like config errors.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use pilotlight_core::config::{Config, ConfigError, ConfigErrors, Source};
@@ -22,6 +24,8 @@ pub struct Secrets {
     pub aws_keys: Option<(Secret, Secret)>,
     /// The store URL read from `store.url_file`.
     pub store_url: Option<Secret>,
+    /// Each restore hook's signing secret, by hook name (`restore.hooks[].secret_file`).
+    pub hook_secrets: BTreeMap<String, Secret>,
 }
 
 fn read(path: &Path, key: &str, errors: &mut Vec<ConfigError>) -> Option<Secret> {
@@ -82,6 +86,12 @@ pub fn load(config: &Config) -> Result<Secrets, ConfigErrors> {
     }
     if let Some(p) = &config.store.url_file {
         out.store_url = read(p, "store.url_file", &mut errors);
+    }
+    for (i, hook) in config.restore.hooks.iter().enumerate() {
+        let key = format!("restore.hooks[{i}].secret_file");
+        if let Some(secret) = read(&hook.secret_file, &key, &mut errors) {
+            out.hook_secrets.insert(hook.name.clone(), secret);
+        }
     }
     if errors.is_empty() {
         Ok(out)

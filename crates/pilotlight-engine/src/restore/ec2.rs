@@ -7,7 +7,9 @@
 //! back in the launch's block-device mappings, or — under `create_attach` — as `CreateVolume`
 //! from the DR snapshot in the instance's AZ as soon as its launch returns. The tier is up
 //! when every instance runs (gate `running`) or passes its status checks (gate `healthy`); one
-//! `DescribeInstances` per poll covers every instance still pending. The next tier starts then,
+//! `DescribeInstances` per poll covers every instance still pending. At the gate the tier's
+//! restore hooks are called (D13, [`super::hooks`]; a waited-for one holds what follows). The
+//! next tier starts then,
 //! while the tier's volumes are attached beside it (step `t<tier>/volumes`, tiers in order):
 //! `AttachVolume`'s bucket is the scarcest of a restore with data volumes and must not idle
 //! while the next tier boots.
@@ -40,7 +42,7 @@ use aws_sdk_ec2::types::{
 };
 use futures::{FutureExt, StreamExt};
 use pilotlight_aws::ErrorKind;
-use pilotlight_core::config::{TierGate, VolumeStrategy};
+use pilotlight_core::config::{HookStage, TierGate, VolumeStrategy};
 use pilotlight_core::fallback::{Attempt, LaunchRequest, UnavailableCache, next_attempt};
 use pilotlight_core::inventory::InstanceTypeInfo;
 use pilotlight_core::plan::{DataVolume, LaunchGroup, TierPlan, VolumeMethod};
@@ -155,8 +157,11 @@ pub async fn restore_tiers(ctx: &RunCtx) -> Result<Ec2Outcome, ReconcileError> {
                     .iter()
                     .map(|(k, v)| (k.clone(), v.clone())),
             );
+            let resources = super::hooks::tier_resources(&up.outcome);
             // The volume loop only ends early on an error, which the join reports.
             let _ = to_attach.unbounded_send((index, up));
+            // The tier's hooks (D13): a waited-for one holds the next tier's launches.
+            super::hooks::after(ctx, HookStage::Tier(tier.tier), resources).await?;
         }
         Ok::<_, ReconcileError>(outcome)
     };

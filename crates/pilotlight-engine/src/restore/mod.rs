@@ -34,6 +34,7 @@
 
 mod dns;
 mod ec2;
+pub mod hooks;
 mod journal;
 mod lb;
 pub mod progress;
@@ -133,6 +134,8 @@ pub struct RunCtx {
     pub stop: CancellationToken,
     /// This run's calls by operation (D11).
     pub tally: Arc<CallTally>,
+    /// The restore hooks called after each stage (D13).
+    pub hooks: Arc<hooks::Hooks>,
 }
 
 impl RunCtx {

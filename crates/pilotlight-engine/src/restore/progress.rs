@@ -68,6 +68,7 @@ pub const ITEM_KINDS: &[&str] = &[
     "db_subnet_group",
     "dns_batch",
     "dns_vpc_association",
+    "hook",
 ];
 
 /// The item kind the EC2 executor journals each `RunInstances` as.
@@ -1117,6 +1118,7 @@ mod tests {
             settings: Arc::new(Default::default()),
             stop: CancellationToken::new(),
             tally,
+            hooks: Arc::default(),
         }
     }
 

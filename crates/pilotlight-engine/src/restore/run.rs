@@ -11,7 +11,9 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::{PlanView, RestoreHandles, RestoreMode, RunCtx, dns, ec2, journal::Journal, lb, rds};
+use super::{
+    PlanView, RestoreHandles, RestoreMode, RunCtx, dns, ec2, hooks, journal::Journal, lb, rds,
+};
 use crate::ReconcileError;
 use crate::estate::Planner;
 use crate::now_ms;
@@ -19,8 +21,10 @@ use crate::now_ms;
 /// Executes a run to its end: the EC2 tiers and the load balancers side by side, then the
 /// instances registered with the load balancers — all of that beside RDS, whose restores take
 /// far longer than a load balancer's members need to wait — then DNS (for a disaster), which
-/// needs every restored endpoint. Idempotent against the journal: executing it again after a
-/// crash finishes it.
+/// needs every restored endpoint. After each stage (every tier at its gate, the registered
+/// load balancers, the available databases, the cutover) the restore hooks that follow it are
+/// called ([`hooks::after`]; a waited-for one holds the next stage). Idempotent against the
+/// journal: executing it again after a crash finishes it.
 ///
 /// Returns the number of failed items (each recorded in the journal with its reason).
 ///
@@ -32,12 +36,19 @@ pub async fn execute(ctx: &RunCtx) -> Result<u64, ReconcileError> {
         let (ec2, lbs) = tokio::join!(ec2::restore_tiers(ctx), lb::create(ctx));
         let (ec2, lbs) = (ec2?, lbs?);
         lb::register(ctx, &lbs, &ec2).await?;
+        hooks::after_load_balancers(ctx, &lbs).await?;
         Ok::<_, ReconcileError>((ec2, lbs))
     };
-    let (front, dbs) = tokio::join!(front, rds::restore(ctx));
+    let dbs = async {
+        let dbs = rds::restore(ctx).await?;
+        hooks::after_databases(ctx, &dbs).await?;
+        Ok::<_, ReconcileError>(dbs)
+    };
+    let (front, dbs) = tokio::join!(front, dbs);
     let ((ec2, lbs), dbs) = (front?, dbs?);
     if ctx.mode == RunMode::Disaster {
         dns::cutover(ctx, &ec2, &lbs, &dbs).await?;
+        hooks::after_dns(ctx).await?;
     } else {
         ctx.journal
             .step(
@@ -54,7 +65,8 @@ pub async fn execute(ctx: &RunCtx) -> Result<u64, ReconcileError> {
         .store()
         .list_items(&ctx.run_id, Some(ItemState::Failed))
         .await?;
-    Ok(failed.len() as u64)
+    // A hook's failure fails the run only as `HookFailed` (`on_failure = "fail"`).
+    Ok(failed.iter().filter(|i| i.kind != hooks::KIND).count() as u64)
 }
 
 /// Runs `call` until it succeeds, retrying throttling, limit and transient errors with
@@ -109,6 +121,8 @@ pub struct ExecutorDeps {
     pub dr: aws_types::SdkConfig,
     pub aws: AwsCtx,
     pub settings: Arc<RestoreConfig>,
+    /// The restore hooks with their secrets (D13).
+    pub hooks: Arc<super::hooks::Hooks>,
     pub mode: RestoreMode,
     pub cache_metrics: CacheMetrics,
     pub metrics: super::progress::RestoreMetrics,
@@ -253,6 +267,7 @@ impl Executor {
             settings: self.deps.settings.clone(),
             stop: stop.clone(),
             tally,
+            hooks: self.deps.hooks.clone(),
         };
         let progress = tokio::spawn(super::progress::publish(
             ctx.clone(),
