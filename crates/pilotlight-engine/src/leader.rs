@@ -1,15 +1,20 @@
 //! Leader election over the store's lease row (P2): exactly one replica runs the reconcilers.
 //!
 //! [`LeaderElector::run`] renews the lease every third of its TTL. It reports changes on a
-//! `watch` channel (`true` = this replica leads); the daemon starts the scheduler on `true` and
-//! cancels it on `false`. A replica that cannot reach the store for a whole TTL steps down, so
-//! two replicas never both believe they lead for longer than the clock skew between them.
-//! With SQLite the same row serialises processes sharing the file.
+//! `watch` channel: `Some(fence)` = this replica leads with that tenure (lease, holder, fencing
+//! token), `None` = it follows; the daemon starts the scheduler and the restore executor for a
+//! tenure, with their store handle fenced by it, and stops them when the value changes. A
+//! replica that cannot reach the store for a whole TTL steps down, so two replicas never both
+//! believe they lead for longer than the clock skew between them. A replica whose fenced write
+//! the store refused (a paused process whose lease was taken over, see
+//! [`pilotlight_store::FenceSlot`]) steps down at once, without waiting for its next renewal,
+//! and then checks the lease again. With SQLite the same row serialises processes sharing the
+//! file.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use pilotlight_store::Store;
+use pilotlight_store::{Fence, FenceSlot, Store};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -58,6 +63,8 @@ pub struct LeaderElector {
     pub holder_id: String,
     pub ttl: Duration,
     pub state: LeaderState,
+    /// The slot the leader's store handle is fenced by: a tenure it reports deposed ends here.
+    pub fence: FenceSlot,
 }
 
 impl LeaderElector {
@@ -65,10 +72,12 @@ impl LeaderElector {
     ///
     /// # Cancellation
     /// On cancel the lease is released (best effort) so a successor need not wait for expiry.
-    pub async fn run(self, leading: watch::Sender<bool>, cancel: CancellationToken) {
+    pub async fn run(self, leading: watch::Sender<Option<Fence>>, cancel: CancellationToken) {
         let ttl_ms = self.ttl.as_millis() as i64;
         let period = self.ttl / 3;
         let mut last_ok_ms = crate::now_ms();
+        let mut deposed = self.fence.deposed();
+        deposed.mark_unchanged();
         loop {
             let now = crate::now_ms();
             let mut info = LeaderInfo {
@@ -108,16 +117,30 @@ impl LeaderElector {
                     info.expires_at_ms = previous.expires_at_ms;
                 }
             }
-            let is_leader = info.is_leader;
+            let tenure = self.tenure(&info);
             self.state.set(info);
             leading.send_if_modified(|v| {
-                let changed = *v != is_leader;
-                *v = is_leader;
+                let changed = *v != tenure;
+                v.clone_from(&tenure);
                 changed
             });
             tokio::select! {
                 () = cancel.cancelled() => break,
                 () = tokio::time::sleep(period) => {}
+                changed = deposed.changed() => {
+                    let gone = deposed.borrow_and_update().clone();
+                    if changed.is_ok() && gone.is_some() && gone == *leading.borrow() {
+                        tracing::error!(
+                            fencing_token = gone.as_ref().map(|f| f.token),
+                            "the store refused this leader's write: its lease was taken over \
+                             or lapsed; stepping down and checking the lease again"
+                        );
+                        let mut info = self.state.get();
+                        info.is_leader = false;
+                        self.state.set(info);
+                        leading.send_replace(None);
+                    }
+                }
             }
         }
         if self.state.get().is_leader {
@@ -126,6 +149,18 @@ impl LeaderElector {
                 .release_lease(&self.lease_name, &self.holder_id)
                 .await;
         }
-        leading.send_replace(false);
+        leading.send_replace(None);
+    }
+
+    /// The tenure `info` describes, if this replica leads.
+    fn tenure(&self, info: &LeaderInfo) -> Option<Fence> {
+        (info.is_leader)
+            .then_some(info.fencing_token)
+            .flatten()
+            .map(|token| Fence {
+                lease: self.lease_name.clone(),
+                holder: self.holder_id.clone(),
+                token,
+            })
     }
 }

@@ -15,12 +15,14 @@
 //!   from start to end, which serialises it with the take-over.
 //!
 //! A write that changes no row is then told apart: if the fence no longer holds it fails with
-//! [`StoreError::Fenced`], the slot is emptied (later writes fail without a query) and its
-//! rejection counter moves, which the leader election watches to step down at once. A store
+//! [`StoreError::Fenced`], the slot is emptied (later writes fail without a query) and the
+//! tenure is published as deposed ([`FenceSlot::deposed`]), which the leader election watches
+//! to step down at once. A store
 //! without a slot (the API's, on every replica) writes unconditionally: `$1` is `NULL`.
 //!
 //! The lease's expiry is judged by this process's clock, like the election itself.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::watch;
@@ -47,15 +49,18 @@ pub struct FenceSlot(Arc<SlotInner>);
 #[derive(Debug)]
 struct SlotInner {
     current: RwLock<Option<Fence>>,
-    /// Number of writes refused so far; bumped on every refusal.
-    refused: watch::Sender<u64>,
+    /// Writes refused so far (with or without a tenure).
+    refused: AtomicU64,
+    /// The last tenure the database showed deposed.
+    deposed: watch::Sender<Option<Fence>>,
 }
 
 impl Default for FenceSlot {
     fn default() -> Self {
         FenceSlot(Arc::new(SlotInner {
             current: RwLock::new(None),
-            refused: watch::Sender::new(0),
+            refused: AtomicU64::new(0),
+            deposed: watch::Sender::new(None),
         }))
     }
 }
@@ -84,40 +89,48 @@ impl FenceSlot {
             .clone()
     }
 
-    /// Follows the number of refused writes: it changes whenever a write was refused.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.0.refused.subscribe()
+    /// Follows the last tenure a fenced write found deposed (its lease taken over or lapsed):
+    /// the leader election steps down when that is its current tenure.
+    pub fn deposed(&self) -> watch::Receiver<Option<Fence>> {
+        self.0.deposed.subscribe()
     }
 
-    /// How many writes have been refused so far.
+    /// How many fenced writes have been refused so far.
     pub fn refused(&self) -> u64 {
-        *self.0.refused.borrow()
+        self.0.refused.load(Ordering::Relaxed)
     }
 
-    /// Records a refusal of `operation` under `fence` (`None`: there was no tenure): the
-    /// tenure ends if it is still the current one, and the counter moves.
+    /// Records a refusal of `operation` under `fence` (`None`: there was no tenure). A tenure
+    /// the database refused ends (if it is still the current one) and is published as deposed.
     fn refuse(&self, fence: Option<&Fence>, operation: &'static str) {
-        if let Some(fence) = fence {
+        self.0.refused.fetch_add(1, Ordering::Relaxed);
+        let Some(fence) = fence else {
+            tracing::debug!(operation, "fenced write refused: not leading");
+            return;
+        };
+        let ended = {
             let mut current = self
                 .0
                 .current
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if current.as_ref() == Some(fence) {
+            let ended = current.as_ref() == Some(fence);
+            if ended {
                 *current = None;
-                tracing::error!(
-                    lease = %fence.lease,
-                    holder = %fence.holder,
-                    fencing_token = fence.token,
-                    operation,
-                    "fenced write refused: this replica no longer holds the leader lease; \
-                     stepping down"
-                );
             }
-        } else {
-            tracing::debug!(operation, "fenced write refused: not leading");
+            ended
+        };
+        if ended {
+            tracing::error!(
+                lease = %fence.lease,
+                holder = %fence.holder,
+                fencing_token = fence.token,
+                operation,
+                "fenced write refused: this replica no longer holds the leader lease; \
+                 stepping down"
+            );
         }
-        self.0.refused.send_modify(|n| *n += 1);
+        self.0.deposed.send_replace(Some(fence.clone()));
     }
 }
 

@@ -1824,7 +1824,7 @@ async fn check_fenced_writes(db: TestDb) {
         .unwrap();
     let slot = FenceSlot::new();
     let leader = store.fenced(&slot);
-    let mut refusals = slot.subscribe();
+    let mut deposed = slot.deposed();
 
     // No tenure yet: refused without a query, and the refusal is reported.
     let err = leader
@@ -1842,15 +1842,15 @@ async fn check_fenced_writes(db: TestDb) {
         "{err:?}"
     );
     assert_eq!(store.get_item("run-f", "instance/i-f").await.unwrap(), None);
-    assert!(refusals.has_changed().unwrap());
-    refusals.mark_unchanged();
+    assert_eq!(slot.refused(), 1);
+    assert!(!deposed.has_changed().unwrap(), "no tenure was deposed");
 
     // While the tenure holds the lease, every leader-only write goes through.
     slot.set(Some(fence_of(&a)));
     let outcomes = leader_writes(&leader, copy, 1, None).await;
     assert!(all_ok(&outcomes), "{outcomes:?}");
     assert_eq!(slot.refused(), 1);
-    assert!(!refusals.has_changed().unwrap());
+    assert!(!deposed.has_changed().unwrap());
     // A write that changes no row for its own reasons is not a refusal.
     let run = store.get_run("run-f").await.unwrap().unwrap();
     assert!(matches!(
@@ -1882,7 +1882,8 @@ async fn check_fenced_writes(db: TestDb) {
     assert!(all_fenced(&outcomes, Some(a.fencing_token)), "{outcomes:?}");
     assert_eq!(slot.current(), None);
     assert_eq!(slot.refused(), 11);
-    assert!(refusals.has_changed().unwrap());
+    assert!(deposed.has_changed().unwrap());
+    assert_eq!(*deposed.borrow_and_update(), Some(fence_of(&a)));
     assert_eq!(leader_written(store, copy).await, before);
     // Once emptied, the slot refuses without asking the database.
     let outcomes = leader_writes(&leader, copy, 2, None).await;

@@ -7,8 +7,9 @@
 //! ├── admin API server           (stops last, after the scheduler has drained)
 //! ├── metrics server
 //! ├── leader elector             (renews the lease; reports leading / following)
-//! └── leadership loop            (while leading: a Scheduler and the restore Executor;
-//!     │                           both cancelled when the lease is lost)
+//! └── leadership loop            (while leading: a Scheduler and the restore Executor, their
+//!     │                           writes fenced by the tenure's token; both cancelled when
+//!     │                           the lease is lost or a fenced write is refused)
 //!     ├── scheduler → reconcilers (network, ebs_snapshot, …; those reading the primary pause
 //!     │                           in restore mode)
 //!     └── restore executor        (executes pending and running restore runs, one at a time)
@@ -55,7 +56,7 @@ use pilotlight_engine::network::{NetworkReconciler, NetworkSettings};
 use pilotlight_engine::restore::progress::RestoreMetrics;
 use pilotlight_engine::restore::{Executor, ExecutorDeps, RestoreMode, RestoreService};
 use pilotlight_engine::{Reconciler, Scheduler, SchedulerHandle, StatusBoard};
-use pilotlight_store::{Store, StoreOptions};
+use pilotlight_store::{FenceSlot, Store, StoreOptions};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -230,6 +231,11 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let config = &daemon.config;
     let store = open_store(&daemon).await?;
+    // The leader's background work (reconcilers, restore executor) writes through a handle
+    // fenced by the current tenure (P2): once this replica's lease is gone, its writes are
+    // refused. The API writes through `store`, unfenced, on every replica.
+    let fence = FenceSlot::new();
+    let leader_store = store.fenced(&fence);
 
     let mut registry = Registry::with_prefix("pilotlight");
     let aws_metrics = AwsMetrics::register(&mut registry);
@@ -267,7 +273,7 @@ pub async fn run(
     let network = Arc::new(NetworkReconciler::new(
         primary_ec2.clone(),
         dr_ec2.clone(),
-        store.clone(),
+        leader_store.clone(),
         NetworkSettings {
             az_map: config.regions.az_map.clone(),
             scope: MirrorScope {
@@ -299,7 +305,7 @@ pub async fn run(
         };
         reconcilers.push(Arc::new(CopyReconciler::new(
             Arc::new(ebs),
-            store.clone(),
+            leader_store.clone(),
             copy_settings(config),
             engine_metrics.clone(),
             rpo_board.clone(),
@@ -335,7 +341,7 @@ pub async fn run(
         for ops in kinds {
             reconcilers.push(Arc::new(CopyReconciler::new(
                 ops,
-                store.clone(),
+                leader_store.clone(),
                 copy_settings(config),
                 engine_metrics.clone(),
                 rpo_board.clone(),
@@ -355,7 +361,7 @@ pub async fn run(
         );
         reconcilers.push(Arc::new(CopyReconciler::new(
             Arc::new(amis),
-            store.clone(),
+            leader_store.clone(),
             copy_settings(config),
             engine_metrics.clone(),
             rpo_board.clone(),
@@ -380,7 +386,7 @@ pub async fn run(
             PrimaryHandles::new(&primary_sdk, ctx.clone()),
             PrimaryCloudWatch::new(&primary_sdk, ctx.clone()),
             dr_s3.clone(),
-            store.clone(),
+            leader_store.clone(),
             inventory_board,
             shared_config.clone(),
             estate_metrics.clone(),
@@ -418,15 +424,11 @@ pub async fn run(
         wake.clone(),
     );
     let executor_deps = ExecutorDeps {
-        store: store.clone(),
+        store: leader_store.clone(),
         planner: planner.clone(),
         dr: dr_sdk.clone(),
         aws: ctx.clone(),
         settings: restore_settings,
-        hooks: Arc::new(pilotlight_engine::restore::hooks::Hooks::new(
-            &config.restore.hooks,
-            &daemon.secrets.hook_secrets,
-        )),
         mode: restore_mode.clone(),
         cache_metrics,
         metrics: restore_metrics,
@@ -488,7 +490,7 @@ pub async fn run(
         ),
     ));
 
-    let (leading_tx, mut leading_rx) = watch::channel(false);
+    let (leading_tx, mut leading_rx) = watch::channel(None);
     let elector_stop = CancellationToken::new();
     let elector = tokio::spawn(
         LeaderElector {
@@ -497,6 +499,7 @@ pub async fn run(
             holder_id: holder_id(),
             ttl: Duration::from_secs(config.daemon.lease_ttl_secs),
             state: leader_state,
+            fence: fence.clone(),
         }
         .run(leading_tx, elector_stop.clone()),
     );
@@ -505,10 +508,14 @@ pub async fn run(
     let grace = Duration::from_secs(config.daemon.shutdown_grace_secs);
     let concurrency = config.reconcile.concurrency;
     loop {
-        let leading = *leading_rx.borrow_and_update();
-        if leading {
+        let leading = leading_rx.borrow_and_update().clone();
+        if let Some(tenure) = leading {
+            fence.set(Some(tenure.clone()));
             leader_gauge.set(1);
-            tracing::info!("leading: starting reconcilers and the restore executor");
+            tracing::info!(
+                fencing_token = tenure.token,
+                "leading: starting reconcilers and the restore executor"
+            );
             let (scheduler, handle) = Scheduler::new(
                 reconcilers.clone(),
                 concurrency,
@@ -527,7 +534,8 @@ pub async fn run(
             );
             let lost = tokio::select! {
                 () = shutdown.cancelled() => false,
-                changed = leading_rx.wait_for(|l| !*l) => changed.is_ok(),
+                // Lost, or a new tenure (the lease lapsed and was taken again): this one ends.
+                changed = leading_rx.wait_for(|l| l.as_ref() != Some(&tenure)) => changed.is_ok(),
                 _ = &mut task => false,
                 ended = &mut executor => {
                     // It only returns when stopped: this is a panic. Stop leading so a restart
@@ -539,6 +547,10 @@ pub async fn run(
                     false
                 }
             };
+            if lost {
+                // A deposed tenure writes nothing more, not even while its work drains.
+                fence.set(None);
+            }
             set_slot(&scheduler_slot, None);
             stop.cancel();
             // A handle the select above already awaited must not be awaited again.
@@ -559,6 +571,7 @@ pub async fn run(
                 task.abort();
                 executor.abort();
             }
+            fence.set(None);
             leader_gauge.set(0);
             if !lost {
                 break;

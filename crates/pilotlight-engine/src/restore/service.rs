@@ -19,8 +19,11 @@
 //!   The problem count is part of the answer.
 //!
 //! Declarations, approvals and cancellations of this process are serialised, so two concurrent
-//! requests cannot both pass the "no active disaster" check. (Replicas do not share that lock;
-//! the window is a few milliseconds and only the leader executes.)
+//! requests cannot both pass the "no active disaster" check. Replicas do not share that lock:
+//! across replicas the store enforces one active disaster run (a partial unique index, migration
+//! 0003), and a declaration it refuses is answered [`RestoreServiceError::Active`] like any
+//! other. (A drill declared on one replica as another declares a disaster can still slip
+//! through that window; only the leader executes, one run at a time.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -229,6 +232,14 @@ impl RestoreService {
             match self.store.create_run(&new).await {
                 Ok(done) => break done,
                 Err(StoreError::RunIdConflict { .. }) if attempt < ID_ATTEMPTS => {}
+                // Another replica declared at the same moment: the store's one-active-disaster
+                // index refused this one.
+                Err(StoreError::ActiveDisaster { run_id }) => {
+                    return Err(RestoreServiceError::Active {
+                        run_id,
+                        mode: RunMode::Disaster,
+                    });
+                }
                 Err(e) => return Err(e.into()),
             }
         };
@@ -491,7 +502,7 @@ fn random24() -> u64 {
 
 /// The proleptic Gregorian date of a day number (days since 1970-01-01); Howard Hinnant's
 /// `civil_from_days`.
-pub(super) fn civil_from_days(days: i64) -> (i64, i64, i64) {
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -613,6 +624,50 @@ mod tests {
         assert!(matches!(d, Declared::DryRun(_)));
         assert!(svc.list(10).await.unwrap().is_empty());
         assert!(!svc.mode().is_active());
+    }
+
+    /// Two replicas (two services, each with its own lock) on one store declare at the same
+    /// moment: the store's index lets one through; the other is refused as `Active`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replicas_declaring_at_once_make_one_disaster_run() {
+        let a = service(true).await;
+        let b = RestoreService::new(
+            a.store().clone(),
+            EmptyEstate,
+            Arc::new(RestoreConfig {
+                require_approval: true,
+                ..RestoreConfig::default()
+            }),
+            RestoreMode::default(),
+            Arc::new(Notify::new()),
+        );
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let declare = |svc: RestoreService, key: &'static str| {
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                svc.declare("otto", disaster(), Some(key)).await
+            })
+        };
+        let (ra, rb) = (declare(a.clone(), "ka"), declare(b.clone(), "kb"));
+        let outcomes = [ra.await.unwrap(), rb.await.unwrap()];
+        let created: Vec<RestoreRun> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Ok(Declared::Run { run, created, .. }) if *created => Some((**run).clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(created.len(), 1, "{outcomes:?}");
+        assert!(
+            outcomes.iter().any(|o| matches!(
+                o,
+                Err(RestoreServiceError::Active { run_id, mode: RunMode::Disaster })
+                    if *run_id == created[0].id
+            )),
+            "{outcomes:?}"
+        );
+        assert_eq!(a.list(10).await.unwrap().len(), 1);
     }
 
     #[tokio::test]
