@@ -3,15 +3,19 @@
 //! [`router`] builds the admin API as a plain axum `Router` over an [`ApiState`], so tests drive
 //! it with `oneshot` and the daemon serves it with [`serve`]. Every `/v1` route needs a bearer
 //! token whose [`Role`](pilotlight_core::config::Role) is high enough (401 without a known
-//! token, 403 with too low a role); `/healthz` and `/readyz` are open for probes. Errors are
+//! token, 403 with too low a role); `/healthz` and `/readyz` are open for probes, and
+//! `/v1/openapi.json` (the API's OpenAPI document, `docs/openapi.json`) is open too. Errors are
 //! JSON `{"error": {"code", "message"}}`; bodies above the configured size get 413 and requests
 //! over the time limit 408. Restore runs are declared, approved, cancelled and followed under
-//! `/v1/restores` (see `restores.rs` for the routes and their answers). [`metrics_router`]
-//! serves `/metrics` on its own listener.
+//! `/v1/restores` (see `restores.rs` for the routes and their answers). Routes are declared
+//! once, in the `api_routes!` table below, which yields both the router and [`ROUTES`];
+//! `openapi.rs` tests that the document and that table agree. [`metrics_router`] serves
+//! `/metrics` on its own listener.
 
 mod auth;
 mod error;
 mod estate;
+mod openapi;
 mod restores;
 mod routes;
 
@@ -80,30 +84,48 @@ pub struct ApiLimits {
     pub request_timeout: Duration,
 }
 
+/// Declares the admin API's routes once: [`ROUTES`] (what the OpenAPI document is checked
+/// against) and the router's `.route` calls are both expanded from this one table.
+macro_rules! api_routes {
+    ($($path:literal => $method:ident($handler:path) $(. $more:ident($more_handler:path))* ;)*) => {
+        /// Every route of the admin API with its methods (lower case), exactly as [`router`]
+        /// serves them. `docs/openapi.json` must document each (tested in `openapi.rs`).
+        pub const ROUTES: &[(&str, &[&str])] = &[
+            $(($path, &[stringify!($method) $(, stringify!($more))*])),*
+        ];
+
+        fn add_routes(router: Router<ApiState>) -> Router<ApiState> {
+            router $(.route($path, $method($handler) $(. $more($more_handler))*))*
+        }
+    };
+}
+
+// Add a route here, never with `.route` in `router`, and document it in docs/openapi.json.
+api_routes! {
+    "/healthz" => get(routes::healthz);
+    "/readyz" => get(routes::readyz);
+    "/v1/openapi.json" => get(openapi::document);
+    "/v1/status" => get(routes::status);
+    "/v1/mappings" => get(routes::mappings);
+    "/v1/reconcilers/{name}/run" => post(routes::run_reconciler);
+    "/v1/audit" => get(routes::audit);
+    "/v1/copies" => get(routes::copies);
+    "/v1/rpo" => get(routes::rpo);
+    "/v1/inventory" => get(estate::inventory);
+    "/v1/plan" => get(estate::plan);
+    "/v1/restores" => post(restores::declare).get(restores::list);
+    "/v1/restores/{id}" => get(restores::get);
+    "/v1/restores/{id}/approve" => post(restores::approve);
+    "/v1/restores/{id}/cancel" => post(restores::cancel);
+    "/v1/readiness" => get(estate::readiness);
+    "/v1/s3" => get(estate::s3);
+    "/v1/tenants" => get(estate::tenants);
+    "/v1/tenants/{name}" => put(estate::put_tenant).delete(estate::delete_tenant);
+}
+
 /// Builds the admin API.
 pub fn router(state: ApiState, limits: ApiLimits) -> Router {
-    Router::new()
-        .route("/healthz", get(routes::healthz))
-        .route("/readyz", get(routes::readyz))
-        .route("/v1/status", get(routes::status))
-        .route("/v1/mappings", get(routes::mappings))
-        .route("/v1/reconcilers/{name}/run", post(routes::run_reconciler))
-        .route("/v1/audit", get(routes::audit))
-        .route("/v1/copies", get(routes::copies))
-        .route("/v1/rpo", get(routes::rpo))
-        .route("/v1/inventory", get(estate::inventory))
-        .route("/v1/plan", get(estate::plan))
-        .route("/v1/restores", post(restores::declare).get(restores::list))
-        .route("/v1/restores/{id}", get(restores::get))
-        .route("/v1/restores/{id}/approve", post(restores::approve))
-        .route("/v1/restores/{id}/cancel", post(restores::cancel))
-        .route("/v1/readiness", get(estate::readiness))
-        .route("/v1/s3", get(estate::s3))
-        .route("/v1/tenants", get(estate::tenants))
-        .route(
-            "/v1/tenants/{name}",
-            put(estate::put_tenant).delete(estate::delete_tenant),
-        )
+    add_routes(Router::new())
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))

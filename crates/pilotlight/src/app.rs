@@ -220,6 +220,53 @@ fn holder_id() -> String {
     format!("{host}-{}-{nanos:08x}", std::process::id())
 }
 
+/// The handles of every metric the daemon records.
+#[derive(Debug)]
+pub struct DaemonMetrics {
+    pub aws: AwsMetrics,
+    pub engine: EngineMetrics,
+    pub estate: EstateMetrics,
+    pub cache: CacheMetrics,
+    pub restore: RestoreMetrics,
+    /// `pilotlight_leader`.
+    pub leader: Gauge<i64>,
+}
+
+/// The daemon's registry (prefix `pilotlight`) with every metric family registered, as
+/// `/metrics` serves it; `docs/metrics.md` lists each (checked by `metrics_doc.rs`).
+pub fn metrics_registry() -> (Registry, DaemonMetrics) {
+    let mut registry = Registry::with_prefix("pilotlight");
+    let aws = AwsMetrics::register(&mut registry);
+    let engine = EngineMetrics::register(&mut registry);
+    let estate = EstateMetrics::register(&mut registry);
+    let cache = CacheMetrics::register(&mut registry);
+    let restore = RestoreMetrics::register(&mut registry);
+    let leader = Gauge::<i64>::default();
+    registry.register(
+        "leader",
+        "1 while this replica holds the leader lease",
+        leader.clone(),
+    );
+    let build_info =
+        prometheus_client::metrics::family::Family::<Vec<(String, String)>, Gauge>::default();
+    build_info
+        .get_or_create(&vec![(
+            "version".to_owned(),
+            env!("CARGO_PKG_VERSION").to_owned(),
+        )])
+        .set(1);
+    registry.register("build_info", "pilotlight's version", build_info);
+    let metrics = DaemonMetrics {
+        aws,
+        engine,
+        estate,
+        cache,
+        restore,
+        leader,
+    };
+    (registry, metrics)
+}
+
 /// Runs the daemon until `shutdown` fires, then shuts down in two phases.
 ///
 /// # Errors
@@ -237,27 +284,15 @@ pub async fn run(
     let fence = FenceSlot::new();
     let leader_store = store.fenced(&fence);
 
-    let mut registry = Registry::with_prefix("pilotlight");
-    let aws_metrics = AwsMetrics::register(&mut registry);
-    let engine_metrics = EngineMetrics::register(&mut registry);
-    let estate_metrics = EstateMetrics::register(&mut registry);
-    let cache_metrics = CacheMetrics::register(&mut registry);
-    let restore_metrics = RestoreMetrics::register(&mut registry);
-    let leader_gauge = Gauge::<i64>::default();
-    registry.register(
-        "leader",
-        "1 while this replica holds the leader lease",
-        leader_gauge.clone(),
-    );
-    let build_info =
-        prometheus_client::metrics::family::Family::<Vec<(String, String)>, Gauge>::default();
-    build_info
-        .get_or_create(&vec![(
-            "version".to_owned(),
-            env!("CARGO_PKG_VERSION").to_owned(),
-        )])
-        .set(1);
-    registry.register("build_info", "pilotlight's version", build_info);
+    let (registry, metrics) = metrics_registry();
+    let DaemonMetrics {
+        aws: aws_metrics,
+        engine: engine_metrics,
+        estate: estate_metrics,
+        cache: cache_metrics,
+        restore: restore_metrics,
+        leader: leader_gauge,
+    } = metrics;
     let registry = Arc::new(registry);
 
     let settings = aws_settings(&daemon);

@@ -6,6 +6,8 @@
 pub mod admin_client;
 pub mod app;
 pub mod cli;
+#[cfg(test)]
+mod metrics_doc;
 pub mod plan_cmd;
 pub mod secrets;
 pub mod telemetry;
