@@ -98,6 +98,7 @@ async fn serve() -> Result<(std::net::SocketAddr, Store, CancellationToken)> {
             primary_region: "us-east-1".into(),
             dr_region: "us-west-2".into(),
             store_backend: "sqlite",
+            drill_schedule: None,
         },
     };
     let app = pilotlight_api::router(

@@ -9,6 +9,7 @@ mod copies;
 mod copies_ami;
 mod copies_rds;
 mod daemon;
+mod drill;
 mod estate;
 mod lab;
 mod lab_cloudwatch;

@@ -828,7 +828,7 @@ async fn v2_tags(
 }
 
 /// A record set as Route 53 lists it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedRecord {
     pub name: String,
     pub record_type: String,

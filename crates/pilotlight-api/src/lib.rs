@@ -45,6 +45,8 @@ pub struct DaemonInfo {
     pub primary_region: String,
     pub dr_region: String,
     pub store_backend: &'static str,
+    /// `drill.schedule` when drills are scheduled (a cron expression, UTC).
+    pub drill_schedule: Option<String>,
 }
 
 /// What the handlers share.
@@ -117,6 +119,7 @@ api_routes! {
     "/v1/restores/{id}" => get(restores::get);
     "/v1/restores/{id}/approve" => post(restores::approve);
     "/v1/restores/{id}/cancel" => post(restores::cancel);
+    "/v1/drills" => get(restores::drills);
     "/v1/readiness" => get(estate::readiness);
     "/v1/s3" => get(estate::s3);
     "/v1/tenants" => get(estate::tenants);

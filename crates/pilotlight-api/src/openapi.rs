@@ -228,6 +228,7 @@ mod tests {
                 primary_region: "us-east-1".into(),
                 dr_region: "us-west-2".into(),
                 store_backend: "sqlite",
+                drill_schedule: None,
             },
         };
         crate::router(

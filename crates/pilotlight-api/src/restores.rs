@@ -282,6 +282,33 @@ pub async fn list(
     Ok(Json(json!({"runs": runs})))
 }
 
+/// `GET /v1/drills`: drills, newest first, each with its RTO overall and per tier, its
+/// teardown time and what the teardown left (D12), and the schedule.
+pub async fn drills(
+    principal: Principal,
+    State(state): State<ApiState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Viewer)?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be between 1 and 200"));
+    }
+    let drills = pilotlight_engine::drill::summaries(state.restores.store(), limit as usize)
+        .await
+        .map_err(|e| ApiError::internal("listing drills", &e))?;
+    let next_at_ms = state.info.drill_schedule.as_deref().and_then(|s| {
+        pilotlight_core::cron::Cron::parse(s)
+            .ok()?
+            .next_after(pilotlight_engine::now_ms())
+    });
+    Ok(Json(json!({
+        "drills": drills,
+        "schedule": {"cron": state.info.drill_schedule, "next_at_ms": next_at_ms},
+    })))
+}
+
 /// `?plan=true` of `GET /v1/restores/{id}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -430,6 +457,7 @@ mod tests {
                 primary_region: "us-east-1".into(),
                 dr_region: "us-west-2".into(),
                 store_backend: "sqlite",
+                drill_schedule: None,
             },
         };
         let app = crate::router(

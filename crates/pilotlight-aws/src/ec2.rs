@@ -205,6 +205,30 @@ impl DrEc2 {
         self.owned_call("DeleteSnapshot", || request.send()).await
     }
 
+    /// Terminates instances pilotlight owns (a drill's teardown, D12): one call for up to
+    /// 1,000 ids. Terminating an instance that is already terminated changes nothing.
+    ///
+    /// # Errors
+    /// The call's classified [`AwsError`].
+    pub async fn terminate_instances(&self, instances: &[Owned]) -> Result<(), AwsError> {
+        let request = self
+            .client
+            .terminate_instances()
+            .set_instance_ids(Some(instances.iter().map(|i| i.id().to_owned()).collect()));
+        self.owned_call("TerminateInstances", || request.send())
+            .await
+    }
+
+    /// Deletes a volume pilotlight owns (a drill's teardown, D12). The volume must be
+    /// `available` (detached).
+    ///
+    /// # Errors
+    /// The call's classified [`AwsError`].
+    pub async fn delete_volume(&self, volume: &Owned) -> Result<(), AwsError> {
+        let request = self.client.delete_volume().volume_id(volume.id());
+        self.owned_call("DeleteVolume", || request.send()).await
+    }
+
     /// Deregisters an AMI pilotlight owns (a DR copy past retention).
     ///
     /// # Errors

@@ -11,6 +11,7 @@ use pilotlight_core::aws_limits::Service;
 
 use crate::call::AwsCtx;
 use crate::ops::{handle_ctor, sdk_ops};
+pub use crate::tags::Owned;
 
 /// Most load balancer names per classic `DescribeTags` (AWS's limit).
 pub const CLASSIC_TAGS_BATCH: usize = 20;
@@ -94,6 +95,28 @@ impl DrElb {
         /// Registers restored instances (idempotent: registering a member again changes nothing).
         register_instances_with_load_balancer => register_instances_with_load_balancer::RegisterInstancesWithLoadBalancerFluentBuilder -> RegisterInstancesWithLoadBalancerOutput, "RegisterInstancesWithLoadBalancer";
     }
+
+    /// Deletes a classic load balancer pilotlight owns (a drill's teardown, D12); deleting one
+    /// that is gone changes nothing.
+    ///
+    /// # Errors
+    /// The call's classified [`AwsError`](crate::AwsError).
+    pub async fn delete_load_balancer(&self, name: &Owned) -> Result<(), crate::AwsError> {
+        let request = self
+            .client
+            .delete_load_balancer()
+            .load_balancer_name(name.id());
+        self.ctx
+            .call(
+                Service::Elb,
+                &self.region,
+                "DeleteLoadBalancer",
+                pilotlight_core::aws_limits::CallShape::default(),
+                || request.send(),
+            )
+            .await
+            .map(|_| ())
+    }
 }
 
 /// Application/network load balancing in the DR region: what a restore recreates (D6).
@@ -127,5 +150,44 @@ impl DrElbv2 {
         register_targets => register_targets::RegisterTargetsFluentBuilder -> RegisterTargetsOutput, "RegisterTargets";
         modify_load_balancer_attributes => modify_load_balancer_attributes::ModifyLoadBalancerAttributesFluentBuilder -> ModifyLoadBalancerAttributesOutput, "ModifyLoadBalancerAttributes";
         add_tags => add_tags::AddTagsFluentBuilder -> AddTagsOutput, "AddTags";
+    }
+
+    /// Deletes a load balancer pilotlight owns, with its listeners (a drill's teardown, D12).
+    ///
+    /// # Errors
+    /// The call's classified [`AwsError`](crate::AwsError).
+    pub async fn delete_load_balancer(&self, arn: &Owned) -> Result<(), crate::AwsError> {
+        let request = self
+            .client
+            .delete_load_balancer()
+            .load_balancer_arn(arn.id());
+        self.ctx
+            .call(
+                Service::Elbv2,
+                &self.region,
+                "DeleteLoadBalancer",
+                pilotlight_core::aws_limits::CallShape::default(),
+                || request.send(),
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// Deletes a target group pilotlight owns, once no listener uses it (a drill's teardown).
+    ///
+    /// # Errors
+    /// The call's classified [`AwsError`](crate::AwsError).
+    pub async fn delete_target_group(&self, arn: &Owned) -> Result<(), crate::AwsError> {
+        let request = self.client.delete_target_group().target_group_arn(arn.id());
+        self.ctx
+            .call(
+                Service::Elbv2,
+                &self.region,
+                "DeleteTargetGroup",
+                pilotlight_core::aws_limits::CallShape::default(),
+                || request.send(),
+            )
+            .await
+            .map(|_| ())
     }
 }

@@ -157,6 +157,102 @@ impl DrRds {
             .map(|_| ())
     }
 
+    /// Deletes a DB instance pilotlight owns, with no final snapshot and without its
+    /// automated backups (a drill's teardown, D12: the drill's data is a copy of the DR copy).
+    ///
+    /// # Errors
+    /// The call's classified [`AwsError`].
+    pub async fn delete_db_instance(&self, instance: &Owned) -> Result<(), AwsError> {
+        let request = self
+            .client
+            .delete_db_instance()
+            .db_instance_identifier(instance.id())
+            .skip_final_snapshot(true)
+            .delete_automated_backups(true);
+        self.owned_call("DeleteDBInstance", || request.send()).await
+    }
+
+    /// Deletes an Aurora cluster pilotlight owns, with no final snapshot (a drill's teardown;
+    /// its member instances are deleted first).
+    ///
+    /// # Errors
+    /// The call's classified [`AwsError`].
+    pub async fn delete_db_cluster(&self, cluster: &Owned) -> Result<(), AwsError> {
+        let request = self
+            .client
+            .delete_db_cluster()
+            .db_cluster_identifier(cluster.id())
+            .skip_final_snapshot(true);
+        self.owned_call("DeleteDBCluster", || request.send()).await
+    }
+
+    /// Deletes a DB subnet group pilotlight owns (a drill's teardown, once no instance uses
+    /// it).
+    ///
+    /// # Errors
+    /// The call's classified [`AwsError`].
+    pub async fn delete_db_subnet_group(&self, group: &Owned) -> Result<(), AwsError> {
+        let request = self
+            .client
+            .delete_db_subnet_group()
+            .db_subnet_group_name(group.id());
+        self.owned_call("DeleteDBSubnetGroup", || request.send())
+            .await
+    }
+
+    /// Lists the tags of an RDS resource by ARN (what the drill teardown checks before a
+    /// subnet group, whose describe answer carries no tags, is deleted).
+    ///
+    /// # Errors
+    /// The call's classified [`AwsError`].
+    pub async fn list_tags_for_resource(&self, arn: &str) -> Result<Vec<Tag>, AwsError> {
+        let request = self.client.list_tags_for_resource().resource_name(arn);
+        self.ctx
+            .call(
+                Service::Rds,
+                &self.region,
+                "ListTagsForResource",
+                CallShape::default(),
+                || request.send(),
+            )
+            .await
+            .map(|o| o.tag_list().to_vec())
+    }
+
+    async fn owned_call<T, E, F, Fut>(
+        &self,
+        operation: &'static str,
+        send: F,
+    ) -> Result<(), AwsError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<
+                Output = Result<
+                    T,
+                    aws_smithy_runtime_api::client::result::SdkError<
+                        E,
+                        aws_smithy_runtime_api::http::Response,
+                    >,
+                >,
+            >,
+        E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+            + std::error::Error
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.ctx
+            .call(
+                Service::Rds,
+                &self.region,
+                operation,
+                CallShape::default(),
+                send,
+            )
+            .await
+            .map(|_| ())
+    }
+
     /// Deletes a DB cluster snapshot pilotlight owns.
     ///
     /// # Errors

@@ -8,6 +8,8 @@ pub const MANAGED: &str = "pilotlight:managed";
 pub const SOURCE: &str = "pilotlight:source";
 /// The restore or drill run that created a resource.
 pub const RUN: &str = "pilotlight:run";
+/// `true` on everything a drill creates (SPEC D12), beside [`RUN`].
+pub const DRILL: &str = "pilotlight:drill";
 
 /// Whether a tag list marks the resource as pilotlight's own.
 pub fn is_managed<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {

@@ -9,6 +9,7 @@
 //! Reconcilers today: [`network`] (R1, the VPC/subnet/security-group mirror).
 
 pub mod copy;
+pub mod drill;
 pub mod error;
 pub mod estate;
 pub mod leader;

@@ -44,8 +44,10 @@ use pilotlight_aws::{AwsCtx, AwsSettings, Credentials, RetryMode};
 use pilotlight_core::aws_limits::Bucket;
 use pilotlight_core::config::{self, Config};
 use pilotlight_core::copy::{CopyKind, Limits};
+use pilotlight_core::cron::Cron;
 use pilotlight_core::network::MirrorScope;
 use pilotlight_engine::copy::{CopyReconciler, CopySettings, EbsCopies, EbsSelection, RpoBoard};
+use pilotlight_engine::drill::{DrillMetrics, DrillSchedule};
 use pilotlight_engine::estate::{
     EstateMetrics, InventoryBoard, InventoryReconciler, Planner, ReadinessBoard,
     ReadinessReconciler, S3Board, S3WatchReconciler,
@@ -228,6 +230,7 @@ pub struct DaemonMetrics {
     pub estate: EstateMetrics,
     pub cache: CacheMetrics,
     pub restore: RestoreMetrics,
+    pub drill: DrillMetrics,
     /// `pilotlight_leader`.
     pub leader: Gauge<i64>,
 }
@@ -241,6 +244,7 @@ pub fn metrics_registry() -> (Registry, DaemonMetrics) {
     let estate = EstateMetrics::register(&mut registry);
     let cache = CacheMetrics::register(&mut registry);
     let restore = RestoreMetrics::register(&mut registry);
+    let drill = DrillMetrics::register(&mut registry);
     let leader = Gauge::<i64>::default();
     registry.register(
         "leader",
@@ -262,6 +266,7 @@ pub fn metrics_registry() -> (Registry, DaemonMetrics) {
         estate,
         cache,
         restore,
+        drill,
         leader,
     };
     (registry, metrics)
@@ -291,6 +296,7 @@ pub async fn run(
         estate: estate_metrics,
         cache: cache_metrics,
         restore: restore_metrics,
+        drill: drill_metrics,
         leader: leader_gauge,
     } = metrics;
     let registry = Arc::new(registry);
@@ -464,10 +470,28 @@ pub async fn run(
         dr: dr_sdk.clone(),
         aws: ctx.clone(),
         settings: restore_settings,
+        hooks: Arc::new(pilotlight_engine::restore::hooks::Hooks::new(
+            &config.restore.hooks,
+            &daemon.secrets.hook_secrets,
+        )),
+        drill: Arc::new(config.drill.clone()),
         mode: restore_mode.clone(),
         cache_metrics,
         metrics: restore_metrics,
+        drill_metrics: drill_metrics.clone(),
     };
+    // Drills (D12): declared by the schedule on the leader; their gauges kept on every replica.
+    let drill_schedule = (!config.drill.schedule.trim().is_empty())
+        .then(|| Cron::parse(&config.drill.schedule))
+        .transpose()
+        .context("drill.schedule")?
+        .map(|cron| DrillSchedule {
+            cron,
+            tiers: config.drill.tiers.clone(),
+            tenants: config.drill.tenants.clone(),
+            service: restores.clone(),
+            metrics: drill_metrics.clone(),
+        });
 
     let leader_state = LeaderState::default();
     let status = StatusBoard::default();
@@ -497,6 +521,7 @@ pub async fn run(
                 pilotlight_store::Backend::Postgres => "postgres",
                 pilotlight_store::Backend::Sqlite => "sqlite",
             },
+            drill_schedule: drill_schedule.as_ref().map(|s| s.cron.to_string()),
         },
     };
     let limits = ApiLimits {
@@ -508,6 +533,11 @@ pub async fn run(
 
     let tracker = TaskTracker::new();
     let servers = CancellationToken::new();
+    tracker.spawn(pilotlight_engine::drill::refresh_metrics(
+        store.clone(),
+        drill_metrics,
+        servers.clone(),
+    ));
     tracker.spawn(serve_logged(
         "admin API",
         pilotlight_api::serve(
@@ -567,6 +597,9 @@ pub async fn run(
                 Executor::new(executor_deps.clone(), wake.clone()),
                 stop.clone(),
             );
+            if let Some(schedule) = &drill_schedule {
+                tokio::spawn(schedule.clone().run(stop.clone()));
+            }
             let lost = tokio::select! {
                 () = shutdown.cancelled() => false,
                 // Lost, or a new tenure (the lease lapsed and was taken again): this one ends.

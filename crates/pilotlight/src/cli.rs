@@ -67,6 +67,10 @@ pub enum Command {
     /// Declare, approve, cancel and follow restore runs (talks to the daemon's admin API).
     #[command(subcommand)]
     Restore(RestoreCommand),
+    /// Start and list drills: full restores into the DR region that never touch production
+    /// DNS and tear down everything they created (talks to the daemon's admin API).
+    #[command(subcommand)]
+    Drill(DrillCommand),
     /// Print or check configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -177,6 +181,45 @@ pub struct ApiArgs {
     /// operator role, approving the approver role).
     #[arg(long, env = "PILOTLIGHT_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DrillCommand {
+    /// Declare a drill (`POST /v1/restores {"mode": "drill"}`, operator role): restored with
+    /// drill tags, production DNS untouched, RTO measured per tier, then torn down. Cancel it
+    /// with `pilotlight restore cancel <id>` (it is still torn down).
+    Start {
+        /// Only these tiers (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        tiers: Vec<u8>,
+        /// Only these tenants' clusters (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        tenants: Vec<String>,
+        /// Sent as `Idempotency-Key`: repeating the command answers the same drill.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Follow the drill with live progress bars until it has been torn down; exit 0 when
+        /// it succeeded, 1 otherwise.
+        #[arg(long)]
+        watch: bool,
+        /// Print the API's JSON answer.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List recent drills, newest first: state, RTO overall and per tier, teardown time and
+    /// anything left behind (`GET /v1/drills`), and the schedule.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=200))]
+        limit: u32,
+        /// Print the API's JSON answer.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,6 +3,7 @@
 //! second one exits at once.
 #![allow(clippy::print_stdout)]
 
+mod drill_cmd;
 mod restore_cmd;
 
 use std::collections::BTreeMap;
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use pilotlight::admin_client::AdminClient;
-use pilotlight::cli::{Cli, Command, ConfigCommand, RestoreCommand};
+use pilotlight::cli::{Cli, Command, ConfigCommand, DrillCommand, RestoreCommand, RestoreModeArg};
 use pilotlight::{Daemon, Listeners, secrets};
 use pilotlight_core::config::{Config, ConfigErrors};
 use tokio_util::sync::CancellationToken;
@@ -97,6 +98,10 @@ fn main() -> ExitCode {
             Ok(config) => runtime_exit(restore(config, cmd)),
             Err(code) => code,
         },
+        Command::Drill(cmd) => match load_config(&cli, cli.config.as_deref()) {
+            Ok(config) => runtime_exit(drill(config, cmd)),
+            Err(code) => code,
+        },
         Command::Migrate => match load_daemon(&cli) {
             Ok(daemon) => runtime(async move {
                 pilotlight::app::open_store(&daemon).await?;
@@ -122,6 +127,50 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+    }
+}
+
+/// `pilotlight drill …`: exit 0, or 1 when a watched drill did not succeed.
+async fn drill(config: Config, cmd: &DrillCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        DrillCommand::Start {
+            tiers,
+            tenants,
+            idempotency_key,
+            watch,
+            json,
+            api,
+        } => {
+            let client = AdminClient::from_args(&config, api)?;
+            let declaration = restore_cmd::Declaration {
+                mode: RestoreModeArg::Drill,
+                tiers: tiers.clone(),
+                tenants: tenants.clone(),
+                dry_run: false,
+                idempotency_key: idempotency_key.clone(),
+            };
+            let (out, id) = drill_cmd::start(&client, &declaration, *json).await?;
+            print!("{out}");
+            if !*watch {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let stdout = std::io::stdout();
+            let tty = stdout.is_terminal();
+            let mut out = stdout.lock();
+            let succeeded =
+                restore_cmd::watch(&client, &id, Duration::from_millis(500), &mut out, tty).await?;
+            Ok(if succeeded {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        DrillCommand::List { limit, json, api } => {
+            let out =
+                drill_cmd::list(&AdminClient::from_args(&config, api)?, *limit, *json).await?;
+            print!("{out}");
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

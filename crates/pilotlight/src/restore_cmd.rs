@@ -475,6 +475,22 @@ fn render_status(r: &RestoreReport) -> String {
     if let Some(e) = &run.error {
         let _ = writeln!(out, "Error: {e}");
     }
+    if let Some(d) = &r.drill {
+        let teardown = match (d.teardown_secs, run.state) {
+            (Some(s), _) => format!("torn down in {}", secs_text(s)),
+            (None, RunState::TearingDown) => "tearing down".to_owned(),
+            (None, _) => "not torn down yet".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "Drill: production DNS untouched; {teardown}; {} resources deleted; {} left behind",
+            d.deleted,
+            d.left_behind.len()
+        );
+        for l in &d.left_behind {
+            let _ = writeln!(out, "  left: {} {}", l.kind, l.id);
+        }
+    }
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -595,6 +611,7 @@ mod tests {
             instances_launched: running,
             instances_running: running,
             instances_failed: 0,
+            up_after_ms: (state == StepState::Done).then_some(130_000),
         };
         RestoreReport {
             run: RunSummary {
@@ -648,6 +665,7 @@ mod tests {
                 primary_id: "vol-1".into(),
                 last_error: Some("InvalidSnapshot.NotFound".into()),
             }],
+            drill: None,
         }
     }
 

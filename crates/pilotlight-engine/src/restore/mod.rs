@@ -15,6 +15,11 @@
 //!                                         all three done ─▶ DNS cutover, zone by zone [dns]
 //! ```
 //!
+//! After each stage — a tier at its gate, the load balancers registered, the databases
+//! available, the cutover — the configured restore hooks are called with the stage's restored
+//! resources ([`hooks`], D13): signed, journalled, at most once per (run, hook, stage); a
+//! waited-for hook holds what follows the stage until it answers.
+//!
 //! # Crash safety (D10)
 //!
 //! Every AWS mutation is an *item* of the journal ([`journal::Journal`]). It is written
@@ -41,6 +46,7 @@ pub mod progress;
 mod rds;
 mod run;
 pub mod service;
+pub mod teardown;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -61,7 +67,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use crate::estate::PlanView;
 pub use journal::Journal;
-pub use run::{Executor, ExecutorDeps, execute, retrying};
+pub use run::{Executor, ExecutorDeps, RESTORED_STEP, execute, is_cancel_reason, retrying};
 pub use service::*;
 
 /// Whether the daemon is in restore mode (a disaster run is active). Cheap to clone; clones
@@ -139,13 +145,18 @@ pub struct RunCtx {
 }
 
 impl RunCtx {
-    /// The tags every resource of the run carries: managed, run, source.
+    /// The tags every resource of the run carries: managed, run, source, and for a drill
+    /// `pilotlight:drill=true`.
     pub fn tags(&self, source: &str) -> Vec<(String, String)> {
-        vec![
+        let mut tags = vec![
             (pilotlight_aws::tags::MANAGED.to_owned(), "true".to_owned()),
             (pilotlight_aws::tags::RUN.to_owned(), self.run_id.clone()),
             (pilotlight_aws::tags::SOURCE.to_owned(), source.to_owned()),
-        ]
+        ];
+        if self.mode == RunMode::Drill {
+            tags.push((pilotlight_aws::tags::DRILL.to_owned(), "true".to_owned()));
+        }
+        tags
     }
 
     /// The poll interval for waits.

@@ -69,6 +69,7 @@ pub const ITEM_KINDS: &[&str] = &[
     "dns_batch",
     "dns_vpc_association",
     "hook",
+    "teardown",
 ];
 
 /// The item kind the EC2 executor journals each `RunInstances` as.
@@ -464,6 +465,9 @@ pub struct RestoreReport {
     pub estimated_secs: Option<f64>,
     /// Items that failed for good, with their last error.
     pub failed_items: Vec<FailedItem>,
+    /// For a drill: its RTO per tier, the teardown's time, what it deleted and left.
+    #[serde(default)]
+    pub drill: Option<crate::drill::DrillSummary>,
 }
 
 /// The run's own fields.
@@ -498,6 +502,9 @@ pub struct TierProgress {
     pub instances_running: u64,
     /// Instances of launches that failed for good.
     pub instances_failed: u64,
+    /// The run's start to the tier's gate (its own RTO), once the tier is up.
+    #[serde(default)]
+    pub up_after_ms: Option<i64>,
 }
 
 /// A step with its timing.
@@ -677,6 +684,7 @@ fn build(
         instances_launched: 0,
         instances_running: 0,
         instances_failed: 0,
+        up_after_ms: None,
     };
     for (&tier, &n) in &planned.tiers {
         tiers
@@ -754,8 +762,21 @@ fn build(
         }
     }
 
+    for t in tiers.values_mut() {
+        if t.state == StepState::Done {
+            t.up_after_ms = run
+                .started_at_ms
+                .zip(t.finished_at_ms)
+                .map(|(s, f)| (f - s).max(0));
+        }
+    }
     let calls = stored_calls(steps);
-    let (rto_secs, rto_final) = match (run.started_at_ms, run.finished_at_ms) {
+    // A drill's RTO ends with its restore phase, not with its teardown.
+    let restored_at = (run.mode == RunMode::Drill)
+        .then(|| steps.iter().find(|s| s.step_id == super::RESTORED_STEP))
+        .flatten()
+        .and_then(|s| s.finished_at_ms);
+    let (rto_secs, rto_final) = match (run.started_at_ms, restored_at.or(run.finished_at_ms)) {
         (Some(s), Some(f)) => (Some((f - s).max(0) as f64 / 1000.0), true),
         (Some(s), None) if run.state.is_active() => {
             (Some((now_ms - s).max(0) as f64 / 1000.0), false)
@@ -789,6 +810,7 @@ fn build(
         rto_final,
         estimated_secs: planned.estimated_secs,
         failed_items,
+        drill: (run.mode == RunMode::Drill).then(|| crate::drill::summary(run, steps, items)),
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use pilotlight_aws::cache::{CacheMetrics, DescribeCache};
 use pilotlight_aws::{AwsCtx, AwsError, CallTally, ErrorKind};
-use pilotlight_core::config::RestoreConfig;
+use pilotlight_core::config::{DrillConfig, RestoreConfig};
 use pilotlight_store::{ItemState, RestoreRun, RunMode, RunState, RunUpdate, StepState, Store};
 use serde_json::json;
 use tokio::sync::Semaphore;
@@ -123,9 +123,13 @@ pub struct ExecutorDeps {
     pub settings: Arc<RestoreConfig>,
     /// The restore hooks with their secrets (D13).
     pub hooks: Arc<super::hooks::Hooks>,
+    /// `[drill]`: how long a drill's estate is held before its teardown.
+    pub drill: Arc<DrillConfig>,
     pub mode: RestoreMode,
     pub cache_metrics: CacheMetrics,
     pub metrics: super::progress::RestoreMetrics,
+    /// Set from the store when a drill finishes.
+    pub drill_metrics: crate::drill::DrillMetrics,
 }
 
 /// Picks up pending and running runs on the leader and executes them one at a time.
@@ -182,9 +186,21 @@ impl Executor {
             .active_runs()
             .await?
             .into_iter()
-            .filter(|r| !r.dry_run && matches!(r.state, RunState::Pending | RunState::Running))
+            .filter(|r| {
+                !r.dry_run
+                    && matches!(
+                        r.state,
+                        RunState::Pending | RunState::Running | RunState::TearingDown
+                    )
+            })
             .collect();
-        runs.sort_by(|a, b| a.created_at_ms.cmp(&b.created_at_ms).then(a.id.cmp(&b.id)));
+        // A disaster goes before any drill (a drill in progress yields to it, see `drive`).
+        runs.sort_by(|a, b| {
+            (a.mode != RunMode::Disaster)
+                .cmp(&(b.mode != RunMode::Disaster))
+                .then(a.created_at_ms.cmp(&b.created_at_ms))
+                .then(a.id.cmp(&b.id))
+        });
         Ok(runs.into_iter().next())
     }
 
@@ -239,7 +255,6 @@ impl Executor {
             }
         };
         let stop = shutdown.child_token();
-        let watcher = tokio::spawn(watch_cancel(store.clone(), run.id.clone(), stop.clone()));
         let tally = Arc::new(CallTally::default());
         let cache = if self.deps.settings.cache_ttl_secs == 0 {
             DescribeCache::disabled(self.deps.cache_metrics.clone())
@@ -273,29 +288,31 @@ impl Executor {
             ctx.clone(),
             self.deps.metrics.clone(),
         ));
-        let mut executions = 0;
-        let outcome = loop {
-            executions += 1;
-            match execute(&ctx).await {
-                Ok(failed) => break Ok(failed),
-                Err(ReconcileError::Cancelled) => break Err(None),
-                Err(e) if executions >= MAX_EXECUTIONS => break Err(Some(e.to_string())),
-                Err(e) => {
-                    tracing::warn!(run = %run.id, error = %e, executions, "restore execution failed; executing again");
-                    tokio::select! {
-                        () = stop.cancelled() => break Err(None),
-                        () = tokio::time::sleep(Duration::from_secs(2u64.pow(executions))) => {}
-                    }
-                }
-            }
+        let outcome = if run.state == RunState::Running {
+            let watcher = tokio::spawn(watch_stop(
+                store.clone(),
+                run.clone(),
+                StopWhen::RestorePhase,
+                stop.clone(),
+            ));
+            let outcome = self.executions(&ctx, &stop, execute).await;
+            stop.cancel();
+            watcher.abort();
+            Some(outcome)
+        } else {
+            None
         };
-        stop.cancel();
-        watcher.abort();
+        let outcome = if run.mode == RunMode::Drill && !shutdown.is_cancelled() {
+            self.drill_after_restore(&ctx, &run, outcome, shutdown)
+                .await
+        } else {
+            outcome
+        };
         super::progress::save_tally(&ctx).await;
         progress.abort();
         match outcome {
-            Ok(0) => self.finish(&run, RunState::Succeeded, None).await,
-            Ok(failed) => {
+            Some(Ok(0)) => self.finish(&run, RunState::Succeeded, None).await,
+            Some(Ok(failed)) => {
                 self.finish(
                     &run,
                     RunState::Failed,
@@ -303,12 +320,176 @@ impl Executor {
                 )
                 .await;
             }
-            Err(Some(e)) => self.finish(&run, RunState::Failed, Some(e)).await,
+            Some(Err(Some(e))) => self.finish(&run, RunState::Failed, Some(e)).await,
             // Cancelled by the operator (the state is already `cancelled`) or by shutdown (the
-            // run stays `running` and resumes on the next leader).
-            Err(None) => {}
+            // run stays `running` or `tearing_down` and resumes on the next leader).
+            Some(Err(None)) | None => {}
         }
         super::progress::publish_once(&ctx, &self.deps.metrics).await;
+        if run.mode == RunMode::Drill {
+            self.deps.drill_metrics.refresh(store).await;
+        }
+    }
+
+    /// Executes `phase` until it succeeds, is stopped, or failed [`MAX_EXECUTIONS`] times:
+    /// `Ok(failed items)`, `Err(None)` when stopped, `Err(Some(reason))` when it gave up.
+    async fn executions<'a, F, Fut>(
+        &self,
+        ctx: &'a RunCtx,
+        stop: &CancellationToken,
+        phase: F,
+    ) -> Result<u64, Option<String>>
+    where
+        F: Fn(&'a RunCtx) -> Fut,
+        Fut: std::future::Future<Output = Result<u64, ReconcileError>> + 'a,
+    {
+        let mut executions = 0;
+        loop {
+            executions += 1;
+            match phase(ctx).await {
+                Ok(failed) => return Ok(failed),
+                Err(ReconcileError::Cancelled) => return Err(None),
+                Err(e) if executions >= MAX_EXECUTIONS => return Err(Some(error_chain(&e))),
+                Err(e) => {
+                    tracing::warn!(run = %ctx.run_id, error = %error_chain(&e), executions, "restore execution failed; executing again");
+                    tokio::select! {
+                        () = stop.cancelled() => return Err(None),
+                        () = tokio::time::sleep(Duration::from_secs(2u64.pow(executions))) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// A drill's second half (D12): the restore phase's end recorded as the drill's RTO, the
+    /// estate held for `drill.hold_secs`, then the teardown, journalled and resumable. The
+    /// answer is the drill's outcome; `None` when the teardown has to go on later (shutdown,
+    /// or a disaster run pre-empting it).
+    async fn drill_after_restore(
+        &self,
+        ctx: &RunCtx,
+        run: &RestoreRun,
+        restored: Option<Result<u64, Option<String>>>,
+        shutdown: &CancellationToken,
+    ) -> Option<Result<u64, Option<String>>> {
+        let store = &self.deps.store;
+        let mut current = store.get_run(&run.id).await.ok().flatten()?;
+        if current.state == RunState::Running {
+            // The restore phase ended on its own: record its end (the drill's RTO) and hold.
+            let (failed, error) = match &restored {
+                Some(Ok(n)) => (*n, None),
+                Some(Err(Some(e))) => (0, Some(e.clone())),
+                // Stopped by shutdown: resume later.
+                Some(Err(None)) | None => return None,
+            };
+            let detail = json!({"failed_items": failed, "error": error});
+            if let Err(e) = ctx
+                .journal
+                .step(RESTORED_STEP, 0, "drill", StepState::Done, &detail)
+                .await
+            {
+                tracing::warn!(run = %run.id, error = %e, "cannot record the drill's restore end");
+                return None;
+            }
+            let hold = Duration::from_secs(self.deps.drill.hold_secs);
+            if !hold.is_zero() {
+                tracing::info!(run = %run.id, hold_secs = hold.as_secs(), "drill restored; holding its estate before the teardown");
+                tokio::select! {
+                    () = shutdown.cancelled() => return None,
+                    () = tokio::time::sleep(hold) => {}
+                }
+            }
+            let mut update = RunUpdate::from(&current);
+            update.state = RunState::TearingDown;
+            update.error = match (failed, error) {
+                (_, Some(e)) => Some(e),
+                (0, None) => None,
+                (n, None) => Some(format!("{n} items failed; see the run's items")),
+            };
+            current = match store
+                .update_run_if(&run.id, RunState::Running, &update)
+                .await
+            {
+                Ok(Some(r)) => r,
+                // Cancelled (to tearing down) meanwhile: read it again.
+                Ok(None) => store.get_run(&run.id).await.ok().flatten()?,
+                Err(e) => {
+                    tracing::warn!(run = %run.id, error = %e, "cannot start the drill's teardown");
+                    return None;
+                }
+            };
+        }
+        if current.state != RunState::TearingDown {
+            return restored;
+        }
+        tracing::info!(run = %run.id, "drill teardown");
+        let stop = shutdown.child_token();
+        let watcher = tokio::spawn(watch_stop(
+            store.clone(),
+            current.clone(),
+            StopWhen::Teardown,
+            stop.clone(),
+        ));
+        let ctx = RunCtx {
+            stop: stop.clone(),
+            ..ctx.clone()
+        };
+        let torn = self
+            .executions(&ctx, &stop, |c| async move {
+                super::teardown::teardown(c).await.map(|()| 0)
+            })
+            .await;
+        watcher.abort();
+        let teardown_error = match torn {
+            Ok(_) => None,
+            Err(None) => return None,
+            Err(Some(e)) => Some(format!("teardown: {e}")),
+        };
+        let restore_error = current.error.clone();
+        let cancelled = restore_error.as_deref().is_some_and(is_cancel_reason);
+        let state = if teardown_error.is_some() {
+            RunState::Failed
+        } else if cancelled {
+            RunState::Cancelled
+        } else if restore_error.is_some() {
+            RunState::Failed
+        } else {
+            RunState::Succeeded
+        };
+        let error = match (restore_error, teardown_error) {
+            (None, None) => None,
+            (Some(a), None) => Some(a),
+            (None, Some(b)) => Some(b),
+            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        };
+        self.finish_from(&current, RunState::TearingDown, state, error)
+            .await;
+        // Recorded here: nothing left for `drive` to finish.
+        None
+    }
+
+    /// Ends a run from `expected` (a drill's `tearing_down`).
+    async fn finish_from(
+        &self,
+        run: &RestoreRun,
+        expected: RunState,
+        state: RunState,
+        error: Option<String>,
+    ) {
+        let mut update = RunUpdate::from(run);
+        update.state = state;
+        update.finished_at_ms = Some(now_ms());
+        update.error = error;
+        match self
+            .deps
+            .store
+            .update_run_if(&run.id, expected, &update)
+            .await
+        {
+            Ok(Some(_)) => tracing::info!(run = %run.id, state = %state, "drill finished"),
+            Ok(None) => tracing::info!(run = %run.id, "the drill changed state as it finished"),
+            Err(e) => tracing::warn!(run = %run.id, error = %e, "cannot record the drill's end"),
+        }
     }
 
     async fn finish(&self, run: &RestoreRun, state: RunState, error: Option<String>) {
@@ -340,21 +521,83 @@ impl Executor {
     }
 }
 
-/// Fires `stop` once the run is cancelled in the store (by any replica's API).
-async fn watch_cancel(store: Store, run_id: String, stop: CancellationToken) {
+/// The step a drill's restore phase ends with: its finish time is the drill's RTO.
+pub const RESTORED_STEP: &str = "drill/restored";
+
+/// Whether a run's error says an operator cancelled it, or a disaster pre-empted the drill.
+pub fn is_cancel_reason(error: &str) -> bool {
+    error.starts_with(super::service::CANCELLED_BY) || error.starts_with(PRE_EMPTED)
+}
+
+/// The error a drill pre-empted by a disaster run records.
+const PRE_EMPTED: &str = "pre-empted by disaster run";
+
+/// What ends a phase early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopWhen {
+    /// The restore phase: the run leaves `running` (cancelled; a drill cancelled goes to
+    /// `tearing_down`), or, for a drill, a disaster run is waiting.
+    RestorePhase,
+    /// A drill's teardown: only a waiting disaster run stops it (it resumes afterwards).
+    Teardown,
+}
+
+/// Fires `stop` once the phase must end: see [`StopWhen`]. A drill in its restore phase that
+/// yields to a disaster run is moved to `tearing_down` with the reason, so it is torn down once
+/// the disaster run is over.
+async fn watch_stop(store: Store, run: RestoreRun, when: StopWhen, stop: CancellationToken) {
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
-        if let Ok(Some(run)) = store.get_run(&run_id).await
-            && run.state == RunState::Cancelled
-        {
-            tracing::info!(run = %run_id, "run cancelled: starting no new work");
+        let Ok(Some(current)) = store.get_run(&run.id).await else {
+            continue;
+        };
+        if when == StopWhen::RestorePhase && current.state != RunState::Running {
+            tracing::info!(run = %run.id, state = %current.state, "run cancelled: starting no new work");
             stop.cancel();
             return;
         }
+        if run.mode != RunMode::Drill {
+            continue;
+        }
+        let Ok(active) = store.active_runs().await else {
+            continue;
+        };
+        let Some(disaster) = active
+            .iter()
+            .find(|r| r.mode == RunMode::Disaster && !r.dry_run && r.state == RunState::Pending)
+        else {
+            continue;
+        };
+        tracing::warn!(run = %run.id, disaster = %disaster.id, "a disaster run was declared: the drill yields to it");
+        if when == StopWhen::RestorePhase {
+            let mut update = RunUpdate::from(&current);
+            update.state = RunState::TearingDown;
+            update.error = Some(format!("{PRE_EMPTED} {}", disaster.id));
+            if let Err(e) = store
+                .update_run_if(&run.id, RunState::Running, &update)
+                .await
+            {
+                tracing::warn!(run = %run.id, error = %e, "cannot record the drill's pre-emption");
+            }
+        }
+        stop.cancel();
+        return;
     }
+}
+
+/// An error with its sources, `a: b: c`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 #[cfg(test)]

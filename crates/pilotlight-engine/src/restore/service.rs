@@ -131,6 +131,9 @@ pub struct RestoreService {
     lock: Arc<Mutex<()>>,
 }
 
+/// How the error of a run an operator cancelled begins: `cancelled by <principal>`.
+pub const CANCELLED_BY: &str = "cancelled by ";
+
 /// Attempts at a fresh run id when one collides (practically never: 24 random bits per second).
 const ID_ATTEMPTS: u32 = 5;
 
@@ -311,8 +314,10 @@ impl RestoreService {
     }
 
     /// Cancels an active run: it becomes `cancelled` at once, and the executor (on whichever
-    /// replica leads) stops starting new work for it within its watch interval. What was
-    /// already created stays, journalled.
+    /// replica leads) stops starting new work for it within its watch interval. What a
+    /// disaster run already created stays, journalled. A drill that has started goes to
+    /// `tearing_down` instead (its teardown then removes what it created, and it ends
+    /// `cancelled`); one already tearing down is answered as it is.
     ///
     /// # Errors
     ///
@@ -330,10 +335,22 @@ impl RestoreService {
                     state: run.state,
                 });
             }
+            let started_drill = run.mode == RunMode::Drill
+                && matches!(run.state, RunState::Running | RunState::TearingDown);
+            if started_drill && run.state == RunState::TearingDown {
+                // Already tearing down: the teardown finishes whatever the operator says.
+                return Ok(run);
+            }
             let mut update = RunUpdate::from(&run);
-            update.state = RunState::Cancelled;
-            update.finished_at_ms = Some(now_ms());
-            update.error = Some(format!("cancelled by {by}"));
+            if started_drill {
+                // A started drill is never left standing: it goes on to its teardown, and ends
+                // `cancelled` once that is done.
+                update.state = RunState::TearingDown;
+            } else {
+                update.state = RunState::Cancelled;
+                update.finished_at_ms = Some(now_ms());
+            }
+            update.error = Some(format!("{CANCELLED_BY}{by}"));
             if let Some(run) = self.store.update_run_if(run_id, run.state, &update).await? {
                 tracing::info!(run = %run.id, cancelled_by = by, "restore run cancelled");
                 self.settle().await;
@@ -502,7 +519,7 @@ fn random24() -> u64 {
 
 /// The proleptic Gregorian date of a day number (days since 1970-01-01); Howard Hinnant's
 /// `civil_from_days`.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub(super) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -516,7 +533,7 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use pilotlight_core::config::Config;
     use pilotlight_core::inventory::Inventory;
     use pilotlight_core::scope::{DrState, select};
@@ -527,7 +544,7 @@ mod tests {
     /// Plans from an empty inventory with one known tenant, through the same pure functions as
     /// the planner.
     #[derive(Debug)]
-    struct EmptyEstate;
+    pub(crate) struct EmptyEstate;
 
     #[async_trait]
     impl PlanSource for EmptyEstate {
