@@ -45,7 +45,6 @@
 mod dns;
 mod ec2;
 pub mod hooks;
-pub mod hooks;
 mod journal;
 mod lb;
 pub mod progress;
