@@ -20,11 +20,6 @@
 //! resources ([`hooks`], D13): signed, journalled, at most once per (run, hook, stage); a
 //! waited-for hook holds what follows the stage until it answers.
 //!
-//! After each stage — a tier at its gate, the load balancers registered, the databases
-//! available, the cutover — the configured restore hooks are called with the stage's restored
-//! resources ([`hooks`], D13): signed, journalled, at most once per (run, hook, stage); a
-//! waited-for hook holds what follows the stage until it answers.
-//!
 //! # Crash safety (D10)
 //!
 //! Every AWS mutation is an *item* of the journal ([`journal::Journal`]). It is written
