@@ -2470,3 +2470,131 @@ r5 = ["r5a"]
         Source::Env(families.to_owned())
     );
 }
+
+/// The cells of a docs/config.md reference row, split at the pipes that are not escaped (`\|`
+/// inside a type such as `"standard"` \| `"adaptive"`).
+fn row_cells(line: &str) -> Vec<String> {
+    let mut cells = vec![String::new()];
+    let mut chars = line.trim().chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&'|') => {
+                chars.next();
+                cells.last_mut().expect("a cell").push('|');
+            }
+            '|' => cells.push(String::new()),
+            _ => cells.last_mut().expect("a cell").push(c),
+        }
+    }
+    cells.into_iter().map(|c| c.trim().to_owned()).collect()
+}
+
+/// The value a documented default stands for: one backticked TOML value (`` `"us-east-1"` ``,
+/// `` `60` ``, `` `[]` ``) or the entries of a table (`` `1 = 3600`, `2 = 14400` ``).
+fn documented_default(cell: &str) -> toml::Value {
+    let pieces: Vec<&str> = cell.split('`').skip(1).step_by(2).collect();
+    let text = if pieces.len() == 1 && !pieces[0].contains(" = ") {
+        format!("v = {}", pieces[0])
+    } else {
+        format!("v = {{ {} }}", pieces.join(", "))
+    };
+    let mut table: toml::Table = text
+        .parse()
+        .unwrap_or_else(|e| panic!("docs/config.md default {cell:?} is not TOML: {e}"));
+    table.remove("v").expect("the value")
+}
+
+/// Every key's Default column in docs/config.md states `Config::default()`'s value: a
+/// backticked value equal to it (integers and floats compared as numbers), `unset` for an
+/// optional key that has none, `empty` for an empty table or list.
+fn default_problems(docs: &str) -> Vec<String> {
+    let defaults = toml::Table::try_from(Config::default()).expect("serializes");
+    let rows: BTreeMap<String, String> = docs
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .filter_map(|l| {
+            let cells = row_cells(l);
+            let key = cells
+                .get(1)?
+                .strip_prefix('`')?
+                .strip_suffix('`')?
+                .to_owned();
+            Some((key, cells.get(3)?.clone()))
+        })
+        .collect();
+    let mut problems = Vec::new();
+    for (section, key) in all_keys() {
+        let dotted = format!("{section}.{key}");
+        let Some(cell) = rows.get(&dotted) else {
+            problems.push(format!(
+                "docs/config.md has no reference row for `{dotted}`"
+            ));
+            continue;
+        };
+        let mut value = Some(&defaults);
+        let mut actual = None;
+        for (i, segment) in dotted.split('.').enumerate() {
+            let Some(table) = value else { break };
+            let next = table.get(segment);
+            if i + 1 == dotted.split('.').count() {
+                actual = next;
+            }
+            value = next.and_then(toml::Value::as_table);
+        }
+        let ok = match (cell.as_str(), actual) {
+            ("unset", None) => true,
+            ("empty", None) => true,
+            ("empty", Some(toml::Value::Array(a))) => a.is_empty(),
+            ("empty", Some(toml::Value::Table(t))) => t.is_empty(),
+            (text, Some(actual)) if text.starts_with('`') => {
+                let stated = documented_default(text);
+                match (&stated, actual) {
+                    (toml::Value::Integer(a), toml::Value::Float(b))
+                    | (toml::Value::Float(b), toml::Value::Integer(a)) => {
+                        (*a as f64 - b).abs() < 1e-9
+                    }
+                    _ => &stated == actual,
+                }
+            }
+            _ => false,
+        };
+        if !ok {
+            problems.push(format!(
+                "docs/config.md states the default of `{dotted}` as {cell}, but Config::default() has {}",
+                actual.map_or("none".to_owned(), ToString::to_string)
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn docs_state_every_default() {
+    let problems = default_problems(include_str!("../../../../docs/config.md"));
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The check itself: a changed number and a value stated for an unset key are reported.
+#[test]
+fn docs_default_check_reports_wrong_defaults() {
+    let docs = include_str!("../../../../docs/config.md")
+        .lines()
+        .map(|l| {
+            if l.starts_with("| `daemon.lease_ttl_secs` |") {
+                l.replacen("| `15` |", "| `16` |", 1)
+            } else if l.starts_with("| `aws.endpoint_url` |") {
+                l.replacen("| unset |", "| `\"http://x\"` |", 1)
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(
+        default_problems(&docs),
+        [
+            "docs/config.md states the default of `aws.endpoint_url` as `\"http://x\"`, but Config::default() has none",
+            "docs/config.md states the default of `daemon.lease_ttl_secs` as `16`, but Config::default() has 15",
+        ]
+    );
+}
