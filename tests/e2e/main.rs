@@ -11,6 +11,7 @@ mod copies_rds;
 mod daemon;
 mod drill;
 mod estate;
+mod hooks;
 mod lab;
 mod lab_cloudwatch;
 mod lab_copies;

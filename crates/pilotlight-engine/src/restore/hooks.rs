@@ -472,7 +472,11 @@ async fn deliver(
             _ => {}
         }
     }
-    ctx.check_stop()?;
+    // A waited-for delivery is part of the run and starts only while it goes on; one beside
+    // the run reports a stage that is over, even when the run ended (or stopped) meanwhile.
+    if hook.config.wait {
+        ctx.check_stop()?;
+    }
     let delivery = delivery_id(&ctx.run_id, name, stage);
     let planned = json!({
         "hook": name,

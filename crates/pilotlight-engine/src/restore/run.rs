@@ -349,6 +349,8 @@ impl Executor {
             match phase(ctx).await {
                 Ok(failed) => return Ok(failed),
                 Err(ReconcileError::Cancelled) => return Err(None),
+                // A waited-for hook failed (D13): executing again would not send it again.
+                Err(e @ ReconcileError::HookFailed { .. }) => return Err(Some(error_chain(&e))),
                 Err(e) if executions >= MAX_EXECUTIONS => return Err(Some(error_chain(&e))),
                 Err(e) => {
                     tracing::warn!(run = %ctx.run_id, error = %error_chain(&e), executions, "restore execution failed; executing again");
