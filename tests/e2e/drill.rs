@@ -21,6 +21,33 @@ use crate::support::{
 };
 
 const DRILL: &str = r#"{"mode": "drill"}"#;
+/// The drill zone of the first test.
+const DRILL_DOMAIN: &str = "drill.example.internal.";
+
+/// Hosted zones in the lab's account tagged for `run`, with their names.
+async fn run_zones(world: &World, run: &str) -> Result<Vec<(String, String)>> {
+    let r53 = world.clients(DR).await.route53;
+    let zones = r53.list_hosted_zones().send().await?;
+    let mut out = Vec::new();
+    for z in zones.hosted_zones() {
+        let id = z.id().trim_start_matches("/hostedzone/").to_owned();
+        let tags = r53
+            .list_tags_for_resource()
+            .resource_type(aws_sdk_route53::types::TagResourceType::Hostedzone)
+            .resource_id(&id)
+            .send()
+            .await?;
+        let ours = tags.resource_tag_set().is_some_and(|set| {
+            set.tags()
+                .iter()
+                .any(|t| t.key() == Some("pilotlight:run") && t.value() == Some(run))
+        });
+        if ours {
+            out.push((id, z.name().to_owned()));
+        }
+    }
+    Ok(out)
+}
 
 /// Every record of every seeded zone, by zone.
 async fn all_records(
@@ -82,6 +109,12 @@ async fn tagged_for(world: &World, run: &str) -> Result<Vec<String>> {
             .filter(|c| tagged(&c.tags))
             .map(|c| format!("cluster {}", c.id)),
     );
+    left.extend(
+        run_zones(world, run)
+            .await?
+            .into_iter()
+            .map(|(id, name)| format!("hosted zone {id} {name}")),
+    );
     let rds = world.clients(DR).await.rds;
     let groups = rds.describe_db_subnet_groups().send().await?;
     for g in groups.db_subnet_groups() {
@@ -107,8 +140,9 @@ async fn tagged_for(world: &World, run: &str) -> Result<Vec<String>> {
     Ok(left)
 }
 
-/// Creations and deletions the proxy counted in the DR region pair up.
-fn ensure_deletes_match_creates(world: &World) -> Result<()> {
+/// Creations and deletions the proxy counted in the DR region pair up; production DNS is only
+/// changed when `dns_zone` (a drill zone's records) is set.
+fn ensure_deletes_match_creates(world: &World, dns_zone: bool) -> Result<()> {
     let c = world.proxy().counters();
     for (service, create, delete) in [
         ("elb", "CreateLoadBalancer", "DeleteLoadBalancer"),
@@ -124,10 +158,21 @@ fn ensure_deletes_match_creates(world: &World) -> Result<()> {
         );
     }
     ensure!(c.count("ec2", "RunInstances", DR) > 0 && c.count("ec2", "TerminateInstances", DR) > 0);
-    ensure!(
-        c.count("route53", "ChangeResourceRecordSets", "global") == 0,
-        "a drill changed DNS records"
-    );
+    let changes = c.count("route53", "ChangeResourceRecordSets", "global");
+    if dns_zone {
+        let (made, deleted) = (
+            c.count("route53", "CreateHostedZone", "global"),
+            c.count("route53", "DeleteHostedZone", "global"),
+        );
+        ensure!(
+            made == 1 && deleted == 1,
+            "{made} zones created, {deleted} deleted"
+        );
+        // The drill zone's records written, then deleted: nothing else.
+        ensure!(changes >= 2, "{changes} record changes");
+    } else {
+        ensure!(changes == 0, "a drill without a zone changed DNS records");
+    }
     Ok(())
 }
 
@@ -135,7 +180,13 @@ fn ensure_deletes_match_creates(world: &World) -> Result<()> {
 async fn drill_restores_measures_rto_and_leaves_nothing_behind() -> Result<()> {
     let world = World::with_options(lab_options(1.0)).await?;
     let estate = seed(&world, &small_estate()).await?;
-    let daemon = world.start_daemon(&restore_config(&world, "", "")).await?;
+    let daemon = world
+        .start_daemon(&restore_config(
+            &world,
+            "",
+            &format!("[drill]\nhold_secs = 4\ndns_zone = \"{DRILL_DOMAIN}\"\n"),
+        ))
+        .await?;
     wait_plan_ready(daemon.api).await?;
     world.proxy().region_down(PRIMARY)?;
     let records_before = all_records(&world, &estate).await?;
@@ -163,6 +214,63 @@ async fn drill_restores_measures_rto_and_leaves_nothing_behind() -> Result<()> {
         },
     )
     .await?;
+    // While the drill holds its estate, the drill zone answers every restored record under
+    // the drill domain, with DR values.
+    let body = poll("the drill restored", Duration::from_secs(300), || async {
+        let body = run_status(daemon.api, &id).await?;
+        let restored = report_of(&body)["steps"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["step_id"] == "drill/restored"));
+        Ok(restored.then_some(body))
+    })
+    .await?;
+    ensure!(
+        state_of(&body) == "running",
+        "the drill holds its estate: {body}"
+    );
+    let zones = run_zones(&world, &id).await?;
+    ensure!(zones.len() == 1 && zones[0].1 == DRILL_DOMAIN, "{zones:?}");
+    let dns_step = report_of(&body)["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["step_id"] == "dns").cloned())
+        .unwrap_or_default();
+    let upserted = dns_step["detail"]["records_upserted"].as_u64().unwrap_or(0);
+    let in_zone: Vec<ListedRecord> = zone_records(&world, &zones[0].0)
+        .await?
+        .into_iter()
+        .filter(|r| r.record_type != "SOA" && r.record_type != "NS")
+        .collect();
+    ensure!(
+        upserted > 0 && in_zone.len() as u64 == upserted,
+        "{} records in the drill zone, {upserted} upserted: {dns_step}",
+        in_zone.len()
+    );
+    let prod: Vec<&ListedRecord> = records_before.values().flatten().collect();
+    let mut repointed = 0;
+    for r in &in_zone {
+        // Route 53 (the lab) lists names with or without the trailing dot.
+        let original = r
+            .name
+            .trim_end_matches('.')
+            .strip_suffix(DRILL_DOMAIN.trim_end_matches('.'))
+            .unwrap_or_default()
+            .trim_end_matches('.');
+        ensure!(!original.is_empty(), "{r:?} is not under the drill domain");
+        let prod_record = prod
+            .iter()
+            .find(|p| p.name.trim_end_matches('.') == original && p.record_type == r.record_type);
+        ensure!(prod_record.is_some(), "{r:?} has no production original");
+        // Values pointing at restored resources are the DR ones (others, e.g. an outside
+        // name, are kept as the cutover keeps them).
+        if prod_record.is_some_and(|p| p.values != r.values || p.alias != r.alias) {
+            repointed += 1;
+        }
+    }
+    ensure!(
+        repointed * 2 > in_zone.len(),
+        "only {repointed} of {} drill records point at DR resources",
+        in_zone.len()
+    );
     let (done, saw_restore_mode) = wait_run_final(daemon.api, &id).await?;
     ensure!(state_of(&done) == "succeeded", "{done}");
     ensure!(!saw_restore_mode, "a drill is not restore mode");
@@ -192,7 +300,13 @@ async fn drill_restores_measures_rto_and_leaves_nothing_behind() -> Result<()> {
         .as_array()
         .map(|s| s.iter().filter_map(|s| s["step_id"].as_str()).collect())
         .unwrap_or_default();
-    for step in ["dns", "drill/restored", "teardown/ec2", "teardown/verify"] {
+    for step in [
+        "dns",
+        "drill/restored",
+        "teardown/dns",
+        "teardown/ec2",
+        "teardown/verify",
+    ] {
         ensure!(steps.contains(&step), "no step {step}: {steps:?}");
     }
 
@@ -212,7 +326,7 @@ async fn drill_restores_measures_rto_and_leaves_nothing_behind() -> Result<()> {
     );
     ensure!(dr_after.volumes.len() == dr_before.volumes.len());
     ensure!(dr_after.lbs.len() == dr_before.lbs.len() && dr_after.dbs.len() == dr_before.dbs.len());
-    ensure_deletes_match_creates(&world)?;
+    ensure_deletes_match_creates(&world, true)?;
     // Production DNS is untouched.
     ensure!(
         all_records(&world, &estate).await? == records_before,
@@ -293,7 +407,7 @@ async fn drill_killed_mid_teardown_finishes_cleanup_after_restart() -> Result<()
     ensure!(state_of(&done) == "succeeded", "{done}");
     let left = tagged_for(&world, &id).await?;
     ensure!(left.is_empty(), "left behind: {left:?}");
-    ensure_deletes_match_creates(&world)?;
+    ensure_deletes_match_creates(&world, false)?;
 
     // A second drill, cancelled while it restores: it is torn down all the same and ends
     // `cancelled`.

@@ -57,6 +57,34 @@ impl DrRoute53 {
         get_change => get_change::GetChangeFluentBuilder -> GetChangeOutput, "GetChange";
         /// Makes a private zone answer in the DR VPC.
         associate_vpc_with_hosted_zone => associate_vpc_with_hosted_zone::AssociateVPCWithHostedZoneFluentBuilder -> AssociateVpcWithHostedZoneOutput, "AssociateVPCWithHostedZone";
+        /// A drill's private hosted zone (D12). The `CallerReference` is derived from the run,
+        /// so AWS refuses a second zone for the same run; the caller looks it up first.
+        create_hosted_zone => create_hosted_zone::CreateHostedZoneFluentBuilder -> CreateHostedZoneOutput, "CreateHostedZone";
+        /// Tags a drill's hosted zone as pilotlight's and the run's.
+        change_tags_for_resource => change_tags_for_resource::ChangeTagsForResourceFluentBuilder -> ChangeTagsForResourceOutput, "ChangeTagsForResource";
+        /// Tags of up to 10 hosted zones (what a drill's teardown finds its zone by).
+        list_tags_for_resources => list_tags_for_resources::ListTagsForResourcesFluentBuilder -> ListTagsForResourcesOutput, "ListTagsForResources";
+    }
+
+    /// Deletes a hosted zone pilotlight owns (a drill's zone, once its records are deleted).
+    ///
+    /// # Errors
+    /// The call's classified [`AwsError`](crate::AwsError).
+    pub async fn delete_hosted_zone(
+        &self,
+        zone: &crate::tags::Owned,
+    ) -> Result<(), crate::AwsError> {
+        let request = self.client.delete_hosted_zone().id(zone.id());
+        self.ctx
+            .call(
+                Service::Route53,
+                &self.region,
+                "DeleteHostedZone",
+                CallShape::default(),
+                || request.send(),
+            )
+            .await
+            .map(|_| ())
     }
 
     /// One `ChangeResourceRecordSets` batch, paying `change_tokens` Route 53 change tokens

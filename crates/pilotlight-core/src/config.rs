@@ -791,6 +791,10 @@ pub struct DrillConfig {
     /// How long a drill's restored estate stays up before the teardown starts, in seconds
     /// (0 to 86,400): time for smoke tests against it.
     pub hold_secs: u64,
+    /// DNS for a drill: empty to skip DNS, or a domain (`drill.example.internal`) for a private
+    /// hosted zone the drill creates in the DR VPCs of its instances and writes every restored
+    /// record into, under `<record name>.<domain>`. Production zones are never touched.
+    pub dns_zone: String,
 }
 
 /// Parses a tier number as written in a table key: exactly one of `"1"` to `"9"`.

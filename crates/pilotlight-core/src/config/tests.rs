@@ -937,6 +937,7 @@ schedule = "0 3 * * 1"
 tiers = [1, 2]
 tenants = ["acme"]
 hold_secs = 600
+dns_zone = "drill.acme.internal"
 
 [throttle]
 time_scale = 60
@@ -1148,6 +1149,7 @@ fn full() -> Config {
             tiers: vec![1, 2],
             tenants: vec!["acme".to_owned()],
             hold_secs: 600,
+            dns_zone: "drill.acme.internal".to_owned(),
         },
         throttle: ThrottleConfig {
             time_scale: 60.0,
@@ -1254,7 +1256,7 @@ fn all_keys() -> Vec<(String, String)> {
             _ => panic!("{section} is neither a table nor the tenants array"),
         }
     }
-    assert_eq!(keys.len(), 107, "every key of every section: {keys:?}");
+    assert_eq!(keys.len(), 108, "every key of every section: {keys:?}");
     keys
 }
 

@@ -860,6 +860,25 @@ fn drill(config: &Config, l: &mut Loader) {
         });
     }
     in_range(l, &["drill", "hold_secs"], drill.hold_secs, 0, 86_400);
+    let zone = drill.dns_zone.trim_end_matches('.');
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    check(
+        l,
+        &["drill", "dns_zone"],
+        zone.is_empty()
+            || (zone.len() <= 200 && zone.contains('.') && zone.split('.').all(label_ok)),
+        || {
+            format!(
+                "{:?} is not a domain name like \"drill.example.internal\"",
+                drill.dns_zone
+            )
+        },
+    );
 }
 
 /// `[restore.fallback]`: plan B's knobs (SPEC D4).

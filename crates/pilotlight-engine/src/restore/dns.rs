@@ -88,6 +88,37 @@ pub async fn cutover(
     lbs: &LbOutcome,
     dbs: &RdsOutcome,
 ) -> Result<(), ReconcileError> {
+    apply(ctx, ec2, lbs, dbs, None).await
+}
+
+/// A drill's DNS (D12, `drill.dns_zone`): a private hosted zone of that domain, created for the
+/// run in the DR VPCs of its instances and tagged for it, receives every record the cutover
+/// would write, as `<record name>.<domain>` with the same DR values. Production zones are not
+/// touched. The teardown deletes the records and the zone.
+///
+/// # Errors
+/// As [`cutover`]; `Unexpected` when the drill launched no instance in a known DR VPC.
+pub async fn drill_zone(
+    ctx: &RunCtx,
+    ec2: &Ec2Outcome,
+    lbs: &LbOutcome,
+    dbs: &RdsOutcome,
+    domain: &str,
+) -> Result<(), ReconcileError> {
+    if ctx.journal.step_done(STEP).await?.is_some() {
+        return Ok(());
+    }
+    let zone = ensure_drill_zone(ctx, domain).await?;
+    apply(ctx, ec2, lbs, dbs, Some(&zone)).await
+}
+
+async fn apply(
+    ctx: &RunCtx,
+    ec2: &Ec2Outcome,
+    lbs: &LbOutcome,
+    dbs: &RdsOutcome,
+    drill: Option<&DrillZone>,
+) -> Result<(), ReconcileError> {
     if ctx.journal.step_done(STEP).await?.is_some() {
         return Ok(());
     }
@@ -102,7 +133,13 @@ pub async fn cutover(
         .settings
         .route53_max_changes_per_batch
         .clamp(1, MAX_BATCH_UNITS);
-    let prepared = prepare(&ctx.inventory, &ctx.plan.restore.dns, &restored, max_units);
+    let prepared = prepare(
+        &ctx.inventory,
+        &ctx.plan.restore.dns,
+        &restored,
+        max_units,
+        drill,
+    );
     let parts: usize = prepared.zones.iter().map(|z| z.parts.len()).sum();
     ctx.journal
         .step(
@@ -115,6 +152,7 @@ pub async fn cutover(
                 "batches": parts,
                 "records": prepared.records,
                 "unchanged_count": prepared.unchanged.len(),
+                "drill_zone": drill.map(|d| &d.zone_id),
             }),
         )
         .await?;
@@ -169,6 +207,7 @@ pub async fn cutover(
                 "private_zones_without_vpc": total.no_vpc,
                 "unchanged_count": prepared.unchanged.len(),
                 "unchanged": listed,
+                "drill_zone": drill.map(|d| &d.zone_id),
             }),
         )
         .await?;
@@ -564,10 +603,11 @@ fn value_chars(dr: &DrValues) -> u32 {
 /// The UPSERT of `record` with its DR values.
 fn upsert(
     record: &Record,
+    name: &str,
     dr: &DrValues,
 ) -> Result<Change, aws_smithy_types::error::operation::BuildError> {
     let mut set = ResourceRecordSet::builder()
-        .name(&record.name)
+        .name(name)
         .r#type(RrType::from(record.record_type.as_str()))
         .set_set_identifier(record.set_identifier.clone())
         .set_weight(record.weight)
@@ -663,6 +703,7 @@ fn prepare(
     plan: &DnsPlan,
     restored: &Restored<'_>,
     max_units: u32,
+    drill: Option<&DrillZone>,
 ) -> Prepared {
     let targets = Targets::from_inventory(inventory);
     let mut out = Prepared::default();
@@ -698,14 +739,27 @@ fn prepare(
                 };
                 let points_at: BTreeSet<&str> =
                     change.points_at.iter().map(String::as_str).collect();
-                let dr = match dr_values(record, &points_at, &targets, restored) {
+                let mut dr = match dr_values(record, &points_at, &targets, restored) {
                     Computed::Upsert(dr) => dr,
                     Computed::Unchanged(why) => {
                         out.unchanged.push(unchanged(why));
                         continue;
                     }
                 };
-                let upsert = match upsert(record, &dr) {
+                let name = match drill {
+                    Some(d) => {
+                        // A record aliasing another record of its zone aliases the drill copy.
+                        if let Some(a) = dr.alias.as_mut()
+                            && bare_zone_id(&a.hosted_zone_id) == bare_zone_id(&zone.zone_id)
+                        {
+                            a.hosted_zone_id.clone_from(&d.zone_id);
+                            a.dns_name = d.name_of(&a.dns_name);
+                        }
+                        d.name_of(&record.name)
+                    }
+                    None => record.name.clone(),
+                };
+                let upsert = match upsert(record, &name, &dr) {
                     Ok(c) => c,
                     Err(e) => {
                         out.unchanged
@@ -745,7 +799,217 @@ fn prepare(
         }
         out.zones.push(work);
     }
+    if let Some(d) = drill {
+        // Every zone's records go to the one drill zone, one batch at a time (its parts keep
+        // their keys, which name the production zone they come from).
+        let parts = out.zones.drain(..).flat_map(|z| z.parts).collect();
+        out.zones.push(ZoneWork {
+            zone_id: d.zone_id.clone(),
+            private: false,
+            associate_vpc: None,
+            parts,
+        });
+    }
     out
+}
+
+/// A zone id without the `/hostedzone/` prefix.
+fn bare_zone_id(id: &str) -> &str {
+    id.trim_start_matches("/hostedzone/")
+}
+
+/// A drill's private hosted zone (D12): where a drill writes its records, as
+/// `<record name>.<domain>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrillZone {
+    pub zone_id: String,
+    /// The domain, with its trailing dot.
+    pub domain: String,
+}
+
+impl DrillZone {
+    /// `www.example.com.` → `www.example.com.drill.example.internal.`
+    pub fn name_of(&self, name: &str) -> String {
+        format!("{}.{}", name.trim_end_matches('.'), self.domain)
+    }
+}
+
+/// The drill's hosted zone: found (by the run's caller reference) or created private in the DR
+/// VPCs of the drill's launches, and tagged for the run. Journalled as `dns-drill-zone`.
+async fn ensure_drill_zone(ctx: &RunCtx, domain: &str) -> Result<DrillZone, ReconcileError> {
+    const KEY: &str = "dns-drill-zone";
+    let domain = format!("{}.", domain.trim_end_matches('.'));
+    let caller_reference = format!("pilotlight-drill-{}", ctx.run_id);
+    if let Some(item) = ctx.journal.item(KEY).await?
+        && item.state == ItemState::Done
+        && let Some(id) = item.dr_id
+    {
+        return Ok(DrillZone {
+            zone_id: id,
+            domain,
+        });
+    }
+    let vpcs = drill_vpcs(ctx).await?;
+    let Some((first, others)) = vpcs.split_first() else {
+        return Err(ReconcileError::Unexpected {
+            operation: "CreateHostedZone",
+            detail: "the drill launched no instance in a known DR subnet: no VPC for its DNS zone"
+                .into(),
+        });
+    };
+    let item = ctx
+        .journal
+        .request(
+            ItemRef {
+                key: KEY,
+                step_id: STEP,
+                kind: "dns_drill_zone",
+                primary_id: &domain,
+            },
+            Some(&caller_reference),
+            &json!({"domain": domain, "vpcs": vpcs}),
+        )
+        .await?;
+    let zone_id = match find_zone(ctx, &caller_reference).await? {
+        Some(id) => id,
+        None => {
+            let region = dr_region(ctx);
+            let out = retrying(ctx, || {
+                ctx.aws.route53.create_hosted_zone(|b| {
+                    b.name(&domain)
+                        .caller_reference(&caller_reference)
+                        .vpc(
+                            Vpc::builder()
+                                .vpc_id(first)
+                                .vpc_region(VpcRegion::from(region.as_str()))
+                                .build(),
+                        )
+                        .hosted_zone_config(
+                            aws_sdk_route53::types::HostedZoneConfig::builder()
+                                .private_zone(true)
+                                .comment(format!("pilotlight drill {}", ctx.run_id))
+                                .build(),
+                        )
+                })
+            })
+            .await?;
+            out.hosted_zone()
+                .map(|z| bare_zone_id(z.id()).to_owned())
+                .ok_or(ReconcileError::Unexpected {
+                    operation: "CreateHostedZone",
+                    detail: "no hosted zone in the answer".into(),
+                })?
+        }
+    };
+    let tags: Vec<aws_sdk_route53::types::Tag> = ctx
+        .tags("drill-zone")
+        .into_iter()
+        .map(|(k, v)| {
+            aws_sdk_route53::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+        })
+        .collect();
+    retrying(ctx, || {
+        ctx.aws.route53.change_tags_for_resource(|b| {
+            b.resource_type(aws_sdk_route53::types::TagResourceType::Hostedzone)
+                .resource_id(&zone_id)
+                .set_add_tags(Some(tags.clone()))
+        })
+    })
+    .await?;
+    let region = dr_region(ctx);
+    for vpc in others {
+        let associated = retrying(ctx, || {
+            ctx.aws.route53.associate_vpc_with_hosted_zone(|b| {
+                b.hosted_zone_id(&zone_id).vpc(
+                    Vpc::builder()
+                        .vpc_id(vpc)
+                        .vpc_region(VpcRegion::from(region.as_str()))
+                        .build(),
+                )
+            })
+        })
+        .await;
+        match associated {
+            Ok(_) => {}
+            // Associated by an earlier execution.
+            Err(ReconcileError::Aws(e))
+                if e.kind == ErrorKind::AlreadyExists || e.code == "ConflictingDomainExists" => {}
+            Err(e) => return Err(e),
+        }
+    }
+    ctx.journal
+        .done(&item, &zone_id, &json!({"domain": domain, "vpcs": vpcs}))
+        .await?;
+    Ok(DrillZone { zone_id, domain })
+}
+
+/// The hosted zone created with `caller_reference`, if any.
+async fn find_zone(ctx: &RunCtx, caller_reference: &str) -> Result<Option<String>, ReconcileError> {
+    let mut marker: Option<String> = None;
+    loop {
+        let page = retrying(ctx, || {
+            let marker = marker.clone();
+            ctx.aws.route53.list_hosted_zones(|b| {
+                b.set_marker(marker)
+                    .max_items(pilotlight_aws::route53::ZONES_PAGE)
+            })
+        })
+        .await?;
+        if let Some(z) = page
+            .hosted_zones()
+            .iter()
+            .find(|z| z.caller_reference() == caller_reference)
+        {
+            return Ok(Some(bare_zone_id(z.id()).to_owned()));
+        }
+        marker = page
+            .next_marker()
+            .filter(|m| !m.is_empty() && page.is_truncated())
+            .map(str::to_owned);
+        if marker.is_none() {
+            return Ok(None);
+        }
+    }
+}
+
+/// The DR VPCs of the drill's launches (their subnets', by `DescribeSubnets`), sorted.
+async fn drill_vpcs(ctx: &RunCtx) -> Result<Vec<String>, ReconcileError> {
+    let subnets: BTreeSet<String> = ctx
+        .plan
+        .restore
+        .tiers
+        .iter()
+        .flat_map(|t| t.groups.iter())
+        .filter_map(|g| {
+            g.spec
+                .subnet
+                .as_ref()
+                .and_then(|s| s.dr_id())
+                .map(str::to_owned)
+        })
+        .collect();
+    if subnets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = subnets.into_iter().collect();
+    let mut vpcs = BTreeSet::new();
+    for chunk in ids.chunks(200) {
+        let out = retrying(ctx, || {
+            ctx.aws
+                .ec2
+                .describe_subnets(|b| b.set_subnet_ids(Some(chunk.to_vec())))
+        })
+        .await?;
+        vpcs.extend(
+            out.subnets()
+                .iter()
+                .filter_map(|s| s.vpc_id().map(str::to_owned)),
+        );
+    }
+    Ok(vpcs.into_iter().collect())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1684,7 +1948,7 @@ mod tests {
             ],
             2,
         );
-        let p = prepare(&inv, &plan, &view(&o), 1_000);
+        let p = prepare(&inv, &plan, &view(&o), 1_000, None);
         assert_eq!(p.zones.len(), 1);
         let parts = &p.zones[0].parts;
         let keys: Vec<&str> = parts.iter().map(|p| p.key.as_str()).collect();
@@ -1717,7 +1981,7 @@ mod tests {
             1,
         );
         // Each UPSERT carries two values after the fan-out: 4 units; 10 units per part.
-        let p = prepare(&inv, &plan, &view(&o), 10);
+        let p = prepare(&inv, &plan, &view(&o), 10, None);
         let parts = &p.zones[0].parts;
         let keys: Vec<&str> = parts.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, ["dns/Z1/0", "dns/Z1/0.1", "dns/Z1/0.2"]);
@@ -1743,7 +2007,7 @@ mod tests {
             set_identifier: None,
             points_at: vec!["i-web1".into()],
         });
-        let p = prepare(&inv, &plan, &view(&o), 1_000);
+        let p = prepare(&inv, &plan, &view(&o), 1_000, None);
         assert_eq!(p.records, 1);
         assert_eq!(p.unchanged[0].why, ["not in the inventory"]);
     }

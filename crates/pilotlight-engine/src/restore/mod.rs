@@ -142,6 +142,9 @@ pub struct RunCtx {
     pub tally: Arc<CallTally>,
     /// The restore hooks called after each stage (D13).
     pub hooks: Arc<hooks::Hooks>,
+    /// A drill's DNS domain (`drill.dns_zone`); `None`: the drill skips DNS (and always for a
+    /// disaster, which cuts the production zones over).
+    pub drill_zone: Option<String>,
 }
 
 impl RunCtx {

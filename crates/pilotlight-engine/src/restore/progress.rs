@@ -1141,6 +1141,7 @@ mod tests {
             stop: CancellationToken::new(),
             tally,
             hooks: Arc::default(),
+            drill_zone: None,
         }
     }
 

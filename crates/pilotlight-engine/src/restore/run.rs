@@ -46,19 +46,26 @@ pub async fn execute(ctx: &RunCtx) -> Result<u64, ReconcileError> {
     };
     let (front, dbs) = tokio::join!(front, dbs);
     let ((ec2, lbs), dbs) = (front?, dbs?);
-    if ctx.mode == RunMode::Disaster {
-        dns::cutover(ctx, &ec2, &lbs, &dbs).await?;
-        hooks::after_dns(ctx).await?;
-    } else {
-        ctx.journal
-            .step(
-                "dns",
-                0,
-                "dns",
-                StepState::Skipped,
-                &json!({"reason": "a drill never touches production DNS"}),
-            )
-            .await?;
+    match (ctx.mode, &ctx.drill_zone) {
+        (RunMode::Disaster, _) => {
+            dns::cutover(ctx, &ec2, &lbs, &dbs).await?;
+            hooks::after_dns(ctx).await?;
+        }
+        (RunMode::Drill, Some(domain)) => {
+            dns::drill_zone(ctx, &ec2, &lbs, &dbs, domain).await?;
+            hooks::after_dns(ctx).await?;
+        }
+        (RunMode::Drill, None) => {
+            ctx.journal
+                .step(
+                    "dns",
+                    0,
+                    "dns",
+                    StepState::Skipped,
+                    &json!({"reason": "a drill never touches production DNS (drill.dns_zone is empty)"}),
+                )
+                .await?;
+        }
     }
     let failed = ctx
         .journal
@@ -283,6 +290,8 @@ impl Executor {
             stop: stop.clone(),
             tally,
             hooks: self.deps.hooks.clone(),
+            drill_zone: Some(self.deps.drill.dns_zone.trim().to_owned())
+                .filter(|z| run.mode == RunMode::Drill && !z.is_empty()),
         };
         let progress = tokio::spawn(super::progress::publish(
             ctx.clone(),

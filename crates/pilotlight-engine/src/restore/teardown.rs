@@ -2,6 +2,7 @@
 //! `pilotlight:run` tag, deleted in dependency order, then checked gone.
 //!
 //! ```text
+//! teardown/dns      the drill's private hosted zone (`drill.dns_zone`): its records, then it
 //! teardown/lb       classic and v2 load balancers (listeners go with them), then target groups
 //! teardown/ec2      instances terminated in batches, waited for until terminated
 //! teardown/volumes  volumes left over (create + attach ones; detached by the termination)
@@ -68,7 +69,8 @@ pub async fn teardown(ctx: &RunCtx) -> Result<(), ReconcileError> {
     if ctx.journal.step_done(VERIFY_STEP).await?.is_some() {
         return Ok(());
     }
-    let phases: [(&str, Phase); 4] = [
+    let phases: [(&str, Phase); 5] = [
+        ("teardown/dns", Phase::Dns),
         ("teardown/lb", Phase::LoadBalancers),
         ("teardown/ec2", Phase::Instances),
         ("teardown/volumes", Phase::Volumes),
@@ -82,6 +84,7 @@ pub async fn teardown(ctx: &RunCtx) -> Result<(), ReconcileError> {
             .step(step, 0, KIND, StepState::Running, &json!({}))
             .await?;
         let deleted = match phase {
+            Phase::Dns => hosted_zones(ctx, step).await?,
             Phase::LoadBalancers => load_balancers(ctx, step).await?,
             Phase::Instances => instances(ctx, step).await?,
             Phase::Volumes => volumes(ctx, step).await?,
@@ -127,6 +130,7 @@ pub async fn teardown(ctx: &RunCtx) -> Result<(), ReconcileError> {
 
 #[derive(Debug, Clone, Copy)]
 enum Phase {
+    Dns,
     LoadBalancers,
     Instances,
     Volumes,
@@ -145,6 +149,7 @@ pub async fn leftovers(ctx: &RunCtx) -> Result<Leftovers, ReconcileError> {
             id: id.id().to_owned(),
         }));
     };
+    add("hosted_zone", run_zones(ctx).await?);
     add("load_balancer", classic_lbs(ctx).await?);
     add("load_balancer_v2", v2_lbs(ctx).await?);
     add("target_group", target_groups(ctx).await?);
@@ -275,6 +280,154 @@ impl Rounds {
         ctx.pause().await?;
         Ok(false)
     }
+}
+
+// ---- DNS ------------------------------------------------------------------------------------
+
+async fn hosted_zones(ctx: &RunCtx, step: &str) -> Result<usize, ReconcileError> {
+    let mut deleted = BTreeSet::new();
+    let rounds = Rounds::new("hosted zones");
+    loop {
+        let zones = run_zones(ctx).await?;
+        for zone in &zones {
+            if !deleted.contains(zone.id())
+                && delete_item(ctx, step, "hosted_zone", zone.id(), || {
+                    empty_and_delete_zone(ctx, zone)
+                })
+                .await?
+            {
+                deleted.insert(zone.id().to_owned());
+            }
+        }
+        if rounds.settled(ctx, zones.len()).await? {
+            return Ok(deleted.len());
+        }
+    }
+}
+
+/// Hosted zones tagged for the run (a drill's zone).
+async fn run_zones(ctx: &RunCtx) -> Result<Vec<Owned>, ReconcileError> {
+    let mut ids = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = retrying(ctx, || {
+            let marker = marker.clone();
+            ctx.aws.route53.list_hosted_zones(|b| {
+                b.set_marker(marker)
+                    .max_items(pilotlight_aws::route53::ZONES_PAGE)
+            })
+        })
+        .await?;
+        ids.extend(
+            page.hosted_zones()
+                .iter()
+                .map(|z| z.id().trim_start_matches("/hostedzone/").to_owned()),
+        );
+        marker = page
+            .next_marker()
+            .filter(|m| !m.is_empty() && page.is_truncated())
+            .map(str::to_owned);
+        if marker.is_none() {
+            break;
+        }
+    }
+    let mut ours = Vec::new();
+    for chunk in ids.chunks(10) {
+        let out = retrying(ctx, || {
+            ctx.aws.route53.list_tags_for_resources(|b| {
+                b.resource_type(aws_sdk_route53::types::TagResourceType::Hostedzone)
+                    .set_resource_ids(Some(chunk.to_vec()))
+            })
+        })
+        .await?;
+        for set in out.resource_tag_sets() {
+            let Some(id) = set.resource_id() else {
+                continue;
+            };
+            let pairs = set
+                .tags()
+                .iter()
+                .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()));
+            ours.extend(of_run(ctx, id, pairs));
+        }
+    }
+    ours.sort_by(|a, b| a.id().cmp(b.id()));
+    Ok(ours)
+}
+
+/// Deletes every record of a drill's zone but its SOA and apex NS, then the zone.
+async fn empty_and_delete_zone(ctx: &RunCtx, zone: &Owned) -> Result<(), AwsError> {
+    use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, RrType};
+    let mut sets = Vec::new();
+    let mut next: Option<(String, RrType, Option<String>)> = None;
+    loop {
+        let (name, kind, ident) = next
+            .take()
+            .map_or((None, None, None), |(n, t, i)| (Some(n), Some(t), i));
+        let page = ctx
+            .aws
+            .route53
+            .list_resource_record_sets(|b| {
+                b.hosted_zone_id(zone.id())
+                    .set_start_record_name(name)
+                    .set_start_record_type(kind)
+                    .set_start_record_identifier(ident)
+                    .max_items(pilotlight_aws::route53::RECORDS_PAGE)
+            })
+            .await?;
+        let apex = page
+            .resource_record_sets()
+            .iter()
+            .find(|r| r.r#type() == &RrType::Soa)
+            .map(|r| r.name().to_owned());
+        sets.extend(
+            page.resource_record_sets()
+                .iter()
+                .filter(|r| {
+                    r.r#type() != &RrType::Soa
+                        && !(r.r#type() == &RrType::Ns && Some(r.name()) == apex.as_deref())
+                })
+                .cloned(),
+        );
+        if !page.is_truncated() {
+            break;
+        }
+        next = page
+            .next_record_name()
+            .zip(page.next_record_type().cloned())
+            .map(|(n, t)| {
+                (
+                    n.to_owned(),
+                    t,
+                    page.next_record_identifier().map(str::to_owned),
+                )
+            });
+        if next.is_none() {
+            break;
+        }
+    }
+    for chunk in sets.chunks(100) {
+        let changes: Vec<Change> = chunk
+            .iter()
+            .filter_map(|set| {
+                Change::builder()
+                    .action(ChangeAction::Delete)
+                    .resource_record_set(set.clone())
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let Ok(batch) = ChangeBatch::builder().set_changes(Some(changes)).build() else {
+            continue;
+        };
+        ctx.aws
+            .route53
+            .change_resource_record_sets(chunk.len() as u32, |b| {
+                b.hosted_zone_id(zone.id()).change_batch(batch)
+            })
+            .await?;
+    }
+    ctx.aws.route53.delete_hosted_zone(zone).await
 }
 
 // ---- load balancers -------------------------------------------------------------------------
