@@ -1844,7 +1844,7 @@ mod tests {
         r.weight = Some(70);
         r.health_check_id = Some("hc-1".into());
         let dr = upsert_values(compute(&r, &["i-web1"], &o));
-        let change = upsert(&r, &dr).expect("builds");
+        let change = upsert(&r, &r.name, &dr).expect("builds");
         assert_eq!(*change.action(), ChangeAction::Upsert);
         let set = change.resource_record_set().expect("set");
         assert_eq!(set.name(), "w.example.com.");
@@ -1864,7 +1864,7 @@ mod tests {
         f.set_identifier = Some("primary".into());
         f.failover = Some("PRIMARY".into());
         let dr = upsert_values(compute(&f, &["arn:alb/web"], &o));
-        let change = upsert(&f, &dr).expect("builds");
+        let change = upsert(&f, &f.name, &dr).expect("builds");
         let set = change.resource_record_set().expect("set");
         assert_eq!(set.failover(), Some(&ResourceRecordSetFailover::Primary));
         assert_eq!(set.ttl(), None, "alias records carry no TTL");
@@ -2041,4 +2041,21 @@ mod tests {
         assert_eq!(styled("x.example.com.", "y.example.com"), "y.example.com.");
         assert_eq!(styled("x.example.com", "y.example.com."), "y.example.com");
     }
+    #[test]
+    fn drill_zone_names_are_under_the_drill_domain() {
+        let zone = DrillZone {
+            zone_id: "Z9".into(),
+            domain: "drill.example.internal.".into(),
+        };
+        assert_eq!(
+            zone.name_of("www.example.com."),
+            "www.example.com.drill.example.internal."
+        );
+        assert_eq!(
+            zone.name_of("www.example.com"),
+            "www.example.com.drill.example.internal."
+        );
+        assert_eq!(bare_zone_id("/hostedzone/Z1"), "Z1");
+    }
+
 }
