@@ -11,6 +11,7 @@ mod copies_rds;
 mod daemon;
 mod drill;
 mod estate;
+mod ha;
 mod hooks;
 mod lab;
 mod lab_cloudwatch;

@@ -33,7 +33,7 @@ use crate::support::{
 const DISASTER: &str = r#"{"mode": "disaster", "dry_run": false}"#;
 
 /// The DR mutations a restore of the small estate makes (as the lab counts them).
-const MUTATIONS: [&str; 13] = [
+pub(crate) const MUTATIONS: [&str; 13] = [
     "RunInstances",
     "CreateVolume",
     "AttachVolume",

@@ -309,6 +309,9 @@ pub fn substitution<'a>(body: &'a Value, from: &str, to: &str) -> Option<&'a Val
 // ---------------------------------------------------------------------------------------------
 // The daemon as a process
 
+/// The lease TTL of a [`ChildDaemon`] unless started with another.
+pub const LEASE_TTL_SECS: u64 = 2;
+
 /// The `pilotlight` binary running as a child process, so it can be killed with `kill -9`.
 /// Its log (JSON lines, every incarnation appended) is `log`; the lease lasts 2 s so a
 /// restarted daemon leads soon after its predecessor was killed.
@@ -320,6 +323,15 @@ pub struct ChildDaemon {
 impl ChildDaemon {
     /// Starts the daemon with the config file `config`; waits for its API address.
     pub async fn start(config: &Path, log: &Path) -> Result<ChildDaemon> {
+        ChildDaemon::start_with_lease(config, log, LEASE_TTL_SECS).await
+    }
+
+    /// [`ChildDaemon::start`] with a lease of `lease_ttl_secs`.
+    pub async fn start_with_lease(
+        config: &Path,
+        log: &Path,
+        lease_ttl_secs: u64,
+    ) -> Result<ChildDaemon> {
         let offset = std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
         let stderr = std::fs::OpenOptions::new()
             .create(true)
@@ -331,7 +343,10 @@ impl ChildDaemon {
             .arg("run")
             .env_remove("RUST_LOG")
             .env("PILOTLIGHT_LOG__FORMAT", "json")
-            .env("PILOTLIGHT_DAEMON__LEASE_TTL_SECS", "2")
+            .env(
+                "PILOTLIGHT_DAEMON__LEASE_TTL_SECS",
+                lease_ttl_secs.to_string(),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(stderr))
@@ -367,6 +382,13 @@ impl ChildDaemon {
             Ok((status == 200 && body["leader"]["is_leader"] == Value::Bool(true)).then_some(()))
         })
         .await
+    }
+
+    /// The process id (to send it signals).
+    pub fn pid(&self) -> Result<u32> {
+        self.child
+            .id()
+            .ok_or_else(|| anyhow!("the daemon has already exited"))
     }
 
     /// `kill -9`, and waits for the process to be gone.
@@ -913,11 +935,10 @@ fn ensure_run_tags(
 /// What the run's journal says each primary instance became: the `instance_launch` items'
 /// primaries and launched instances, assigned as the executor assigns them
 /// ([`pilotlight_engine::restore::assign`], plan-B fan-out aware). Read from the daemon's
-/// SQLite store (stop or kill the daemon first).
+/// store ([`World::store_url`]; stop or kill the daemon first).
 pub async fn journal_instances(world: &World, run: &str) -> Result<BTreeMap<String, Vec<String>>> {
-    let db = world.dir.path().join("data").join("pilotlight.db");
     let store = pilotlight_store::Store::connect(
-        &format!("sqlite://{}", db.display()),
+        &world.store_url(),
         &pilotlight_store::StoreOptions::default(),
     )
     .await?;

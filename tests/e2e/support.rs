@@ -46,6 +46,8 @@ pub struct World {
     pub session: LabSession,
     seeder: ProxyHandle,
     pub dir: tempfile::TempDir,
+    /// The daemon's store when not the SQLite file under `dir` (see [`World::use_store`]).
+    store_url: Option<String>,
 }
 
 impl World {
@@ -70,6 +72,23 @@ impl World {
             session,
             seeder,
             dir: tempfile::tempdir()?,
+            store_url: None,
+        })
+    }
+
+    /// Makes the daemons of this world use the store at `url` (e.g. a PostgreSQL database that
+    /// several replicas share) instead of the SQLite file under the world's directory.
+    pub fn use_store(&mut self, url: String) {
+        self.store_url = Some(url);
+    }
+
+    /// The daemon's store URL: the one given to [`World::use_store`], else the SQLite file.
+    pub fn store_url(&self) -> String {
+        self.store_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}",
+                self.dir.path().join("data").join("pilotlight.db").display()
+            )
         })
     }
 
@@ -110,7 +129,7 @@ impl World {
         Ok(p)
     }
 
-    /// A daemon config for this world: the session's endpoint, SQLite under the temp dir,
+    /// A daemon config for this world: the session's endpoint, [`World::store_url`],
     /// port-0 listeners, a long cycle (tests trigger runs), plus `extra` overrides.
     ///
     /// Copies and the inventory are off unless `extra` configures `[copy]` / `[inventory]`,
@@ -138,7 +157,7 @@ secret_access_key_file = "{keys}"
 max_attempts = 3
 
 [store]
-url = "sqlite://{db}"
+url = "{store}"
 
 [api]
 listen = "127.0.0.1:0"
@@ -167,7 +186,7 @@ level = "warn,pilotlight=info"
 "#,
             endpoint = self.session.endpoint(),
             keys = keys.display(),
-            db = data_dir.join("pilotlight.db").display(),
+            store = self.store_url(),
             data = data_dir.display(),
             viewer = viewer.display(),
             operator = operator.display(),
@@ -517,6 +536,7 @@ impl World {
             session,
             seeder,
             dir: tempfile::tempdir()?,
+            store_url: None,
         })
     }
 }
