@@ -286,12 +286,12 @@ async fn restorable_pair(lease_ttl_secs: u64) -> Result<Pair> {
     })
 }
 
-/// Declares a disaster on the leader and waits until it has journalled `items` done items;
-/// answers the run id. (Declared on the leader: a follower's plan lacks the certificate
-/// counterparts only the leader's readiness reconciler resolves.)
+/// Declares a disaster on the *follower* (any replica declares; its plan has the certificate
+/// counterparts the leader's readiness reconciler recorded in the store) and waits until the
+/// leader has journalled `items` done items; answers the run id.
 async fn declare_and_progress(pair: &Pair, items: u64) -> Result<String> {
     let (code, declared) = declare(
-        pair.leader.api,
+        pair.follower.api,
         Some(OPERATOR_TOKEN),
         DISASTER,
         Some("ha-test"),

@@ -142,6 +142,9 @@ pub struct PlanView {
     pub restore: RestorePlan,
 }
 
+/// The mapping kind the DR certificate of each primary certificate is recorded under.
+pub const CERTIFICATE_KIND: &str = "certificate";
+
 /// Builds plans from the inventory document and the store only.
 #[derive(Debug, Clone)]
 pub struct Planner {
@@ -167,6 +170,63 @@ impl Planner {
             board,
             readiness,
             config,
+        }
+    }
+
+    /// Records the DR certificate of each primary certificate (mapping kind
+    /// [`CERTIFICATE_KIND`]), so every replica plans with the leader's last resolution: writes
+    /// only what changed, deletes what no longer resolves.
+    ///
+    /// # Errors
+    /// The store's error.
+    pub async fn record_certificates(
+        &self,
+        map: &BTreeMap<String, String>,
+    ) -> Result<(), pilotlight_store::StoreError> {
+        let stored = self.stored_certificates().await?;
+        let now = crate::now_ms();
+        for (primary, dr) in map {
+            if stored.get(primary) == Some(dr) {
+                continue;
+            }
+            self.store
+                .upsert_mapping(
+                    &pilotlight_store::NewMapping {
+                        kind: CERTIFICATE_KIND.to_owned(),
+                        primary_id: primary.clone(),
+                        dr_id: dr.clone(),
+                        primary_region: self.config.regions.primary.clone(),
+                        dr_region: self.config.regions.dr.clone(),
+                        fingerprint: String::new(),
+                        status: pilotlight_store::MappingStatus::Active,
+                    },
+                    now,
+                )
+                .await?;
+        }
+        for primary in stored.keys().filter(|p| !map.contains_key(*p)) {
+            self.store.delete_mapping(CERTIFICATE_KIND, primary).await?;
+        }
+        Ok(())
+    }
+
+    /// The certificate mappings in the store: primary ARN → DR ARN.
+    async fn stored_certificates(
+        &self,
+    ) -> Result<BTreeMap<String, String>, pilotlight_store::StoreError> {
+        let mut out = BTreeMap::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .list_mappings(Some(CERTIFICATE_KIND), after.clone(), 1000)
+                .await?;
+            let full = page.len() == 1000;
+            after = page.last().map(|m| (m.kind.clone(), m.primary_id.clone()));
+            out.extend(page.into_iter().map(|m| (m.primary_id, m.dr_id)));
+            if !full {
+                return Ok(out);
+            }
         }
     }
 
@@ -251,7 +311,15 @@ impl Planner {
             let page = self.store.list_mappings(None, after.clone(), 1000).await?;
             let full = page.len() == 1000;
             for m in &page {
-                if m.status == pilotlight_store::MappingStatus::Active {
+                if m.status != pilotlight_store::MappingStatus::Active {
+                    continue;
+                }
+                if m.kind == CERTIFICATE_KIND {
+                    // The leader's last resolution (a follower has none of its own).
+                    state
+                        .certificates
+                        .insert(m.primary_id.clone(), m.dr_id.clone());
+                } else {
                     state.mappings.insert(m.primary_id.clone(), m.dr_id.clone());
                 }
             }
@@ -314,7 +382,7 @@ impl Planner {
                 );
             }
         }
-        state.certificates = self.readiness.certificates();
+        state.certificates.extend(self.readiness.certificates());
         for (primary, dr) in &self.config.readiness.certificate_map {
             state.certificates.insert(primary.clone(), dr.clone());
         }

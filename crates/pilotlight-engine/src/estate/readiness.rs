@@ -92,6 +92,8 @@ impl Reconciler for ReadinessReconciler {
                     map.insert(cert.arn.clone(), dr.clone());
                 }
             }
+            // In the store too: a follower declaring a run plans with it.
+            self.planner.record_certificates(&map).await?;
             self.board.set_certificates(map);
         }
         let running: BTreeSet<String> = if config.readiness.always_on.is_empty() {
