@@ -109,7 +109,13 @@ mod tests {
             body.contains("add_routes("),
             "`router` no longer builds on add_routes (the api_routes! table)"
         );
-        for pattern in [".route(", ".route_service(", ".nest(", ".nest_service(", ".merge("] {
+        for pattern in [
+            ".route(",
+            ".route_service(",
+            ".nest(",
+            ".nest_service(",
+            ".merge(",
+        ] {
             assert!(
                 !body.contains(pattern),
                 "`router` in lib.rs adds a route with `{pattern}` outside api_routes!: add it to the api_routes! table and document it in docs/openapi.json"

@@ -2057,5 +2057,4 @@ mod tests {
         );
         assert_eq!(bare_zone_id("/hostedzone/Z1"), "Z1");
     }
-
 }
