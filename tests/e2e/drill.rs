@@ -443,3 +443,54 @@ async fn drill_killed_mid_teardown_finishes_cleanup_after_restart() -> Result<()
     daemon.kill9().await?;
     assert_primary_untouched(&world).await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_schedule_declares_a_drill_that_runs_and_cleans_up() -> Result<()> {
+    let world = World::with_options(lab_options(1.0)).await?;
+    seed(&world, &small_estate()).await?;
+    // Every minute, tier 1 only: the first fire time comes within a minute.
+    let daemon = world
+        .start_daemon(&restore_config(
+            &world,
+            "",
+            "[drill]\nschedule = \"* * * * *\"\ntiers = [1]\n",
+        ))
+        .await?;
+    wait_plan_ready(daemon.api).await?;
+    let (code, listed) = get(daemon.api, "/v1/drills", Some(VIEWER_TOKEN)).await?;
+    ensure!(
+        code == 200 && listed["schedule"]["cron"] == "* * * * *",
+        "{listed}"
+    );
+    ensure!(
+        listed["schedule"]["next_at_ms"].as_i64() > Some(0),
+        "{listed}"
+    );
+    let next = daemon
+        .metric("pilotlight_drill_next_scheduled_timestamp_seconds")
+        .await?;
+    ensure!(next > 0.0, "next scheduled drill gauge {next}");
+
+    let drill = poll("a scheduled drill", Duration::from_secs(150), || async {
+        let (_, listed) = get(daemon.api, "/v1/drills", Some(VIEWER_TOKEN)).await?;
+        Ok(listed["drills"]
+            .as_array()
+            .and_then(|d| d.iter().find(|d| d["scheduled"] == true).cloned()))
+    })
+    .await?;
+    let id = drill["id"].as_str().unwrap_or_default().to_owned();
+    ensure!(drill["requested_by"] == "scheduler:drill", "{drill}");
+    let (done, _) = wait_run_final(daemon.api, &id).await?;
+    ensure!(state_of(&done) == "succeeded", "{done}");
+    let tiers = report_of(&done)["drill"]["tiers"].clone();
+    ensure!(
+        tiers
+            .as_array()
+            .is_some_and(|t| t.len() == 1 && t[0]["tier"] == 1),
+        "tier 1 only: {tiers}"
+    );
+    let left = tagged_for(&world, &id).await?;
+    ensure!(left.is_empty(), "left behind: {left:?}");
+    daemon.stop().await?;
+    Ok(())
+}
