@@ -282,6 +282,40 @@ impl Rounds {
     }
 }
 
+/// Every item of a paginated listing: `page(marker)` asks for one page (retried), `read`
+/// answers its items and the next marker (none or empty: the last page).
+async fn paged<P, T, F, Fut, R>(
+    ctx: &RunCtx,
+    mut page: F,
+    mut read: R,
+) -> Result<Vec<T>, ReconcileError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<P, AwsError>>,
+    R: FnMut(&P) -> (Vec<T>, Option<String>),
+{
+    let mut out = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let p = retrying(ctx, || page(marker.clone())).await?;
+        let (items, next) = read(&p);
+        out.extend(items);
+        marker = next.filter(|m| !m.is_empty());
+        if marker.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
+/// `(key, value)` pairs of tags with optional keys and values.
+fn pairs<'a>(
+    tags: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>,
+) -> Vec<(&'a str, &'a str)> {
+    tags.into_iter()
+        .map(|(k, v)| (k.unwrap_or_default(), v.unwrap_or_default()))
+        .collect()
+}
+
 // ---- DNS ------------------------------------------------------------------------------------
 
 async fn hosted_zones(ctx: &RunCtx, step: &str) -> Result<usize, ReconcileError> {
@@ -307,30 +341,25 @@ async fn hosted_zones(ctx: &RunCtx, step: &str) -> Result<usize, ReconcileError>
 
 /// Hosted zones tagged for the run (a drill's zone).
 async fn run_zones(ctx: &RunCtx) -> Result<Vec<Owned>, ReconcileError> {
-    let mut ids = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = retrying(ctx, || {
-            let marker = marker.clone();
+    let ids = paged(
+        ctx,
+        |marker| {
             ctx.aws.route53.list_hosted_zones(|b| {
                 b.set_marker(marker)
                     .max_items(pilotlight_aws::route53::ZONES_PAGE)
             })
-        })
-        .await?;
-        ids.extend(
-            page.hosted_zones()
+        },
+        |p| {
+            let ids = p
+                .hosted_zones()
                 .iter()
-                .map(|z| z.id().trim_start_matches("/hostedzone/").to_owned()),
-        );
-        marker = page
-            .next_marker()
-            .filter(|m| !m.is_empty() && page.is_truncated())
-            .map(str::to_owned);
-        if marker.is_none() {
-            break;
-        }
-    }
+                .map(|z| z.id().trim_start_matches("/hostedzone/").to_owned())
+                .collect();
+            let next = p.next_marker().filter(|_| p.is_truncated());
+            (ids, next.map(str::to_owned))
+        },
+    )
+    .await?;
     let mut ours = Vec::new();
     for chunk in ids.chunks(10) {
         let out = retrying(ctx, || {
@@ -486,29 +515,23 @@ async fn load_balancers(ctx: &RunCtx, step: &str) -> Result<usize, ReconcileErro
 
 /// Classic load balancers tagged for the run.
 async fn classic_lbs(ctx: &RunCtx) -> Result<Vec<Owned>, ReconcileError> {
-    let mut names = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = retrying(ctx, || {
-            let marker = marker.clone();
+    let names = paged(
+        ctx,
+        |marker| {
             ctx.aws
                 .elb
                 .describe_load_balancers(|b| b.set_marker(marker).page_size(400))
-        })
-        .await?;
-        names.extend(
-            page.load_balancer_descriptions()
+        },
+        |p| {
+            let names = p
+                .load_balancer_descriptions()
                 .iter()
-                .filter_map(|d| d.load_balancer_name().map(str::to_owned)),
-        );
-        marker = page
-            .next_marker()
-            .filter(|m| !m.is_empty())
-            .map(str::to_owned);
-        if marker.is_none() {
-            break;
-        }
-    }
+                .filter_map(|d| d.load_balancer_name().map(str::to_owned))
+                .collect();
+            (names, p.next_marker().map(str::to_owned))
+        },
+    )
+    .await?;
     let mut ours = Vec::new();
     for chunk in names.chunks(pilotlight_aws::elb::CLASSIC_TAGS_BATCH) {
         let out = retrying(ctx, || {
@@ -521,11 +544,8 @@ async fn classic_lbs(ctx: &RunCtx) -> Result<Vec<Owned>, ReconcileError> {
             let Some(name) = d.load_balancer_name() else {
                 continue;
             };
-            let pairs = d
-                .tags()
-                .iter()
-                .map(|t| (t.key(), t.value().unwrap_or_default()));
-            ours.extend(of_run(ctx, name, pairs));
+            let tags = pairs(d.tags().iter().map(|t| (Some(t.key()), t.value())));
+            ours.extend(of_run(ctx, name, tags));
         }
     }
     ours.sort_by(|a, b| a.id().cmp(b.id()));
@@ -534,57 +554,45 @@ async fn classic_lbs(ctx: &RunCtx) -> Result<Vec<Owned>, ReconcileError> {
 
 /// v2 load balancers tagged for the run.
 async fn v2_lbs(ctx: &RunCtx) -> Result<Vec<Owned>, ReconcileError> {
-    let mut arns = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = retrying(ctx, || {
-            let marker = marker.clone();
+    let arns = paged(
+        ctx,
+        |marker| {
             ctx.aws
                 .elbv2
                 .describe_load_balancers(|b| b.set_marker(marker).page_size(400))
-        })
-        .await?;
-        arns.extend(
-            page.load_balancers()
+        },
+        |p| {
+            let arns = p
+                .load_balancers()
                 .iter()
-                .filter_map(|l| l.load_balancer_arn().map(str::to_owned)),
-        );
-        marker = page
-            .next_marker()
-            .filter(|m| !m.is_empty())
-            .map(str::to_owned);
-        if marker.is_none() {
-            break;
-        }
-    }
+                .filter_map(|l| l.load_balancer_arn().map(str::to_owned))
+                .collect();
+            (arns, p.next_marker().map(str::to_owned))
+        },
+    )
+    .await?;
     v2_of_run(ctx, arns).await
 }
 
 /// Target groups tagged for the run.
 async fn target_groups(ctx: &RunCtx) -> Result<Vec<Owned>, ReconcileError> {
-    let mut arns = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = retrying(ctx, || {
-            let marker = marker.clone();
+    let arns = paged(
+        ctx,
+        |marker| {
             ctx.aws
                 .elbv2
                 .describe_target_groups(|b| b.set_marker(marker).page_size(400))
-        })
-        .await?;
-        arns.extend(
-            page.target_groups()
+        },
+        |p| {
+            let arns = p
+                .target_groups()
                 .iter()
-                .filter_map(|g| g.target_group_arn().map(str::to_owned)),
-        );
-        marker = page
-            .next_marker()
-            .filter(|m| !m.is_empty())
-            .map(str::to_owned);
-        if marker.is_none() {
-            break;
-        }
-    }
+                .filter_map(|g| g.target_group_arn().map(str::to_owned))
+                .collect();
+            (arns, p.next_marker().map(str::to_owned))
+        },
+    )
+    .await?;
     v2_of_run(ctx, arns).await
 }
 
@@ -602,11 +610,8 @@ async fn v2_of_run(ctx: &RunCtx, arns: Vec<String>) -> Result<Vec<Owned>, Reconc
             let Some(arn) = d.resource_arn() else {
                 continue;
             };
-            let pairs = d
-                .tags()
-                .iter()
-                .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()));
-            ours.extend(of_run(ctx, arn, pairs));
+            let tags = pairs(d.tags().iter().map(|t| (t.key(), t.value())));
+            ours.extend(of_run(ctx, arn, tags));
         }
     }
     ours.sort_by(|a, b| a.id().cmp(b.id()));
@@ -625,50 +630,43 @@ fn run_filter(ctx: &RunCtx) -> Filter {
 /// Instances tagged for the run that are not terminated, with whether they are already
 /// shutting down.
 async fn live_instances(ctx: &RunCtx) -> Result<Vec<(Owned, bool)>, ReconcileError> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = retrying(ctx, || {
-            let token = token.clone();
+    let states = Filter::builder()
+        .name("instance-state-name")
+        .set_values(Some(
+            ["pending", "running", "stopping", "stopped", "shutting-down"]
+                .map(str::to_owned)
+                .to_vec(),
+        ))
+        .build();
+    let mut out = paged(
+        ctx,
+        |token| {
             ctx.aws.ec2.describe_instances(|b| {
                 b.filters(run_filter(ctx))
-                    .filters(
-                        Filter::builder()
-                            .name("instance-state-name")
-                            .values("pending")
-                            .values("running")
-                            .values("stopping")
-                            .values("stopped")
-                            .values("shutting-down")
-                            .build(),
-                    )
+                    .filters(states.clone())
                     .max_results(1000)
                     .set_next_token(token)
             })
-        })
-        .await?;
-        for i in page.reservations().iter().flat_map(|r| r.instances()) {
-            let Some(id) = i.instance_id() else { continue };
-            let pairs = i
-                .tags()
+        },
+        |p| {
+            let mine = p
+                .reservations()
                 .iter()
-                .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()));
-            if let Some(owned) = of_run(ctx, id, pairs) {
-                let stopping = matches!(
-                    i.state().and_then(|s| s.name()),
-                    Some(aws_sdk_ec2::types::InstanceStateName::ShuttingDown)
-                );
-                out.push((owned, stopping));
-            }
-        }
-        token = page
-            .next_token()
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned);
-        if token.is_none() {
-            break;
-        }
-    }
+                .flat_map(|r| r.instances())
+                .filter_map(|i| {
+                    let tags = pairs(i.tags().iter().map(|t| (t.key(), t.value())));
+                    let owned = of_run(ctx, i.instance_id()?, tags)?;
+                    let stopping = matches!(
+                        i.state().and_then(|s| s.name()),
+                        Some(aws_sdk_ec2::types::InstanceStateName::ShuttingDown)
+                    );
+                    Some((owned, stopping))
+                })
+                .collect();
+            (mine, p.next_token().map(str::to_owned))
+        },
+    )
+    .await?;
     out.sort_by(|a, b| a.0.id().cmp(b.0.id()));
     Ok(out)
 }
@@ -702,40 +700,32 @@ async fn instances(ctx: &RunCtx, step: &str) -> Result<usize, ReconcileError> {
 
 /// Volumes tagged for the run, with their state.
 async fn run_volumes(ctx: &RunCtx) -> Result<Vec<(Owned, String)>, ReconcileError> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = retrying(ctx, || {
-            let token = token.clone();
+    let mut out = paged(
+        ctx,
+        |token| {
             ctx.aws.ec2.describe_volumes(|b| {
                 b.filters(run_filter(ctx))
                     .max_results(500)
                     .set_next_token(token)
             })
-        })
-        .await?;
-        for v in page.volumes() {
-            let Some(id) = v.volume_id() else { continue };
-            let state = v.state().map(|s| s.as_str().to_owned()).unwrap_or_default();
-            if state == "deleted" {
-                continue;
-            }
-            let pairs = v
-                .tags()
+        },
+        |p| {
+            let mine = p
+                .volumes()
                 .iter()
-                .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()));
-            if let Some(owned) = of_run(ctx, id, pairs) {
-                out.push((owned, state));
-            }
-        }
-        token = page
-            .next_token()
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned);
-        if token.is_none() {
-            break;
-        }
-    }
+                .filter_map(|v| {
+                    let state = v.state().map(|s| s.as_str().to_owned()).unwrap_or_default();
+                    if state == "deleted" {
+                        return None;
+                    }
+                    let tags = pairs(v.tags().iter().map(|t| (t.key(), t.value())));
+                    Some((of_run(ctx, v.volume_id()?, tags)?, state))
+                })
+                .collect();
+            (mine, p.next_token().map(str::to_owned))
+        },
+    )
+    .await?;
     out.sort_by(|a, b| a.0.id().cmp(b.0.id()));
     Ok(out)
 }
@@ -776,101 +766,90 @@ struct RdsResources {
 }
 
 async fn rds_resources(ctx: &RunCtx) -> Result<RdsResources, ReconcileError> {
-    let mut deleting = BTreeSet::new();
-    let mut instances = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = retrying(ctx, || {
-            let marker = marker.clone();
+    // (resource, deleting)
+    let dbs = paged(
+        ctx,
+        |marker| {
             ctx.aws
                 .rds
                 .describe_db_instances(|b| b.set_marker(marker).max_records(100))
-        })
-        .await?;
-        for d in page.db_instances() {
-            let Some(id) = d.db_instance_identifier() else {
-                continue;
-            };
-            let pairs = d
-                .tag_list()
+        },
+        |p| {
+            let mine = p
+                .db_instances()
                 .iter()
-                .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()));
-            if d.db_instance_status() == Some("deleting") {
-                deleting.insert(id.to_owned());
-            }
-            instances.extend(of_run(ctx, id, pairs));
-        }
-        marker = page.marker().filter(|m| !m.is_empty()).map(str::to_owned);
-        if marker.is_none() {
-            break;
-        }
-    }
-    let mut clusters = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = retrying(ctx, || {
-            let marker = marker.clone();
+                .filter_map(|d| {
+                    let tags = pairs(d.tag_list().iter().map(|t| (t.key(), t.value())));
+                    let owned = of_run(ctx, d.db_instance_identifier()?, tags)?;
+                    Some((owned, d.db_instance_status() == Some("deleting")))
+                })
+                .collect();
+            (mine, p.marker().map(str::to_owned))
+        },
+    )
+    .await?;
+    let clusters = paged(
+        ctx,
+        |marker| {
             ctx.aws
                 .rds
                 .describe_db_clusters(|b| b.set_marker(marker).max_records(100))
-        })
-        .await?;
-        for c in page.db_clusters() {
-            let Some(id) = c.db_cluster_identifier() else {
-                continue;
-            };
-            let pairs = c
-                .tag_list()
+        },
+        |p| {
+            let mine = p
+                .db_clusters()
                 .iter()
-                .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()));
-            if c.status() == Some("deleting") {
-                deleting.insert(id.to_owned());
-            }
-            clusters.extend(of_run(ctx, id, pairs));
-        }
-        marker = page.marker().filter(|m| !m.is_empty()).map(str::to_owned);
-        if marker.is_none() {
-            break;
-        }
-    }
+                .filter_map(|c| {
+                    let tags = pairs(c.tag_list().iter().map(|t| (t.key(), t.value())));
+                    let owned = of_run(ctx, c.db_cluster_identifier()?, tags)?;
+                    Some((owned, c.status() == Some("deleting")))
+                })
+                .collect();
+            (mine, p.marker().map(str::to_owned))
+        },
+    )
+    .await?;
     // Subnet groups carry no tags in their describe answer: pilotlight's are named
     // `pilotlight-…`; their tags are read one by one.
-    let mut subnet_groups = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = retrying(ctx, || {
-            let marker = marker.clone();
+    let candidates = paged(
+        ctx,
+        |marker| {
             ctx.aws
                 .rds
                 .describe_db_subnet_groups(|b| b.set_marker(marker).max_records(100))
-        })
-        .await?;
-        for g in page.db_subnet_groups() {
-            let (Some(name), Some(arn)) = (g.db_subnet_group_name(), g.db_subnet_group_arn())
-            else {
-                continue;
-            };
-            if !name.starts_with("pilotlight-") {
-                continue;
-            }
-            let tags = retrying(ctx, || ctx.aws.rds.list_tags_for_resource(arn)).await?;
-            let pairs = tags
+        },
+        |p| {
+            let ours = p
+                .db_subnet_groups()
                 .iter()
-                .map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()));
-            subnet_groups.extend(of_run(ctx, name, pairs));
-        }
-        marker = page.marker().filter(|m| !m.is_empty()).map(str::to_owned);
-        if marker.is_none() {
-            break;
-        }
+                .filter_map(|g| Some((g.db_subnet_group_name()?, g.db_subnet_group_arn()?)))
+                .filter(|(name, _)| name.starts_with("pilotlight-"))
+                .map(|(name, arn)| (name.to_owned(), arn.to_owned()))
+                .collect();
+            (ours, p.marker().map(str::to_owned))
+        },
+    )
+    .await?;
+    let mut subnet_groups = Vec::new();
+    for (name, arn) in &candidates {
+        let tags = retrying(ctx, || ctx.aws.rds.list_tags_for_resource(arn)).await?;
+        let tags = pairs(tags.iter().map(|t| (t.key(), t.value())));
+        subnet_groups.extend(of_run(ctx, name, tags));
     }
-    for list in [&mut instances, &mut clusters, &mut subnet_groups] {
-        list.sort_by(|a, b| a.id().cmp(b.id()));
-    }
+    let deleting = dbs
+        .iter()
+        .chain(&clusters)
+        .filter(|(_, deleting)| *deleting)
+        .map(|(o, _)| o.id().to_owned())
+        .collect();
+    let sorted = |mut v: Vec<Owned>| {
+        v.sort_by(|a, b| a.id().cmp(b.id()));
+        v
+    };
     Ok(RdsResources {
-        instances,
-        clusters,
-        subnet_groups,
+        instances: sorted(dbs.into_iter().map(|(o, _)| o).collect()),
+        clusters: sorted(clusters.into_iter().map(|(o, _)| o).collect()),
+        subnet_groups: sorted(subnet_groups),
         deleting,
     })
 }
