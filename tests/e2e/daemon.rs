@@ -13,7 +13,7 @@ use pilotlight_store::{Store, StoreOptions};
 use crate::support::{DR, PRIMARY, VIEWER_TOKEN, World, pilotlight_bin, poll};
 
 /// Every managed DR resource id (VPCs, subnets, groups, gateways, tables) with its source.
-async fn managed_dr(world: &World) -> Result<BTreeSet<(String, String)>> {
+pub(crate) async fn managed_dr(world: &World) -> Result<BTreeSet<(String, String)>> {
     let ec2 = world.ec2(DR).await;
     let managed = || {
         Filter::builder()

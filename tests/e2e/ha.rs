@@ -15,7 +15,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail, ensure};
-use aws_sdk_ec2::types::Filter;
 use pilotlight::app::LEASE_NAME;
 use pilotlight_lab::seed::EstateSpec;
 use pilotlight_lab::{FaultAction, FaultRule};
@@ -108,59 +107,11 @@ fn log_text(log: &Path) -> String {
 /// The `pilotlight:source` of every managed DR VPC, subnet, security group, route table and
 /// internet gateway (one entry per resource).
 async fn managed_sources(world: &World) -> Result<Vec<String>> {
-    let ec2 = world.ec2(DR).await;
-    let managed = || {
-        Filter::builder()
-            .name("tag:pilotlight:managed")
-            .values("true")
-            .build()
-    };
-    let source = |tags: &[aws_sdk_ec2::types::Tag]| {
-        tags.iter()
-            .find(|t| t.key() == Some("pilotlight:source"))
-            .and_then(|t| t.value().map(str::to_owned))
-            .unwrap_or_default()
-    };
-    let mut out = Vec::new();
-    for v in ec2.describe_vpcs().filters(managed()).send().await?.vpcs() {
-        out.push(source(v.tags()));
-    }
-    for s in ec2
-        .describe_subnets()
-        .filters(managed())
-        .send()
+    let mut out: Vec<String> = crate::daemon::managed_dr(world)
         .await?
-        .subnets()
-    {
-        out.push(source(s.tags()));
-    }
-    for g in ec2
-        .describe_security_groups()
-        .filters(managed())
-        .send()
-        .await?
-        .security_groups()
-    {
-        out.push(source(g.tags()));
-    }
-    for r in ec2
-        .describe_route_tables()
-        .filters(managed())
-        .send()
-        .await?
-        .route_tables()
-    {
-        out.push(source(r.tags()));
-    }
-    for i in ec2
-        .describe_internet_gateways()
-        .filters(managed())
-        .send()
-        .await?
-        .internet_gateways()
-    {
-        out.push(source(i.tags()));
-    }
+        .into_iter()
+        .map(|(source, _)| source)
+        .collect();
     out.sort();
     Ok(out)
 }
