@@ -160,6 +160,29 @@ impl AwsCtx {
         }
     }
 
+    /// [`AwsCtx::call`] with the default shape and the answer dropped: the deletes of owned
+    /// resources, whose output says nothing.
+    ///
+    /// # Errors
+    /// The call's classified [`AwsError`].
+    pub async fn owned_call<T, E, R, F, Fut>(
+        &self,
+        service: Service,
+        region: &str,
+        operation: &'static str,
+        send: F,
+    ) -> Result<(), AwsError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: HttpStatus + std::fmt::Debug + Send + Sync + 'static,
+    {
+        self.call(service, region, operation, CallShape::default(), send)
+            .await
+            .map(|_| ())
+    }
+
     /// Runs one AWS call: waits on the throttle, runs `send` in a span with `aws.service`,
     /// `aws.operation` and `aws.region`, records metrics, and classifies a failure.
     ///

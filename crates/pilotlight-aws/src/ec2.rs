@@ -193,7 +193,11 @@ impl DrEc2 {
     /// The call's classified [`AwsError`].
     pub async fn delete_subnet(&self, subnet: &Owned) -> Result<(), AwsError> {
         let request = self.client.delete_subnet().subnet_id(subnet.id());
-        self.owned_call("DeleteSubnet", || request.send()).await
+        self.ctx
+            .owned_call(Service::Ec2, &self.region, "DeleteSubnet", || {
+                request.send()
+            })
+            .await
     }
 
     /// Deletes a snapshot pilotlight owns (a DR copy past retention).
@@ -202,7 +206,11 @@ impl DrEc2 {
     /// The call's classified [`AwsError`].
     pub async fn delete_snapshot(&self, snapshot: &Owned) -> Result<(), AwsError> {
         let request = self.client.delete_snapshot().snapshot_id(snapshot.id());
-        self.owned_call("DeleteSnapshot", || request.send()).await
+        self.ctx
+            .owned_call(Service::Ec2, &self.region, "DeleteSnapshot", || {
+                request.send()
+            })
+            .await
     }
 
     /// Terminates instances pilotlight owns (a drill's teardown, D12): one call for up to
@@ -215,7 +223,10 @@ impl DrEc2 {
             .client
             .terminate_instances()
             .set_instance_ids(Some(instances.iter().map(|i| i.id().to_owned()).collect()));
-        self.owned_call("TerminateInstances", || request.send())
+        self.ctx
+            .owned_call(Service::Ec2, &self.region, "TerminateInstances", || {
+                request.send()
+            })
             .await
     }
 
@@ -226,7 +237,11 @@ impl DrEc2 {
     /// The call's classified [`AwsError`].
     pub async fn delete_volume(&self, volume: &Owned) -> Result<(), AwsError> {
         let request = self.client.delete_volume().volume_id(volume.id());
-        self.owned_call("DeleteVolume", || request.send()).await
+        self.ctx
+            .owned_call(Service::Ec2, &self.region, "DeleteVolume", || {
+                request.send()
+            })
+            .await
     }
 
     /// Deregisters an AMI pilotlight owns (a DR copy past retention).
@@ -235,41 +250,11 @@ impl DrEc2 {
     /// The call's classified [`AwsError`].
     pub async fn deregister_image(&self, image: &Owned) -> Result<(), AwsError> {
         let request = self.client.deregister_image().image_id(image.id());
-        self.owned_call("DeregisterImage", || request.send()).await
-    }
-
-    async fn owned_call<T, E, F, Fut>(
-        &self,
-        operation: &'static str,
-        send: F,
-    ) -> Result<(), AwsError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<
-                Output = Result<
-                    T,
-                    aws_smithy_runtime_api::client::result::SdkError<
-                        E,
-                        aws_smithy_runtime_api::http::Response,
-                    >,
-                >,
-            >,
-        E: aws_smithy_types::error::metadata::ProvideErrorMetadata
-            + std::error::Error
-            + Send
-            + Sync
-            + 'static,
-    {
         self.ctx
-            .call(
-                Service::Ec2,
-                &self.region,
-                operation,
-                CallShape::default(),
-                send,
-            )
+            .owned_call(Service::Ec2, &self.region, "DeregisterImage", || {
+                request.send()
+            })
             .await
-            .map(|_| ())
     }
 }
 

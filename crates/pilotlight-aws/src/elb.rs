@@ -107,15 +107,10 @@ impl DrElb {
             .delete_load_balancer()
             .load_balancer_name(name.id());
         self.ctx
-            .call(
-                Service::Elb,
-                &self.region,
-                "DeleteLoadBalancer",
-                pilotlight_core::aws_limits::CallShape::default(),
-                || request.send(),
-            )
+            .owned_call(Service::Elb, &self.region, "DeleteLoadBalancer", || {
+                request.send()
+            })
             .await
-            .map(|_| ())
     }
 }
 
@@ -162,15 +157,10 @@ impl DrElbv2 {
             .delete_load_balancer()
             .load_balancer_arn(arn.id());
         self.ctx
-            .call(
-                Service::Elbv2,
-                &self.region,
-                "DeleteLoadBalancer",
-                pilotlight_core::aws_limits::CallShape::default(),
-                || request.send(),
-            )
+            .owned_call(Service::Elbv2, &self.region, "DeleteLoadBalancer", || {
+                request.send()
+            })
             .await
-            .map(|_| ())
     }
 
     /// Deletes a target group pilotlight owns, once no listener uses it (a drill's teardown).
@@ -180,14 +170,9 @@ impl DrElbv2 {
     pub async fn delete_target_group(&self, arn: &Owned) -> Result<(), crate::AwsError> {
         let request = self.client.delete_target_group().target_group_arn(arn.id());
         self.ctx
-            .call(
-                Service::Elbv2,
-                &self.region,
-                "DeleteTargetGroup",
-                pilotlight_core::aws_limits::CallShape::default(),
-                || request.send(),
-            )
+            .owned_call(Service::Elbv2, &self.region, "DeleteTargetGroup", || {
+                request.send()
+            })
             .await
-            .map(|_| ())
     }
 }

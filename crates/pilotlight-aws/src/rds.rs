@@ -146,15 +146,10 @@ impl DrRds {
             .delete_db_snapshot()
             .db_snapshot_identifier(snapshot.id());
         self.ctx
-            .call(
-                Service::Rds,
-                &self.region,
-                "DeleteDBSnapshot",
-                CallShape::default(),
-                || request.send(),
-            )
+            .owned_call(Service::Rds, &self.region, "DeleteDBSnapshot", || {
+                request.send()
+            })
             .await
-            .map(|_| ())
     }
 
     /// Deletes a DB instance pilotlight owns, with no final snapshot and without its
@@ -169,7 +164,11 @@ impl DrRds {
             .db_instance_identifier(instance.id())
             .skip_final_snapshot(true)
             .delete_automated_backups(true);
-        self.owned_call("DeleteDBInstance", || request.send()).await
+        self.ctx
+            .owned_call(Service::Rds, &self.region, "DeleteDBInstance", || {
+                request.send()
+            })
+            .await
     }
 
     /// Deletes an Aurora cluster pilotlight owns, with no final snapshot (a drill's teardown;
@@ -183,7 +182,11 @@ impl DrRds {
             .delete_db_cluster()
             .db_cluster_identifier(cluster.id())
             .skip_final_snapshot(true);
-        self.owned_call("DeleteDBCluster", || request.send()).await
+        self.ctx
+            .owned_call(Service::Rds, &self.region, "DeleteDBCluster", || {
+                request.send()
+            })
+            .await
     }
 
     /// Deletes a DB subnet group pilotlight owns (a drill's teardown, once no instance uses
@@ -196,7 +199,10 @@ impl DrRds {
             .client
             .delete_db_subnet_group()
             .db_subnet_group_name(group.id());
-        self.owned_call("DeleteDBSubnetGroup", || request.send())
+        self.ctx
+            .owned_call(Service::Rds, &self.region, "DeleteDBSubnetGroup", || {
+                request.send()
+            })
             .await
     }
 
@@ -219,40 +225,6 @@ impl DrRds {
             .map(|o| o.tag_list().to_vec())
     }
 
-    async fn owned_call<T, E, F, Fut>(
-        &self,
-        operation: &'static str,
-        send: F,
-    ) -> Result<(), AwsError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<
-                Output = Result<
-                    T,
-                    aws_smithy_runtime_api::client::result::SdkError<
-                        E,
-                        aws_smithy_runtime_api::http::Response,
-                    >,
-                >,
-            >,
-        E: aws_smithy_types::error::metadata::ProvideErrorMetadata
-            + std::error::Error
-            + Send
-            + Sync
-            + 'static,
-    {
-        self.ctx
-            .call(
-                Service::Rds,
-                &self.region,
-                operation,
-                CallShape::default(),
-                send,
-            )
-            .await
-            .map(|_| ())
-    }
-
     /// Deletes a DB cluster snapshot pilotlight owns.
     ///
     /// # Errors
@@ -263,15 +235,13 @@ impl DrRds {
             .delete_db_cluster_snapshot()
             .db_cluster_snapshot_identifier(snapshot.id());
         self.ctx
-            .call(
+            .owned_call(
                 Service::Rds,
                 &self.region,
                 "DeleteDBClusterSnapshot",
-                CallShape::default(),
                 || request.send(),
             )
             .await
-            .map(|_| ())
     }
 }
 

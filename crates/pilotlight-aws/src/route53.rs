@@ -76,15 +76,10 @@ impl DrRoute53 {
     ) -> Result<(), crate::AwsError> {
         let request = self.client.delete_hosted_zone().id(zone.id());
         self.ctx
-            .call(
-                Service::Route53,
-                &self.region,
-                "DeleteHostedZone",
-                CallShape::default(),
-                || request.send(),
-            )
+            .owned_call(Service::Route53, &self.region, "DeleteHostedZone", || {
+                request.send()
+            })
             .await
-            .map(|_| ())
     }
 
     /// One `ChangeResourceRecordSets` batch, paying `change_tokens` Route 53 change tokens
