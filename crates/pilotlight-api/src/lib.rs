@@ -18,6 +18,8 @@ mod estate;
 mod openapi;
 mod restores;
 mod routes;
+#[cfg(test)]
+mod testing;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -20,24 +20,20 @@ pub async fn document() -> Response {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
-    use std::sync::{Arc, RwLock};
+    use std::sync::Arc;
     use std::time::Duration;
 
     use axum::body::Body;
     use http::{Request, StatusCode};
     use http_body_util::BodyExt;
     use pilotlight_core::config::{Config, Role};
-    use pilotlight_core::secret::Secret;
-    use pilotlight_engine::estate::{InventoryBoard, Planner, ReadinessBoard};
-    use pilotlight_engine::leader::LeaderState;
     use pilotlight_engine::restore::{RestoreMode, RestoreService};
-    use pilotlight_engine::status::StatusBoard;
     use pilotlight_store::{Store, StoreOptions};
     use serde_json::Value;
     use tower::ServiceExt;
 
     use super::DOCUMENT;
-    use crate::{ApiLimits, ApiState, DaemonInfo, ROUTES, auth_table};
+    use crate::{ApiLimits, ROUTES};
 
     const METHODS: &[&str] = &["get", "put", "post", "delete", "patch", "head", "options"];
 
@@ -192,51 +188,23 @@ mod tests {
             .await
             .unwrap();
         store.migrate().await.unwrap();
-        let sdk = pilotlight_aws::sdk::static_sdk_config("http://127.0.0.1:9", "us-west-2").await;
-        let ctx = pilotlight_aws::AwsCtx::new(
-            Arc::new(pilotlight_aws::throttle::Throttle::new(
-                pilotlight_aws::throttle::ThrottleSettings::default(),
-            )),
-            pilotlight_aws::metrics::AwsMetrics::unregistered(),
-        );
-        let readiness = ReadinessBoard::default();
-        let config = Arc::new(Config::default());
-        let planner = Planner::new(
-            store.clone(),
-            pilotlight_aws::s3::DrS3::with_path_style(&sdk, ctx, true),
-            InventoryBoard::default(),
-            readiness.clone(),
-            config.clone(),
-        );
-        let restores = RestoreService::new(
-            store.clone(),
-            planner.clone(),
-            Arc::new(config.restore.clone()),
-            RestoreMode::default(),
-            Arc::new(tokio::sync::Notify::new()),
-        );
-        let state = ApiState {
+        let state = crate::testing::state(
             store,
-            tokens: Arc::new(auth_table([
-                ("vera".to_owned(), Role::Viewer, Secret::new(VIEWER)),
-                ("otto".to_owned(), Role::Operator, Secret::new(OPERATOR)),
-            ])),
-            leader: LeaderState::default(),
-            status: StatusBoard::default(),
-            scheduler: Arc::new(RwLock::new(None)),
-            rpo: pilotlight_engine::copy::RpoBoard::default(),
-            planner,
-            readiness,
-            s3: pilotlight_engine::estate::S3Board::default(),
-            restores,
-            info: DaemonInfo {
-                version: "test",
-                primary_region: "us-east-1".into(),
-                dr_region: "us-west-2".into(),
-                store_backend: "sqlite",
-                drill_schedule: None,
+            &[
+                ("vera", Role::Viewer, VIEWER),
+                ("otto", Role::Operator, OPERATOR),
+            ],
+            |store, planner| {
+                RestoreService::new(
+                    store,
+                    planner,
+                    Arc::new(Config::default().restore),
+                    RestoreMode::default(),
+                    Arc::new(tokio::sync::Notify::new()),
+                )
             },
-        };
+        )
+        .await;
         crate::router(
             state,
             ApiLimits {

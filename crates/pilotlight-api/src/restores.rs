@@ -339,7 +339,7 @@ pub async fn get(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, RwLock};
+    use std::sync::Arc;
     use std::time::Duration;
 
     use axum::body::Body;
@@ -348,16 +348,13 @@ mod tests {
     use pilotlight_core::config::{Config, RestoreConfig, TenantConfig};
     use pilotlight_core::inventory::Inventory;
     use pilotlight_core::scope::{DrState, Scope, select};
-    use pilotlight_core::secret::Secret;
     use pilotlight_engine::estate::{PlanError, PlanView};
-    use pilotlight_engine::leader::LeaderState;
     use pilotlight_engine::restore::{PlanSource, RestoreMode, RestoreService};
-    use pilotlight_engine::status::StatusBoard;
     use pilotlight_store::{Store, StoreOptions};
     use tower::ServiceExt;
 
     use super::*;
-    use crate::{ApiLimits, DaemonInfo, auth_table};
+    use crate::ApiLimits;
 
     /// Plans an empty estate with one tenant, through the same pure functions as the planner.
     #[derive(Debug)]
@@ -411,55 +408,28 @@ mod tests {
             .unwrap();
         store.migrate().await.unwrap();
         // The estate routes are not called here: the DR bucket is a closed port.
-        let sdk = pilotlight_aws::sdk::static_sdk_config("http://127.0.0.1:9", "us-west-2").await;
-        let ctx = pilotlight_aws::AwsCtx::new(
-            Arc::new(pilotlight_aws::throttle::Throttle::new(
-                pilotlight_aws::throttle::ThrottleSettings::default(),
-            )),
-            pilotlight_aws::metrics::AwsMetrics::unregistered(),
-        );
-        let readiness = pilotlight_engine::estate::ReadinessBoard::default();
-        let planner = pilotlight_engine::estate::Planner::new(
+        let state = crate::testing::state(
             store.clone(),
-            pilotlight_aws::s3::DrS3::with_path_style(&sdk, ctx, true),
-            pilotlight_engine::estate::InventoryBoard::default(),
-            readiness.clone(),
-            Arc::new(Config::default()),
-        );
-        let restores = RestoreService::new(
-            store.clone(),
-            EmptyEstate,
-            Arc::new(RestoreConfig {
-                require_approval,
-                ..RestoreConfig::default()
-            }),
-            RestoreMode::default(),
-            Arc::new(tokio::sync::Notify::new()),
-        );
-        let state = ApiState {
-            store: store.clone(),
-            tokens: Arc::new(auth_table([
-                ("vera".to_owned(), Role::Viewer, Secret::new(VIEWER)),
-                ("otto".to_owned(), Role::Operator, Secret::new(OPERATOR)),
-                ("anna".to_owned(), Role::Approver, Secret::new(APPROVER)),
-                ("alex".to_owned(), Role::Approver, Secret::new(APPROVER2)),
-            ])),
-            leader: LeaderState::default(),
-            status: StatusBoard::default(),
-            scheduler: Arc::new(RwLock::new(None)),
-            rpo: pilotlight_engine::copy::RpoBoard::default(),
-            planner,
-            readiness,
-            s3: pilotlight_engine::estate::S3Board::default(),
-            restores,
-            info: DaemonInfo {
-                version: "test",
-                primary_region: "us-east-1".into(),
-                dr_region: "us-west-2".into(),
-                store_backend: "sqlite",
-                drill_schedule: None,
+            &[
+                ("vera", Role::Viewer, VIEWER),
+                ("otto", Role::Operator, OPERATOR),
+                ("anna", Role::Approver, APPROVER),
+                ("alex", Role::Approver, APPROVER2),
+            ],
+            |store, _planner| {
+                RestoreService::new(
+                    store,
+                    EmptyEstate,
+                    Arc::new(RestoreConfig {
+                        require_approval,
+                        ..RestoreConfig::default()
+                    }),
+                    RestoreMode::default(),
+                    Arc::new(tokio::sync::Notify::new()),
+                )
             },
-        };
+        )
+        .await;
         let app = crate::router(
             state,
             ApiLimits {

@@ -142,20 +142,28 @@ pub fn summary(run: &RestoreRun, steps: &[RestoreStep], items: &[RestoreItem]) -
 /// # Errors
 /// The store's error.
 pub async fn summaries(store: &Store, limit: usize) -> Result<Vec<DrillSummary>, StoreError> {
-    let runs: Vec<RestoreRun> = store
+    let mut out = Vec::new();
+    for run in drill_runs(store).await?.iter().take(limit) {
+        out.push(summarise(store, run).await?);
+    }
+    Ok(out)
+}
+
+/// The drill runs among the newest [`RUNS_SCANNED`] runs, newest first.
+async fn drill_runs(store: &Store) -> Result<Vec<RestoreRun>, StoreError> {
+    Ok(store
         .list_runs(RUNS_SCANNED)
         .await?
         .into_iter()
         .filter(|r| r.mode == RunMode::Drill && !r.dry_run)
-        .take(limit)
-        .collect();
-    let mut out = Vec::with_capacity(runs.len());
-    for run in runs {
-        let steps = store.list_steps(&run.id).await?;
-        let items = store.list_items(&run.id, None).await?;
-        out.push(summary(&run, &steps, &items));
-    }
-    Ok(out)
+        .collect())
+}
+
+/// One drill's summary, from its journal.
+async fn summarise(store: &Store, run: &RestoreRun) -> Result<DrillSummary, StoreError> {
+    let steps = store.list_steps(&run.id).await?;
+    let items = store.list_items(&run.id, None).await?;
+    Ok(summary(run, &steps, &items))
 }
 
 /// `tier` label.
@@ -232,25 +240,39 @@ impl DrillMetrics {
         m
     }
 
-    /// Sets the gauges from the store's drills. Store failures are logged and leave them.
+    /// Sets the gauges from the store's drills: the run rows, and the journal of the last
+    /// finished drill only (a drill's journal can hold thousands of items, and every replica
+    /// refreshes). Store failures are logged and leave the gauges.
     pub async fn refresh(&self, store: &Store) {
-        match summaries(store, 50).await {
-            Ok(drills) => self.set_from(&drills),
+        let read = async {
+            let runs = drill_runs(store).await?;
+            let mut finished = runs
+                .iter()
+                .filter(|r| !r.state.is_active() && r.finished_at_ms.is_some());
+            let success = finished
+                .clone()
+                .find(|r| r.state == RunState::Succeeded)
+                .and_then(|r| r.finished_at_ms);
+            let last = match finished.next() {
+                Some(run) => Some(summarise(store, run).await?),
+                None => None,
+            };
+            Ok::<_, StoreError>((success, last))
+        };
+        match read.await {
+            Ok((success, last)) => self.set_from(success, last.as_ref()),
             Err(e) => tracing::warn!(error = %e, "cannot read the drills for their gauges"),
         }
     }
 
-    fn set_from(&self, drills: &[DrillSummary]) {
-        let finished = |d: &&DrillSummary| !d.state.is_active() && d.finished_at_ms.is_some();
+    /// `last_success_ms`: when the last successful drill finished; `last`: the last finished
+    /// drill.
+    fn set_from(&self, last_success_ms: Option<i64>, last: Option<&DrillSummary>) {
         let ms_to_secs = |ms: Option<i64>| ms.map_or(0.0, |t| t as f64 / 1000.0);
-        if let Some(success) = drills
-            .iter()
-            .filter(finished)
-            .find(|d| d.state == RunState::Succeeded)
-        {
-            self.last_success.set(ms_to_secs(success.finished_at_ms));
+        if last_success_ms.is_some() {
+            self.last_success.set(ms_to_secs(last_success_ms));
         }
-        let Some(last) = drills.iter().find(finished) else {
+        let Some(last) = last else {
             return;
         };
         self.last_finished.set(ms_to_secs(last.finished_at_ms));
@@ -517,7 +539,7 @@ mod tests {
         assert!(s.left_behind.is_empty());
 
         let metrics = DrillMetrics::default();
-        metrics.set_from(&[s]);
+        metrics.set_from(s.finished_at_ms, Some(&s));
         assert_eq!(metrics.last_rto.get(), 90.0);
         assert_eq!(metrics.last_success.get(), 200.0);
         assert_eq!(metrics.last_succeeded.get(), 1);
